@@ -1,0 +1,219 @@
+"""Cytopenia findings -> CDS Hooks cards with their evidence and suggested orders."""
+from __future__ import annotations
+
+from cards.catalogue import card_source, override_reasons
+from cards.markdown import bullets, escape, number, table, when
+from cards.model import Action, Card, Suggestion
+from cards.orders import draft_order, order_label
+from cds_service.clinical.findings import Assessment, Finding, FindingKind
+from cds_service.clinical.knowledge import threshold
+from fhir_mappings import Analyte, DataIssue
+
+A = Analyte
+F = FindingKind
+
+TITLES = {
+    F.NEUTROPENIA: "Neutropenia",
+    F.LEUKOPENIA: "Leukopenia",
+    F.LYMPHOPENIA: "Lymphopenia",
+    F.ANAEMIA: "Anaemia",
+    F.THROMBOCYTOPENIA: "Thrombocytopenia",
+    F.PANCYTOPENIA: "Pancytopenia",
+}
+SHORT = {
+    A.ABSOLUTE_NEUTROPHIL_COUNT: "ANC",
+    A.WHITE_BLOOD_CELLS: "WBC",
+    A.LYMPHOCYTES: "lymphocytes",
+    A.HEMOGLOBIN: "Hb",
+    A.PLATELETS: "platelets",
+}
+UNIT_TEXT = {"10*9/L": "×10⁹/L", "g/dL": "g/dL", "%": "%"}
+DISCLAIMER = "Suggestions only: the clinician decides."
+
+
+def value_text(analyte: Analyte, value: float, unit: str) -> str:
+    return f"{SHORT.get(analyte, analyte.replace('_', ' '))} {number(value)} {UNIT_TEXT.get(unit, unit)}"
+
+
+def _headline(finding: Finding) -> str:
+    point = finding.latest
+    return value_text(finding.analyte, point.value, point.evidence[0].unit if not point.derivation else "10*9/L")
+
+
+def _grade_text(finding: Finding) -> str:
+    parts = [finding.grade.label] if finding.grade else []
+    if finding.severity:
+        parts.append(finding.severity)
+    return ", ".join(parts)
+
+
+def _summary(finding: Finding) -> str:
+    if finding.kind is F.PANCYTOPENIA:
+        text = "Pancytopenia: " + ", ".join(_headline(f) for f in finding.lineages)
+    else:
+        text = f"{TITLES[finding.kind]}: {_headline(finding)}"
+        if grade := _grade_text(finding):
+            text += f" ({grade})"
+    if finding.stale:
+        text += f", result from {finding.latest.time:%Y-%m-%d}"
+    return text
+
+
+def _indicator(finding: Finding) -> str:
+    """info for CTCAE grade 1-2, warning for grade 3-4 and pancytopenia; critical is kept for FN."""
+    if not finding.significant:
+        return "info"
+    if finding.kind is F.PANCYTOPENIA or finding.grade_number >= 3:
+        return "warning"
+    return "info"
+
+
+def _evidence_rows(finding: Finding) -> list[tuple[str, ...]]:
+    rows = []
+    for source in finding.lineages or (finding,):
+        point = source.latest
+        if point.derivation:
+            rows.append(("ANC (computed)", f"{number(point.value)} ×10⁹/L", escape(point.derivation), when(point.time), "computed"))
+        for m in point.evidence:
+            rows.append(
+                (
+                    f"{escape(m.analyte.replace('_', ' '))} ({m.system_code})",
+                    f"{number(m.value)} {UNIT_TEXT.get(m.unit, m.unit)}",
+                    escape(m.reported) + (f" ({escape(m.note)})" if m.note else ""),
+                    when(m.time),
+                    escape(m.source),
+                )
+            )
+    return rows
+
+
+def _trend_text(finding: Finding) -> str | None:
+    trend = finding.trend
+    if trend is None or trend.count < 2:
+        return None
+    unit = "g/dL" if finding.analyte is A.HEMOGLOBIN else "×10⁹/L"
+    parts = [f"{trend.count} results; nadir {number(trend.nadir.value)} {unit} on {trend.nadir.time:%Y-%m-%d}"]
+    if trend.falling:
+        parts.append("falling since the previous result")
+    if trend.low_since:
+        parts.append(f"low since {trend.low_since:%Y-%m-%d}" + (" (persistent, over 4 weeks)" if finding.persistent else ""))
+    return "; ".join(parts) + "."
+
+
+def _detail(finding: Finding, assessment: Assessment) -> str:
+    blocks = []
+    grade = _grade_text(finding)
+    lead = f"**{_headline(finding)}** on {when(finding.latest.time)}" if finding.kind is not F.PANCYTOPENIA else (
+        "**All three lineages are low on the same draw** (" + "; ".join(
+            f"{_headline(f)}: {_grade_text(f)}" for f in finding.lineages) + ")"
+    )
+    if grade and finding.kind is not F.PANCYTOPENIA:
+        lead += f": {grade} ({escape(finding.grade.term) if finding.grade else 'WHO'})"
+    blocks.append(lead + ".")
+    if finding.stale:
+        blocks.append(f"**Not current:** this result is {finding.age_days:.0f} days old; counts may have changed.")
+    blocks.append(table(("Result", "Value", "As reported", "Time", "Source"), _evidence_rows(finding)))
+    if trend := _trend_text(finding):
+        blocks.append(f"Trend: {trend}")
+    unit = "g/dL" if finding.analyte is A.HEMOGLOBIN else "×10⁹/L"
+    limit = f"{number(finding.lower_limit.value)} {unit} " if finding.lower_limit.value is not None else ""
+    blocks.append(f"Lower limit used: {limit}({escape(finding.lower_limit.basis)}).")
+    if finding.notes:
+        blocks.append(bullets([escape(n) for n in finding.notes]))
+    blocks.extend(_gaps(assessment))
+    blocks.append(f"Sources: {escape(card_source(finding.kind.value).label.split(': ', 1)[1])}. {DISCLAIMER}")
+    return "\n\n".join(blocks)
+
+
+def _gaps(assessment: Assessment) -> list[str]:
+    blocks = []
+    if assessment.missing:
+        blocks.append("**Not assessed:**\n" + bullets([escape(m) for m in assessment.missing]))
+    if assessment.issues:
+        blocks.append("**Data not used:**\n" + bullets([_issue_text(i) for i in assessment.issues[:10]]))
+        if len(assessment.issues) > 10:
+            blocks.append(f"…and {len(assessment.issues) - 10} more.")
+    return blocks
+
+
+def _issue_text(issue: DataIssue) -> str:
+    return f"{escape(issue.source)}: {escape(issue.problem)}"
+
+
+def _suggestion(orders: tuple[str, ...], label: str, patient_id: str, encounter_id: str | None, reason: str) -> Suggestion:
+    return Suggestion(
+        label=label,
+        actions=tuple(
+            Action("create", f"Draft order: {order_label(o)}", draft_order(o, patient_id, encounter_id, reason))
+            for o in orders
+        ),
+    )
+
+
+def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+    reason = _summary(finding)
+
+    def offer(orders: tuple[str, ...], label: str | None = None) -> Suggestion:
+        return _suggestion(orders, label or order_label(orders[0]), patient_id, encounter_id, reason)
+
+    kind = finding.kind
+    suggestions = [offer(("cbc_with_differential",))]
+    if kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA) and finding.grade_number >= 2:
+        suggestions.append(offer(("peripheral_smear",)))
+    if kind is F.ANAEMIA:
+        suggestions.append(
+            offer(("reticulocytes", "ferritin", "vitamin_b12", "folate"), "Anaemia work-up: reticulocytes, ferritin, vitamin B12, folate")
+        )
+        rbc = threshold("red_cell_transfusion_hemoglobin")
+        if finding.latest.value < rbc.value:
+            suggestions.append(offer(("red_cell_transfusion",), f"Consider red-cell transfusion (Hb below {rbc.value:g} g/dL, AABB 2023)"))
+    if kind is F.THROMBOCYTOPENIA:
+        platelets = threshold("platelet_transfusion")
+        if finding.latest.value < platelets.value:
+            suggestions.append(
+                offer(("platelet_transfusion",), f"Consider platelet transfusion (below {platelets.value:g} ×10⁹/L, AABB)")
+            )
+    if kind is F.PANCYTOPENIA or (finding.persistent and finding.significant):
+        suggestions.append(offer(("haematology_referral",)))
+    return tuple(suggestions)
+
+
+def finding_card(finding: Finding, assessment: Assessment, patient_id: str, encounter_id: str | None) -> Card:
+    return Card(
+        summary=_summary(finding),
+        indicator=_indicator(finding),
+        source=card_source(finding.kind.value),
+        detail=_detail(finding, assessment),
+        suggestions=_suggestions(finding, patient_id, encounter_id),
+        selection_behavior="any",
+        override_reasons=override_reasons(),
+    )
+
+
+def data_gap_card(assessment: Assessment) -> Card | None:
+    """Said out loud when counts are missing or unusable: absence of data is never 'no cytopenia'."""
+    no_counts = assessment.latest_count is None
+    unusable = bool(assessment.issues) or any(m.startswith("only preliminary") for m in assessment.missing)
+    if not (no_counts or unusable):
+        return None
+    summary = (
+        "Cytopenia not assessed: no usable blood count"
+        if no_counts
+        else "Blood counts partly unusable: cytopenia assessment may be incomplete"
+    )
+    detail = "\n\n".join(
+        [
+            "The service could not read everything it needs to assess cytopenia. "
+            "This is **not** a statement that the counts are normal.",
+            *_gaps(assessment),
+            DISCLAIMER,
+        ]
+    )
+    return Card(summary=summary, indicator="info", source=card_source("data_gap"), detail=detail)
+
+
+def cytopenia_cards(assessment: Assessment, patient_id: str, encounter_id: str | None = None) -> list[Card]:
+    cards = [finding_card(f, assessment, patient_id, encounter_id) for f in assessment.findings]
+    if not cards and (gap := data_gap_card(assessment)):
+        cards.append(gap)
+    return cards

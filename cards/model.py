@@ -1,0 +1,117 @@
+"""CDS Hooks 2.0 response objects that cannot be serialised wrong.
+
+The spec forbids null and empty members; `to_json` omits them, every card and suggestion gets a
+uuid (feedback needs it), and a card with suggestions always states its selectionBehavior.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SUMMARY_MAX = 139
+
+
+def _compact(members: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in members.items() if v is not None and v != "" and v != [] and v != {}}
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    system: str
+    code: str
+    display: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact({"system": self.system, "code": self.code, "display": self.display})
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    label: str
+    url: str | None = None
+    topic: Coding | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact({"label": self.label, "url": self.url, "topic": self.topic.to_json() if self.topic else None})
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    type: Literal["create", "update", "delete"]
+    description: str
+    resource: dict[str, Any] | None = None
+    resource_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact(
+            {"type": self.type, "description": self.description, "resource": self.resource, "resourceId": self.resource_id}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    label: str
+    actions: tuple[Action, ...] = ()
+    is_recommended: bool | None = None
+    uuid: str = field(default_factory=new_uuid)
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact(
+            {
+                "label": self.label,
+                "uuid": self.uuid,
+                "isRecommended": self.is_recommended,
+                "actions": [a.to_json() for a in self.actions],
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    label: str
+    url: str
+    type: Literal["absolute", "smart"] = "absolute"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "url": self.url, "type": self.type}
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    summary: str
+    indicator: Literal["info", "warning", "critical"]
+    source: Source
+    detail: str | None = None
+    suggestions: tuple[Suggestion, ...] = ()
+    selection_behavior: Literal["at-most-one", "any"] | None = None
+    override_reasons: tuple[Coding, ...] = ()
+    links: tuple[Link, ...] = ()
+    uuid: str = field(default_factory=new_uuid)
+
+    def __post_init__(self) -> None:
+        if len(self.summary) > SUMMARY_MAX:
+            raise ValueError(f"card summary exceeds {SUMMARY_MAX} characters: {self.summary!r}")
+        if self.suggestions and self.selection_behavior is None:
+            raise ValueError("a card with suggestions must state its selectionBehavior")
+        if any(reason.display is None for reason in self.override_reasons):
+            raise ValueError("every override reason needs a display")
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact(
+            {
+                "uuid": self.uuid,
+                "summary": self.summary,
+                "detail": self.detail,
+                "indicator": self.indicator,
+                "source": self.source.to_json(),
+                "suggestions": [s.to_json() for s in self.suggestions],
+                "selectionBehavior": self.selection_behavior if self.suggestions else None,
+                "overrideReasons": [r.to_json() for r in self.override_reasons],
+                "links": [link.to_json() for link in self.links],
+            }
+        )

@@ -1,0 +1,49 @@
+"""Draft FHIR orders for suggestions, from the coded catalogue in `data/orders.csv`.
+
+Each template is validated once with fhir.resources' R4B models when the catalogue loads; a
+suggestion only adds the patient (and encounter) to a copy, so what we send is valid R4.
+"""
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from fhir_mappings.knowledge import read_table
+
+_MODELS = {"ServiceRequest": ServiceRequest}
+
+
+@cache
+def catalogue() -> dict[str, dict[str, Any]]:
+    templates = {}
+    for row in read_table("cards", "orders.csv"):
+        code: dict[str, Any] = {"text": row["text"]}
+        if row["code"]:
+            code["coding"] = [{"system": row["system"], "code": row["code"], "display": row["display"]}]
+        template = {
+            "resourceType": row["resource_type"],
+            "status": "draft",
+            "intent": "order",
+            "code": code,
+            "subject": {"reference": "Patient/example"},
+        }
+        _MODELS[row["resource_type"]].model_validate(template)
+        templates[row["order"]] = template
+    return templates
+
+
+def draft_order(order: str, patient_id: str, encounter_id: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    resource = copy.deepcopy(catalogue()[order])
+    resource["subject"] = {"reference": f"Patient/{patient_id}"}
+    if encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{encounter_id}"}
+    if reason:
+        resource["reasonCode"] = [{"text": reason}]
+    return resource
+
+
+def order_label(order: str) -> str:
+    return catalogue()[order]["code"]["text"]

@@ -1,0 +1,91 @@
+"""`cytopenia-cds`: serve the CDS Hooks API, or evaluate a saved request offline."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+from cds_service.config import ConfigError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from cds_service.app import create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v is not None}
+    if args.dev:
+        overrides["dev"] = True
+    settings = load_settings(args.config, **overrides)
+    app = create_app(settings)
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("timeout", 30)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("accesslog", None)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn 27 needs a home dir for it
+                self.cfg.set("control_socket_disable", True)
+
+        def load(self):
+            return app
+
+    print(f"cytopenia-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)
+    Server().run()
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cds_service.app import create_app
+
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(timezone.utc)
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=timezone.utc)
+    body = Path(args.request).read_bytes()
+    service_id = args.service or _default_service(body)
+    app = create_app(load_settings(args.config, dev=True), clock=lambda: as_of)
+    response = app.test_client().post(f"/cds-services/{service_id}", data=body, content_type="application/json")
+    sys.stdout.write(orjson.dumps(response.get_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0 if response.status_code == 200 else 1
+
+
+def _default_service(body: bytes) -> str:
+    from cds_service import hooks
+
+    hook = orjson.loads(body).get("hook")
+    match = next((s for s in hooks.SERVICES if s.hook == hook), None)
+    if match is None:
+        raise SystemExit(f"no service handles hook {hook!r}; pass --service")
+    return match.id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cytopenia-cds", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the CDS Hooks API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"), help="TOML configuration file")
+    serve.add_argument("--dev", action="store_true", help="development mode: accept unauthenticated calls")
+    evaluate = commands.add_parser("evaluate", help="print the cards a saved CDS Hooks request would get")
+    evaluate.add_argument("request", help="path to a CDS Hooks request JSON file")
+    evaluate.add_argument("--service", help="service id (default: the first service for the request's hook)")
+    evaluate.add_argument("--as-of", help="evaluate as of this ISO 8601 time (default: now)")
+    evaluate.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"))
+    args = parser.parse_args(argv)
+    try:
+        return _serve(args) if args.command == "serve" else _evaluate(args)
+    except ConfigError as error:
+        print(f"cytopenia-cds: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

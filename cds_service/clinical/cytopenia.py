@@ -1,0 +1,200 @@
+"""Cytopenia assessment of one patient as of a moment: the core rule set of patient-view."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from cds_service.clinical.anaemia import who_cutoff, who_severity
+from cds_service.clinical.findings import Assessment, Finding, FindingKind, LowerLimit
+from cds_service.clinical.grading import ctcae_grade, neutropenia_band
+from cds_service.clinical.knowledge import threshold
+from cds_service.clinical.series import Point, direct_series, neutrophil_series, same_draw
+from cds_service.clinical.trends import trend
+from fhir_mappings import Analyte, ClinicalRecord
+
+A = Analyte
+COUNT_ANALYTES = (A.WHITE_BLOOD_CELLS, A.ABSOLUTE_NEUTROPHIL_COUNT, A.HEMOGLOBIN, A.PLATELETS)
+
+
+def as_of_view(record: ClinicalRecord, as_of: datetime) -> ClinicalRecord:
+    """The record as it stood at `as_of`: later results are not yet known."""
+    return replace(record, measurements=tuple(m for m in record.measurements if m.time <= as_of))
+
+
+def _lab_or(point: Point, default: float | None, default_basis: str) -> LowerLimit:
+    if point.reference_low is not None:
+        return LowerLimit(point.reference_low, "the lab's reference range")
+    return LowerLimit(default, default_basis)
+
+
+def _finding(kind, analyte, points, lower_limit, grade, as_of, lower_of=None, **extra) -> Finding:
+    """Wraps the latest point with its trend, persistence and age."""
+    latest = points[-1]
+    limit_for = lower_of or (lambda p: lower_limit.value)
+    series_trend = trend(points, lambda p: (lim := limit_for(p)) is not None and p.value < lim)
+    age_days = (as_of - latest.time).total_seconds() / 86400
+    return Finding(
+        kind=kind,
+        analyte=analyte,
+        latest=latest,
+        lower_limit=lower_limit,
+        grade=grade,
+        trend=series_trend,
+        persistent=bool(series_trend and series_trend.persistent(latest, threshold("persistent_cytopenia_days").value)),
+        age_days=age_days,
+        stale=age_days > threshold("stale_result_days").value,
+        **extra,
+    )
+
+
+def _neutropenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
+    points = neutrophil_series(record)
+    if not points:
+        return None
+    latest = points[-1]
+    default = threshold("default_lln_absolute_neutrophil_count")
+    limit = _lab_or(latest, default.value, f"no lab range sent; default {default.value:g} ×10⁹/L")
+    grade = ctcae_grade(A.ABSOLUTE_NEUTROPHIL_COUNT, latest.value, limit.value)
+    if grade is None:
+        return None
+    band = neutropenia_band(latest.value)
+    notes = []
+    significant = True
+    if record.has_condition("duffy_null"):
+        danc = threshold("duffy_null_lln_absolute_neutrophil_count")
+        if latest.value >= danc.value:
+            significant = False
+            notes.append(
+                f"Duffy-null phenotype documented: ANC is within the Duffy-null reference interval "
+                f"(lower limit {danc.value:g} ×10⁹/L, Hibbs 2025), so this is not neutropenia for this patient; "
+                "the CTCAE grade is shown unchanged for toxicity reporting."
+            )
+        else:
+            notes.append(
+                f"Duffy-null phenotype documented: ANC is below even the Duffy-null lower limit {danc.value:g} ×10⁹/L."
+            )
+    return _finding(
+        FindingKind.NEUTROPENIA,
+        A.ABSOLUTE_NEUTROPHIL_COUNT,
+        points,
+        limit,
+        grade,
+        as_of,
+        lower_of=lambda p: p.reference_low or default.value,
+        severity=band[0] if band else None,
+        severity_source=band[1] if band else None,
+        notes=tuple(notes),
+        significant=significant,
+    )
+
+
+def _graded(record, as_of, kind, analyte, default_name=None) -> Finding | None:
+    points = direct_series(record, analyte)
+    if not points:
+        return None
+    latest = points[-1]
+    default = threshold(default_name) if default_name else None
+    basis = f"no lab range sent; default {default.value:g} ×10⁹/L" if default else "no lab range sent: grade 1 not assessed"
+    limit = _lab_or(latest, default.value if default else None, basis)
+    grade = ctcae_grade(analyte, latest.value, limit.value)
+    if grade is None:
+        return None
+    return _finding(
+        kind, analyte, points, limit, grade, as_of,
+        lower_of=lambda p: p.reference_low or (default.value if default else None),
+    )
+
+
+def _leukopenia(record, as_of) -> Finding | None:
+    finding = _graded(record, as_of, FindingKind.LEUKOPENIA, A.WHITE_BLOOD_CELLS)
+    if finding and record.has_condition("duffy_null"):
+        lower = threshold("duffy_null_lln_white_blood_cells").value
+        if finding.latest.value >= lower:
+            note = f"Duffy-null phenotype documented: WBC is within the Duffy-null reference interval (lower limit {lower:g} ×10⁹/L)."
+            return replace(finding, significant=False, notes=(note,))
+    return finding
+
+
+def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
+    points = direct_series(record, A.HEMOGLOBIN)
+    if not points:
+        return None
+    latest = points[-1]
+    cutoff = who_cutoff(record.demographics, as_of.date())
+    notes = []
+    if cutoff is None:
+        notes.append("Age or sex unknown: the WHO 2024 cut-off could not be chosen.")
+    elif record.demographics.sex == "female" and record.demographics.pregnancy_trimester is None and cutoff.min_age_months >= 180:
+        notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
+    who_basis = f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL" if cutoff else "no lab range and no WHO cut-off"
+    limit = _lab_or(latest, cutoff.anaemia_below if cutoff else None, who_basis)
+    grade = ctcae_grade(A.HEMOGLOBIN, latest.value, limit.value)
+    severity = who_severity(latest.value, cutoff) if cutoff else None
+    if grade is None and severity is None:
+        return None
+    return _finding(
+        FindingKind.ANAEMIA, A.HEMOGLOBIN, points, limit, grade, as_of,
+        lower_of=lambda p: p.reference_low or (cutoff.anaemia_below if cutoff else None),
+        severity=severity,
+        severity_source=cutoff.source if severity else None,
+        notes=tuple(notes),
+    )
+
+
+def _pancytopenia(findings: dict[FindingKind, Finding], as_of) -> Finding | None:
+    """All three lineages low on the same draw (white: ANC, or WBC when no ANC was reported)."""
+    red = findings.get(FindingKind.ANAEMIA)
+    platelets = findings.get(FindingKind.THROMBOCYTOPENIA)
+    white = findings.get(FindingKind.NEUTROPENIA) or findings.get(FindingKind.LEUKOPENIA)
+    if not (red and platelets and white) or not all(f.significant for f in (red, platelets, white)):
+        return None
+    if not (red.latest.draw == platelets.latest.draw == white.latest.draw
+            or red.latest.time == platelets.latest.time == white.latest.time):
+        return None
+    lineages = (white, red, platelets)
+    return Finding(
+        kind=FindingKind.PANCYTOPENIA,
+        analyte=white.analyte,
+        latest=white.latest,
+        lower_limit=white.lower_limit,
+        age_days=white.age_days,
+        stale=white.stale,
+        persistent=all(f.persistent for f in lineages),
+        lineages=lineages,
+    )
+
+
+def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
+    """All cytopenia findings for the record as it stood at `as_of`."""
+    record = as_of_view(record, as_of)
+    found = {
+        kind: finding
+        for kind, finding in (
+            (FindingKind.NEUTROPENIA, _neutropenia(record, as_of)),
+            (FindingKind.LEUKOPENIA, _leukopenia(record, as_of)),
+            (FindingKind.LYMPHOPENIA, _graded(record, as_of, FindingKind.LYMPHOPENIA, A.LYMPHOCYTES)),
+            (FindingKind.ANAEMIA, _anaemia(record, as_of)),
+            (FindingKind.THROMBOCYTOPENIA, _graded(record, as_of, FindingKind.THROMBOCYTOPENIA, A.PLATELETS, "default_lln_platelets")),
+        )
+        if finding is not None
+    }
+    if pancytopenia := _pancytopenia(found, as_of):
+        found[FindingKind.PANCYTOPENIA] = pancytopenia
+    counts = [m for m in record.measurements if m.analyte in COUNT_ANALYTES]
+    missing = []
+    if not counts:
+        missing.append("no blood count (WBC, ANC, haemoglobin or platelets) on record")
+    else:
+        if not neutrophil_series(record):
+            missing.append("no neutrophil count or differential: neutropenia cannot be assessed")
+        for analyte, label in ((A.HEMOGLOBIN, "haemoglobin"), (A.PLATELETS, "platelet count")):
+            if not record.series(analyte):
+                missing.append(f"no {label}")
+    missing.extend(f"only preliminary results for {a.replace('_', ' ')}" for a in record.preliminary_only)
+    return Assessment(
+        as_of=as_of,
+        findings=tuple(found.values()),
+        issues=record.issues,
+        missing=tuple(missing),
+        latest_count=max((m.time for m in counts), default=None),
+    )

@@ -1,0 +1,87 @@
+"""The clinical knowledge tables in `clinical/data`, loaded once; each row carries its citation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from fhir_mappings import Analyte
+from fhir_mappings.knowledge import read_table
+
+PACKAGE = "cds_service.clinical"
+
+
+@dataclass(frozen=True, slots=True)
+class GradeCut:
+    term: str
+    grade: int
+    below: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    value: float
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnaemiaCutoff:
+    population: str
+    sex: str
+    min_age_months: int
+    max_age_months: int | None
+    pregnancy_trimester: int | None
+    anaemia_below: float
+    mild_from: float | None
+    moderate_from: float | None
+    source: str
+
+
+@cache
+def ctcae_cuts() -> dict[Analyte, tuple[GradeCut, ...]]:
+    """Grade cut-offs per analyte, most severe first."""
+    cuts: dict[Analyte, list[GradeCut]] = {}
+    for row in read_table(PACKAGE, "ctcae_grades.csv"):
+        cuts.setdefault(Analyte(row["analyte"]), []).append(
+            GradeCut(row["term"], int(row["grade"]), float(row["below"]), row["source"])
+        )
+    return {analyte: tuple(sorted(rows, key=lambda c: -c.grade)) for analyte, rows in cuts.items()}
+
+
+@cache
+def neutropenia_bands() -> tuple[tuple[str, float, str], ...]:
+    """(band, below, source), most severe first."""
+    rows = read_table(PACKAGE, "neutropenia_bands.csv")
+    return tuple(sorted(((r["band"], float(r["below"]), r["source"]) for r in rows), key=lambda b: b[1]))
+
+
+@cache
+def thresholds() -> dict[str, Threshold]:
+    return {r["name"]: Threshold(float(r["value"]), r["unit"], r["source"]) for r in read_table(PACKAGE, "thresholds.csv")}
+
+
+def threshold(name: str) -> Threshold:
+    return thresholds()[name]
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text else None
+
+
+@cache
+def anaemia_cutoffs() -> tuple[AnaemiaCutoff, ...]:
+    return tuple(
+        AnaemiaCutoff(
+            r["population"],
+            r["sex"],
+            int(r["min_age_months"]),
+            int(r["max_age_months"]) if r["max_age_months"] else None,
+            int(r["pregnancy_trimester"]) if r["pregnancy_trimester"] else None,
+            float(r["anaemia_below"]),
+            _number(r["mild_from"]),
+            _number(r["moderate_from"]),
+            r["source"],
+        )
+        for r in read_table(PACKAGE, "who_anaemia.csv")
+    )

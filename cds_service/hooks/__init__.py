@@ -1,0 +1,10 @@
+"""The services this server hosts. Discovery and dispatch are generated from this tuple."""
+from cds_service.hooks import cytopenia_review
+from cds_service.hooks.service import CdsService
+
+SERVICES: tuple[CdsService, ...] = (cytopenia_review.SERVICE,)
+
+
+def find(service_id: str) -> list[CdsService]:
+    """All declarations under one id (the spec lets one id serve several hooks)."""
+    return [s for s in SERVICES if s.id == service_id]

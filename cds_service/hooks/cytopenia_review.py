@@ -1,0 +1,49 @@
+"""patient-view: the chart is opened; say whether the counts show a cytopenia, how bad, and what next."""
+from __future__ import annotations
+
+from cards.cytopenia import cytopenia_cards
+from cds_service.clinical.cytopenia import assess
+from cds_service.hooks.service import CdsService, HookCall, Prefetch
+from fhir_mappings import read_record
+from fhir_mappings.knowledge import lab_codes
+
+PATIENT = "{{context.patientId}}"
+
+
+def _lab_query(count: int) -> str:
+    """Only the blood-count codes this service reads, newest first (never 'all Observations')."""
+    codes = ",".join(f"http://loinc.org|{code}" for code, lab in lab_codes().items()
+                     if lab.analyte.value not in ("body_temperature", "body_weight", "systolic_blood_pressure"))
+    return f"Observation?patient={PATIENT}&code={codes}&_sort=-date&_count={count}"
+
+
+PREFETCH = (
+    Prefetch("patient", f"Patient/{PATIENT}", required=True),
+    Prefetch("bloodCounts", _lab_query(200), required=True),
+    Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
+)
+
+
+def review(call: HookCall) -> list:
+    record = read_record(
+        call.data.first("patient", "Patient"),
+        call.data.resources("bloodCounts", "conditions"),
+        call.patient_id,
+        call.data.issues,
+    )
+    return cytopenia_cards(assess(record, call.as_of), call.patient_id, call.encounter_id)
+
+
+SERVICE = CdsService(
+    id="cytopenia-review",
+    hook="patient-view",
+    title="Cytopenia review",
+    description=(
+        "Reads the patient's blood counts (WBC, ANC or differential, lymphocytes, haemoglobin, platelets) and "
+        "reports neutropenia, leukopenia, lymphopenia, anaemia, thrombocytopenia and pancytopenia with their "
+        "CTCAE v5.0 grade, WHO 2024 anaemia cut-off, trend and evidence, and suggests the next orders to consider."
+    ),
+    handler=review,
+    prefetch=PREFETCH,
+    usage_requirements="FHIR R4 Patient, Observation (LOINC-coded blood counts) and Condition read access.",
+)

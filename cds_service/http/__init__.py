@@ -1,0 +1,1 @@
+"""The HTTP edge: CDS Hooks routes, request parsing and CORS."""

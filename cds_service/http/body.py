@@ -1,0 +1,30 @@
+"""Reading a JSON request body strictly: size, media type, syntax, schema."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Request, current_app
+
+from cds_service.errors import ApiError
+from cds_service.http.schemas import first_error
+
+
+def json_body(request: Request, schema: str) -> dict[str, Any]:
+    mimetype = request.mimetype
+    if mimetype not in ("application/json", "application/fhir+json"):
+        raise ApiError(415, "the request body must be JSON (Content-Type: application/json)")
+    limit = current_app.config["SETTINGS"].max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"the request body exceeds the limit of {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiError(413, f"the request body exceeds the limit of {limit} bytes")
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(400, f"the request body is not valid JSON ({error.msg} at position {error.pos})") from None
+    if (problem := first_error(schema, document)) is not None:
+        message, expression = problem
+        raise ApiError(400, f"invalid CDS Hooks request: {message}", expression)
+    return document

@@ -1,0 +1,101 @@
+"""Immutable clinical facts: the only shapes the clinical logic sees."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Analyte(StrEnum):
+    WHITE_BLOOD_CELLS = "white_blood_cells"
+    ABSOLUTE_NEUTROPHIL_COUNT = "absolute_neutrophil_count"
+    SEGMENTED_NEUTROPHILS = "segmented_neutrophils"
+    BAND_NEUTROPHILS = "band_neutrophils"
+    NEUTROPHILS_PERCENT = "neutrophils_percent"
+    SEGMENTED_NEUTROPHILS_PERCENT = "segmented_neutrophils_percent"
+    BAND_NEUTROPHILS_PERCENT = "band_neutrophils_percent"
+    LYMPHOCYTES = "lymphocytes"
+    LYMPHOCYTES_PERCENT = "lymphocytes_percent"
+    MONOCYTES = "monocytes"
+    HEMOGLOBIN = "hemoglobin"
+    PLATELETS = "platelets"
+    HEMATOCRIT = "hematocrit"
+    BODY_TEMPERATURE = "body_temperature"
+    BODY_WEIGHT = "body_weight"
+    SYSTOLIC_BLOOD_PRESSURE = "systolic_blood_pressure"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One usable result, already in the analyte's canonical unit.
+
+    `reported` keeps the value and unit exactly as the source sent them, so a card can show the
+    clinician what the lab said as well as what the service computed.
+    """
+
+    analyte: Analyte
+    value: float
+    unit: str
+    time: datetime
+    source: str
+    code: str
+    reported: str
+    status: str = "final"
+    reference_low: float | None = None
+    draw: str | None = None
+    method: str | None = None
+    note: str | None = None
+
+    @property
+    def system_code(self) -> str:
+        return f"LOINC {self.code}"
+
+
+@dataclass(frozen=True, slots=True)
+class DataIssue:
+    """Something in the input that could not be used, said plainly for the card."""
+
+    source: str
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class Demographics:
+    patient_id: str | None = None
+    birth_date: date | None = None
+    sex: str | None = None
+    pregnancy_trimester: int | None = None
+
+    def age_in_months(self, on: date) -> int | None:
+        if self.birth_date is None:
+            return None
+        months = (on.year - self.birth_date.year) * 12 + on.month - self.birth_date.month
+        return months - (on.day < self.birth_date.day)
+
+
+@dataclass(frozen=True, slots=True)
+class CodedFact:
+    """A coded clinical statement (Condition, AllergyIntolerance, ...) with where it came from."""
+
+    category: str
+    display: str
+    code: str
+    source: str
+    since: date | None = None
+    status: str = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicalRecord:
+    demographics: Demographics
+    measurements: tuple[Measurement, ...] = ()
+    conditions: tuple[CodedFact, ...] = ()
+    issues: tuple[DataIssue, ...] = ()
+    preliminary_only: tuple[str, ...] = field(default=())
+
+    def series(self, analyte: Analyte) -> tuple[Measurement, ...]:
+        """Results for one analyte, oldest first."""
+        return tuple(m for m in self.measurements if m.analyte is analyte)
+
+    def has_condition(self, category: str) -> bool:
+        return any(c.category == category and c.status == "active" for c in self.conditions)

@@ -1,0 +1,56 @@
+"""Everything the service received for one patient -> one ClinicalRecord."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fhir_mappings.conditions import read_condition
+from fhir_mappings.facts import ClinicalRecord, DataIssue
+from fhir_mappings.observations import ObservationReader
+from fhir_mappings.patient import read_patient
+from fhir_mappings.observations import Draw, effective_time
+from fhir_mappings.resources import Json, operation_outcome_issues
+
+
+def _draws_from_reports(resources: list[Json]) -> dict[str, Draw]:
+    """Observation reference -> the DiagnosticReport that groups it, i.e. the same blood draw."""
+    draws = {}
+    for report in resources:
+        if report.get("resourceType") != "DiagnosticReport":
+            continue
+        draw = Draw(f"DiagnosticReport/{report.get('id', '?')}", effective_time(report))
+        for result in report.get("result") or ():
+            reference = result.get("reference") if isinstance(result, dict) else None
+            if isinstance(reference, str):
+                draws[f"Observation/{reference.rsplit('/', 1)[-1].removeprefix('urn:uuid:')}"] = draw
+    return draws
+
+
+def read_record(
+    patient: Json | None,
+    resources: Iterable[Json],
+    patient_id: str | None = None,
+    issues: Iterable[DataIssue] = (),
+) -> ClinicalRecord:
+    resources = list(resources)
+    demographics, patient_issues = read_patient(patient, patient_id)
+    observations = ObservationReader(demographics.patient_id, _draws_from_reports(resources))
+    conditions = []
+    all_issues = [*issues, *patient_issues]
+    for resource in resources:
+        kind = resource.get("resourceType")
+        if kind == "Observation":
+            observations.read(resource)
+        elif kind == "Condition":
+            conditions.extend(read_condition(resource))
+        elif kind == "OperationOutcome":
+            all_issues.extend(operation_outcome_issues(resource))
+    measurements = sorted(observations.measurements, key=lambda m: m.time)
+    return ClinicalRecord(
+        demographics=demographics,
+        measurements=tuple(measurements),
+        conditions=tuple(conditions),
+        issues=tuple(all_issues + observations.issues),
+        preliminary_only=tuple(
+            sorted(a for a in observations.preliminary if not any(m.analyte is a for m in measurements))
+        ),
+    )

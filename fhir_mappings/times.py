@@ -1,0 +1,26 @@
+"""FHIR date and dateTime parsing; every time becomes timezone-aware UTC."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+
+def parse_datetime(text: object) -> datetime | None:
+    """Read a FHIR dateTime/instant; a date alone means its first moment, UTC."""
+    if not isinstance(text, str) or len(text) < 4:
+        return None
+    try:
+        if len(text) == 4:
+            return datetime(int(text), 1, 1, tzinfo=timezone.utc)
+        if len(text) == 7:
+            return datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=timezone.utc)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_date(text: object) -> date | None:
+    moment = parse_datetime(text)
+    return moment.date() if moment else None
