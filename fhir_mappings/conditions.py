@@ -1,4 +1,8 @@
-"""Condition -> CodedFact, by the verified codes and phrases in `data/condition_*.csv`."""
+"""Condition -> CodedFact: SNOMED CT and ICD-10-CM (exact, category prefix, block range) by
+`data/condition_codes.csv`, and documented phrases for what has no verified code.
+
+Entered-in-error and refuted Conditions are ignored; resolved ones are kept as history.
+"""
 from __future__ import annotations
 
 import re
@@ -9,8 +13,31 @@ from fhir_mappings.knowledge import read_table
 from fhir_mappings.resources import Json, codings, concept_text, reference_of
 from fhir_mappings.times import parse_date
 
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 EXCLUDED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+
+
+def _icd(code: str) -> str:
+    return code.replace(".", "").strip().upper()
+
+
+@cache
+def _code_table() -> tuple[dict[tuple[str, str], list[str]], list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """(exact {(system, code): categories}, ICD prefixes [(prefix, category)], ICD ranges [(low, high, category)])."""
+    exact: dict[tuple[str, str], list[str]] = {}
+    prefixes, ranges = [], []
+    for row in read_table("fhir_mappings", "condition_codes.csv"):
+        system, code, category = row["system"], row["code"], row["category"]
+        normalised = _icd(code) if system == ICD10CM else code
+        if row["match"] == "range":
+            low, high = code.split("-")
+            ranges.append((_icd(low), _icd(high), category))
+        elif row["match"] == "prefix":
+            prefixes.append((normalised, category))
+        else:
+            exact.setdefault((system, normalised), []).append(category)
+    return exact, prefixes, ranges
 
 
 @cache
@@ -19,6 +46,25 @@ def _phrases() -> tuple[tuple[re.Pattern[str], str], ...]:
         (re.compile(row["pattern"], re.IGNORECASE), row["category"])
         for row in read_table("fhir_mappings", "condition_phrases.csv")
     )
+
+
+def categories_of(concept: Json | None) -> list[tuple[str, str]]:
+    """[(category, 'system|code' or 'text')] for a CodeableConcept."""
+    exact, prefixes, ranges = _code_table()
+    found: list[tuple[str, str]] = []
+    for coding in codings(concept):
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(code, str):
+            continue
+        key = _icd(code) if system == ICD10CM else code
+        label = f"{system}|{code}"
+        found.extend((category, label) for category in exact.get((system, key), ()))
+        if system == ICD10CM:
+            found.extend((category, label) for prefix, category in prefixes if key.startswith(prefix))
+            found.extend((category, label) for low, high, category in ranges if low <= key[:3] <= high)
+    text = concept_text(concept) or ""
+    found.extend((category, "text") for pattern, category in _phrases() if pattern.search(text))
+    return list(dict.fromkeys(found))
 
 
 def _status(concept) -> str | None:
@@ -32,9 +78,7 @@ def read_condition(resource: Json) -> list[CodedFact]:
     status = "active" if clinical in ACTIVE_CLINICAL or clinical is None else "resolved"
     text = concept_text(resource.get("code")) or ""
     since = parse_date(resource.get("onsetDateTime")) or parse_date(resource.get("recordedDate"))
-    code = next((f"{c.get('system')}|{c.get('code')}" for c in codings(resource.get("code"))), "")
     return [
         CodedFact(category, text, code, reference_of(resource), since, status)
-        for pattern, category in _phrases()
-        if pattern.search(text)
+        for category, code in categories_of(resource.get("code"))
     ]
