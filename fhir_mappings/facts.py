@@ -4,6 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fhir_mappings.medications import MedicationFact
 
 
 class Analyte(StrEnum):
@@ -90,6 +94,7 @@ class ClinicalRecord:
     demographics: Demographics
     measurements: tuple[Measurement, ...] = ()
     conditions: tuple[CodedFact, ...] = ()
+    medications: tuple[MedicationFact, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     preliminary_only: tuple[str, ...] = field(default=())
 
@@ -99,3 +104,6 @@ class ClinicalRecord:
 
     def has_condition(self, category: str) -> bool:
         return any(c.category == category and c.status == "active" for c in self.conditions)
+
+    def active_medications(self, group: str) -> tuple[MedicationFact, ...]:
+        return tuple(m for m in self.medications if m.active and m.in_group(group))

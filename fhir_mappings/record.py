@@ -5,6 +5,7 @@ from collections.abc import Iterable
 
 from fhir_mappings.conditions import read_condition
 from fhir_mappings.facts import ClinicalRecord, DataIssue
+from fhir_mappings.medications import medication_index, read_medication_request
 from fhir_mappings.observations import ObservationReader
 from fhir_mappings.patient import read_patient
 from fhir_mappings.observations import Draw, effective_time
@@ -35,6 +36,8 @@ def read_record(
     demographics, patient_issues = read_patient(patient, patient_id)
     observations = ObservationReader(demographics.patient_id, _draws_from_reports(resources))
     conditions = []
+    medications = []
+    medication_resources = medication_index(resources)
     all_issues = [*issues, *patient_issues]
     for resource in resources:
         kind = resource.get("resourceType")
@@ -42,6 +45,9 @@ def read_record(
             observations.read(resource)
         elif kind == "Condition":
             conditions.extend(read_condition(resource))
+        elif kind in ("MedicationRequest", "MedicationOrder"):
+            if (medication := read_medication_request(resource, medication_resources)) is not None:
+                medications.append(medication)
         elif kind == "OperationOutcome":
             all_issues.extend(operation_outcome_issues(resource))
     measurements = sorted(observations.measurements, key=lambda m: m.time)
@@ -49,6 +55,7 @@ def read_record(
         demographics=demographics,
         measurements=tuple(measurements),
         conditions=tuple(conditions),
+        medications=tuple(medications),
         issues=tuple(all_issues + observations.issues),
         preliminary_only=tuple(
             sorted(a for a in observations.preliminary if not any(m.analyte is a for m in measurements))

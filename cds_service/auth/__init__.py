@@ -14,6 +14,7 @@ class Caller:
     issuer: str | None
     tenant: str | None = None
     dev: bool = False
+    fhir_servers: tuple[str, ...] = ()
 
 
 def authenticate(request: Request, settings: Settings) -> Caller:
