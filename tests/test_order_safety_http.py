@@ -247,7 +247,7 @@ def test_contained_medication_and_single_object_category_are_read(client):
 def test_imatinib_stop_below_anc_1_0_and_resume_at_1_5_and_75(client):
     card = one_card(client, request([medication("tki", "282388")], [anc(0.9), platelets(120)]))
     assert card["indicator"] == "warning"
-    assert "ANC 0.9 (<1)" in card["summary"]
+    assert "ANC 0.9 (<1.0)" in card["summary"]
     assert "ANC ≥1.5 and platelets ≥75" in plain(card)
     assert cards(client, request([medication("tki", "282388")], [anc(1.0), platelets(50)])) == []
 
@@ -346,6 +346,8 @@ def test_vancomycin_in_neutropenia_without_indication_is_not_routine(client):
     card = one_card(client, request([medication("vanc", "1807513")], [anc(0.3)]))
     assert card["indicator"] == "info"
     assert "not routine" in card["summary"]
+    assert actions(card) == [{"type": "delete", "description": "Remove the draft order for vancomycin",
+                              "resourceId": "MedicationRequest/vanc"}]
     assert cards(client, request([medication("vanc", "1807513")], [anc(0.3)], conditions=[condition("Community-acquired pneumonia")])) == []
     assert cards(client, request([medication("vanc", "1807513")], [anc(3.1)])) == []
 

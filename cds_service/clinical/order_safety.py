@@ -166,7 +166,7 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
         notes.append("Duffy-null / benign ethnic neutropenia documented: the label's BEN table is used.")
     source = normal.source
     if anc.point is None:
-        return _counts_needed("clozapine", draft, (anc,), (anc, platelets), "warning", "the clozapine ANC table", source,
+        return _counts_needed("clozapine", draft, (anc,), (anc, platelets), "warning", "clozapine ANC table", source,
                               (f"Before starting, the label requires an ANC in the normal range (≥{normal.anc_at_least:g} "
                                "×10⁹/L for this population).", *notes), hold=True)
     band = _clozapine_band(population, anc.point.value)
@@ -207,7 +207,7 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
     low = []
     if anc.point and anc.point.value < t.stop_anc_below:
-        low.append(f"ANC {_value(anc.point)} (<{t.stop_anc_below:g})")
+        low.append(f"ANC {_value(anc.point)} (<{t.stop_anc_below:.1f})")
     if platelets.point and platelets.point.value < t.stop_platelets_below:
         low.append(f"platelets {_value(platelets.point)} (<{t.stop_platelets_below:g})")
     setting = f"ELN 2016 thresholds for {t.setting}; accelerated/blast phase thresholds differ."
@@ -219,8 +219,8 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             (anc, platelets), t.source, order_count=True, hold=True,
         )
     if _gaps(anc, platelets):
-        return _counts_needed("bcr_abl_tki", draft, (anc, platelets), (anc, platelets), "info", "the ELN 2016 stop thresholds", t.source,
-                              (f"Stop if ANC <{t.stop_anc_below:g} and/or platelets <{t.stop_platelets_below:g} ×10⁹/L. "
+        return _counts_needed("bcr_abl_tki", draft, (anc, platelets), (anc, platelets), "info", "ELN 2016 stop thresholds", t.source,
+                              (f"Stop if ANC <{t.stop_anc_below:.1f} and/or platelets <{t.stop_platelets_below:g} ×10⁹/L. "
                                f"{t.resume_text}", setting))
     return None
 
@@ -239,7 +239,7 @@ def deferiprone(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             (anc, platelets), limit.source, order_count=True, hold=True,
         )
     if anc.gap():
-        return _counts_needed("deferiprone", draft, (anc,), (anc, platelets), "warning", "the deferiprone ANC limit",
+        return _counts_needed("deferiprone", draft, (anc,), (anc, platelets), "warning", "deferiprone ANC limit",
                               window.source, (weekly,), hold=True)
     return None
 
@@ -424,7 +424,7 @@ def vancomycin(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
         statements.append(f"Conditions not available ({s.unavailable[CONDITIONS]}): indications could not be checked.")
     return OrderAlert("vancomycin", draft, "info", "Vancomycin in neutropenia without a documented indication: not routine",
                       tuple(statements), (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None)),
-                      indications.source)
+                      indications.source, hold=True)
 
 
 Rule = Callable[[DraftOrder, PatientState], OrderAlert | None]
