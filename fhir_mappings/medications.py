@@ -88,7 +88,8 @@ def recognise(concept: Json | None) -> tuple[tuple[str, ...], str] | None:
 def _medication_concept(resource: Json, medications: dict[str, Json]) -> Json | None:
     if isinstance(resource.get("medicationCodeableConcept"), dict):
         return resource["medicationCodeableConcept"]
-    reference = (resource.get("medicationReference") or {}).get("reference")
+    link = resource.get("medicationReference")
+    reference = link.get("reference") if isinstance(link, dict) else None
     if not isinstance(reference, str):
         return None
     if reference.startswith("#"):

@@ -1,0 +1,95 @@
+"""Order-safety alerts -> CDS Hooks cards: evidence, rule and source, and what the prescriber can do."""
+from __future__ import annotations
+
+from functools import cache
+
+from cards.catalogue import OVERRIDE_REASON_SYSTEM, card_source
+from cards.markdown import bullets, escape, table, when
+from cards.model import SUMMARY_MAX, Action, Card, Coding, Suggestion
+from cards.orders import draft_order, order_label
+from cds_service.clinical.order_safety import CountStatus, OrderAlert
+from fhir_mappings import DataIssue
+from fhir_mappings.knowledge import read_table
+
+DISCLAIMER = "Suggestions only: the prescriber decides."
+
+
+@cache
+def _override_reasons() -> dict[str, tuple[Coding, ...]]:
+    by_rule: dict[str, list[Coding]] = {}
+    for row in read_table("cards", "order_override_reasons.csv"):
+        for rule in row["rules"].split(";"):
+            by_rule.setdefault(rule, []).append(Coding(OVERRIDE_REASON_SYSTEM, row["code"], row["display"]))
+    return {rule: tuple(codes) for rule, codes in by_rule.items()}
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
+
+
+def _evidence_row(status: CountStatus) -> tuple[str, ...]:
+    point = status.point
+    if point is None:
+        return (status.label, "–", "–", "–", escape(status.gap() or ""))
+    age = f"{status.age_days:.1f} days" + (" (**not current**)" if status.stale else "")
+    measured = point.evidence[0]
+    how = escape(point.derivation) if point.derivation else f"{escape(measured.reported)}, {escape(measured.system_code)}"
+    sources = ", ".join(escape(m.source) for m in point.evidence)
+    return (status.label, f"{point.value:.3g} {status.unit}", when(point.time), age, f"{how}; {sources}")
+
+
+def _detail(alert: OrderAlert, issues: tuple[DataIssue, ...]) -> str:
+    medication = alert.draft.medication
+    blocks = [
+        f"**Draft order:** {escape(medication.text)} ({escape(alert.draft.reference)}), recognised by "
+        f"{escape(medication.recognised_by)}.",
+        bullets([escape(s) for s in alert.statements]),
+        table(("Result", "Value", "Time", "Age", "Source"), [_evidence_row(s) for s in alert.evidence]),
+    ]
+    if issues:
+        blocks.append("**Data not used or not sent:**\n" + bullets([f"{escape(i.source)}: {escape(i.problem)}" for i in issues[:8]]))
+    blocks.append(f"Rule source: {escape(alert.source)}. {DISCLAIMER}")
+    return "\n\n".join(blocks)
+
+
+def _suggestions(alert: OrderAlert, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+    reason = _short(alert.summary)
+    suggestions = []
+    if alert.order_count:
+        suggestions.append(Suggestion(
+            "Order CBC with differential (ANC)",
+            (Action("create", f"Draft order: {order_label('cbc_with_differential')}",
+                    draft_order("cbc_with_differential", patient_id, encounter_id, reason)),),
+            is_recommended=True,
+        ))
+    if alert.consult:
+        suggestions.append(Suggestion(
+            "Haematology consult",
+            (Action("create", f"Draft order: {order_label('haematology_referral')}",
+                    draft_order("haematology_referral", patient_id, encounter_id, reason)),),
+        ))
+    if alert.hold and alert.draft.has_id:
+        name = alert.draft.medication.ingredients[0]
+        suggestions.append(Suggestion(
+            f"Remove the draft {name} order (hold)",
+            (Action("delete", f"Remove the draft order for {name}", resource_id=alert.draft.reference),),
+        ))
+    return tuple(suggestions)
+
+
+def order_card(alert: OrderAlert, patient_id: str, encounter_id: str | None, issues: tuple[DataIssue, ...] = ()) -> Card:
+    suggestions = _suggestions(alert, patient_id, encounter_id)
+    return Card(
+        summary=_short(alert.summary),
+        indicator=alert.indicator,
+        source=card_source(f"order_{alert.rule}"),
+        detail=_detail(alert, issues),
+        suggestions=suggestions,
+        selection_behavior="any" if suggestions else None,
+        override_reasons=_override_reasons().get(alert.rule, ()),
+    )
+
+
+def order_cards(alerts: tuple[OrderAlert, ...], patient_id: str, encounter_id: str | None,
+                issues: tuple[DataIssue, ...] = ()) -> list[Card]:
+    return [order_card(a, patient_id, encounter_id, issues) for a in alerts]

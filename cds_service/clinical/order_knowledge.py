@@ -1,0 +1,98 @@
+"""The order-safety tables in `clinical/data`, loaded once; each row carries its citation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from cds_service.clinical.knowledge import PACKAGE
+from fhir_mappings.knowledge import read_table
+
+
+@dataclass(frozen=True, slots=True)
+class ClozapineBand:
+    population: str
+    band: str
+    label: str
+    anc_at_least: float
+    anc_below: float | None
+    interrupt: bool
+    haematology_consult: bool
+    indicator: str | None
+    action_text: str
+    monitoring: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringInterval:
+    months_from: int
+    months_to: int | None
+    days: float
+    text: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class TkiThresholds:
+    ingredient: str
+    setting: str
+    stop_anc_below: float
+    stop_platelets_below: float
+    resume_text: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleParameter:
+    value: str
+    unit: str
+    source: str
+
+    @property
+    def number(self) -> float:
+        return float(self.value)
+
+    @property
+    def items(self) -> frozenset[str]:
+        return frozenset(self.value.split(";"))
+
+
+@cache
+def clozapine_bands() -> dict[str, tuple[ClozapineBand, ...]]:
+    """Bands per population ('general', 'duffy_null'), most severe first."""
+    bands: dict[str, list[ClozapineBand]] = {}
+    for r in read_table(PACKAGE, "clozapine_anc.csv"):
+        bands.setdefault(r["population"], []).append(ClozapineBand(
+            r["population"], r["band"], r["label"], float(r["anc_at_least"]),
+            float(r["anc_below"]) if r["anc_below"] else None, r["action"] == "interrupt",
+            r["haematology_consult"] == "yes", r["indicator"] or None, r["action_text"], r["monitoring"], r["source"],
+        ))
+    return {p: tuple(sorted(rows, key=lambda b: b.anc_at_least)) for p, rows in bands.items()}
+
+
+@cache
+def clozapine_intervals() -> tuple[MonitoringInterval, ...]:
+    return tuple(
+        MonitoringInterval(int(r["months_from"]), int(r["months_to"]) if r["months_to"] else None,
+                           float(r["interval_days"]), r["interval_text"], r["source"])
+        for r in read_table(PACKAGE, "clozapine_monitoring.csv")
+    )
+
+
+@cache
+def tki_thresholds() -> dict[str, TkiThresholds]:
+    return {
+        r["ingredient"]: TkiThresholds(r["ingredient"], r["setting"], float(r["stop_anc_below"]),
+                                       float(r["stop_platelets_below"]), r["resume_text"], r["source"])
+        for r in read_table(PACKAGE, "tki_cytopenia.csv")
+    }
+
+
+@cache
+def _parameters() -> dict[tuple[str, str], RuleParameter]:
+    return {(r["rule"], r["name"]): RuleParameter(r["value"], r["unit"], r["source"])
+            for r in read_table(PACKAGE, "order_rules.csv")}
+
+
+def parameter(rule: str, name: str) -> RuleParameter:
+    return _parameters()[(rule, name)]

@@ -1,0 +1,459 @@
+"""Order safety: a drafted myelotoxic drug, G-CSF or neutropenia antibiotic against the latest counts.
+
+Pure functions over facts: the drafts of one order-select/order-sign call, the patient's record and
+the moment of evaluation. Each rule returns at most one OrderAlert per draft, or None when the order
+is safe. A count older than the rule's window is stated as such, never read as normal.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cds_service.clinical.cytopenia import as_of_view
+from cds_service.clinical.grading import ctcae_grade
+from cds_service.clinical.knowledge import threshold
+from cds_service.clinical.order_knowledge import clozapine_bands, clozapine_intervals, parameter, tki_thresholds
+from cds_service.clinical.series import Point, direct_series, neutrophil_series
+from fhir_mappings import Analyte, ClinicalRecord
+from fhir_mappings.medications import MedicationFact
+from fhir_mappings.orders import DraftOrder, planned_start
+
+A = Analyte
+SEVERITY = {"info": 0, "warning": 1, "critical": 2}
+COUNTS, MEDICATIONS, CONDITIONS = "counts", "medications", "conditions"
+
+
+@dataclass(frozen=True, slots=True)
+class CountStatus:
+    """The latest value of one analyte, its age, and whether it is current for the rule's window."""
+
+    label: str
+    unit: str
+    point: Point | None
+    age_days: float | None
+    window_days: float | None
+    unavailable: str | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.point is not None and self.window_days is not None and self.age_days > self.window_days
+
+    @property
+    def current(self) -> Point | None:
+        return self.point if self.point is not None and not self.stale else None
+
+    def gap(self) -> str | None:
+        """Why this count cannot be relied on, in words, or None when it is current."""
+        if self.unavailable:
+            return f"{self.label} not available ({self.unavailable})"
+        if self.point is None:
+            return f"no {self.label} on record"
+        if self.stale:
+            return f"latest {self.label} is {self.age_days:.0f} days old (window {self.window_days:g} days)"
+        return None
+
+    def short_gap(self) -> str | None:
+        """The gap in a few words, for a card summary."""
+        if self.unavailable:
+            return f"{self.label} not sent"
+        if self.point is None:
+            return f"no {self.label} on record"
+        return f"{self.label} {self.age_days:.0f} days old" if self.stale else None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAlert:
+    rule: str
+    draft: DraftOrder
+    indicator: str
+    summary: str
+    statements: tuple[str, ...]
+    evidence: tuple[CountStatus, ...]
+    source: str
+    order_count: bool = False
+    hold: bool = False
+    consult: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PatientState:
+    """What the rules may know about the patient at `as_of`; `unavailable` says which data never came."""
+
+    record: ClinicalRecord
+    as_of: datetime
+    drafts: tuple[DraftOrder, ...]
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    anc: tuple[Point, ...] = ()
+    platelets: tuple[Point, ...] = ()
+    weight: tuple[Point, ...] = ()
+
+    def status(self, label: str, points: tuple[Point, ...], window: float | None, unit: str = "×10⁹/L") -> CountStatus:
+        if COUNTS in self.unavailable and not points:
+            return CountStatus(label, unit, None, None, window, self.unavailable[COUNTS])
+        latest = points[-1] if points else None
+        age = (self.as_of - latest.time).total_seconds() / 86400 if latest else None
+        return CountStatus(label, unit, latest, age, window)
+
+    def others(self, group: str, draft: DraftOrder) -> tuple[MedicationFact, ...]:
+        """Active orders in a group other than this draft (a draft may also appear in the prefetch)."""
+        return tuple(m for m in self.record.active_medications(group) if m.source != draft.reference)
+
+
+def patient_state(record: ClinicalRecord, as_of: datetime, drafts: tuple[DraftOrder, ...],
+                  unavailable: Mapping[str, str]) -> PatientState:
+    record = as_of_view(record, as_of)
+    return PatientState(record, as_of, drafts, dict(unavailable), neutrophil_series(record),
+                        direct_series(record, A.PLATELETS), direct_series(record, A.BODY_WEIGHT))
+
+
+def _name(draft: DraftOrder) -> str:
+    return draft.medication.ingredients[0].capitalize() if draft.medication else draft.reference
+
+
+def _value(point: Point) -> str:
+    return f"{point.value:.2f}".rstrip("0").rstrip(".")
+
+
+def _gaps(*statuses: CountStatus) -> list[str]:
+    return [g for s in statuses if (g := s.gap())]
+
+
+def _counts_needed(rule: str, draft: DraftOrder, needed: tuple[CountStatus, ...], evidence: tuple[CountStatus, ...],
+                   indicator: str, checked: str, source: str, statements: tuple[str, ...] = (),
+                   hold: bool = False) -> OrderAlert:
+    """The card for a rule that cannot be checked: missing or stale counts are said, never taken as normal."""
+    gaps = _gaps(*needed)
+    short = ", ".join(g for s in needed if (g := s.short_gap()))
+    return OrderAlert(
+        rule, draft, indicator,
+        f"{_name(draft)}: {short}: {checked} not checked, order a CBC with differential",
+        (f"{checked[0].upper()}{checked[1:]} could not be checked: {'; '.join(gaps)}. This is not a statement that "
+         "the counts are normal.", *statements),
+        evidence, source, order_count=True, hold=hold,
+    )
+
+
+def _clozapine_band(population: str, anc: float):
+    return next(b for b in reversed(clozapine_bands()[population]) if anc >= b.anc_at_least)
+
+
+def _clozapine_window(prior: tuple[MedicationFact, ...], as_of: datetime) -> tuple[float, str]:
+    """Monitoring window from the label's interval for the treatment month; no prior order = new start."""
+    starts = [m.authored_on for m in prior if m.authored_on]
+    if not prior:
+        baseline = parameter("clozapine", "baseline_window_days")
+        return baseline.number, f"baseline ANC before starting (no older than {baseline.number:g} days)"
+    if not starts:
+        first = clozapine_intervals()[0]
+        return first.days, f"{first.text}: treatment start unknown"
+    months = (as_of - min(starts)).days / 30.4375
+    interval = next(i for i in clozapine_intervals() if i.months_to is None or months < i.months_to)
+    return interval.days, f"{interval.text}: on clozapine since {min(starts):%Y-%m-%d}"
+
+
+def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    population = "duffy_null" if s.record.has_condition("duffy_null") else "general"
+    prior = s.others("clozapine", draft)
+    window, interval = _clozapine_window(prior, s.as_of)
+    anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
+    normal = clozapine_bands()[population][-1]
+    notes = [f"Monitoring interval: {interval}.",
+             "The clozapine REMS ended in 2025; the label's ANC monitoring still applies."]
+    if MEDICATIONS in s.unavailable:
+        notes.append(f"Active medications not available ({s.unavailable[MEDICATIONS]}): treated as a new start.")
+    if population == "duffy_null":
+        notes.append("Duffy-null / benign ethnic neutropenia documented: the label's BEN table is used.")
+    source = normal.source
+    if anc.point is None:
+        return _counts_needed("clozapine", draft, (anc,), (anc, platelets), "warning", "clozapine ANC table", source,
+                              (f"Before starting, the label requires an ANC in the normal range (≥{normal.anc_at_least:g} "
+                               "×10⁹/L for this population).", *notes), hold=True)
+    band = _clozapine_band(population, anc.point.value)
+    new_start = not prior
+    baselines = sum(1 for p in s.anc if p.value >= normal.anc_at_least)
+    needed = int(parameter("clozapine", "baseline_ancs_duffy_null").number)
+    second_baseline = population == "duffy_null" and new_start and band is normal and baselines < needed
+    if band is normal and not anc.stale and not second_baseline:
+        return None
+    indicator = band.indicator or "warning"
+    statements = [band.action_text, f"Monitoring ({band.label}): {band.monitoring}"]
+    if new_start and band is not normal:
+        indicator = max(indicator, "warning", key=SEVERITY.get)
+        statements.insert(0, f"New start: the label starts clozapine only in the {normal.label} (ANC ≥{normal.anc_at_least:g} ×10⁹/L).")
+    if band is not normal:
+        summary = f"Clozapine: ANC {_value(anc.point)} ×10⁹/L, {band.label}: {'interrupt' if band.interrupt else 'continue'}"
+        summary += ", haematology consult" if band.haematology_consult else ""
+    elif second_baseline:
+        summary = f"Clozapine (BEN): {baselines} baseline ANC on record; the label asks for {needed} before starting"
+        source = parameter("clozapine", "baseline_ancs_duffy_null").source
+    else:
+        summary = f"Clozapine: latest ANC {_value(anc.point)} ×10⁹/L"
+    if anc.stale:
+        summary += f" ({anc.age_days:.0f} days old, ANC due)"
+        statements.append(f"The latest ANC is {anc.age_days:.0f} days old, older than the {window:g}-day window: "
+                          "it does not show the current count.")
+    return OrderAlert("clozapine", draft, indicator, summary, (*statements, *notes), (anc, platelets),
+                      band.source if band is not normal else source, order_count=True, hold=band.interrupt,
+                      consult=band.haematology_consult)
+
+
+def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    rows = [tki_thresholds()[i] for i in draft.medication.ingredients if i in tki_thresholds()]
+    if not rows:
+        return None
+    t = rows[0]
+    window = parameter("bcr_abl_tki", "count_window_days").number
+    anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
+    low = []
+    if anc.point and anc.point.value < t.stop_anc_below:
+        low.append(f"ANC {_value(anc.point)} (<{t.stop_anc_below:.1f})")
+    if platelets.point and platelets.point.value < t.stop_platelets_below:
+        low.append(f"platelets {_value(platelets.point)} (<{t.stop_platelets_below:g})")
+    setting = f"ELN 2016 thresholds for {t.setting}; accelerated/blast phase thresholds differ."
+    if low:
+        return OrderAlert(
+            "bcr_abl_tki", draft, "warning",
+            f"{_name(draft)}: {', '.join(low)} ×10⁹/L: ELN 2016 says stop until counts recover",
+            (t.resume_text, setting, *(f"Note: {g}." for g in _gaps(anc, platelets))),
+            (anc, platelets), t.source, order_count=True, hold=True,
+        )
+    if _gaps(anc, platelets):
+        return _counts_needed("bcr_abl_tki", draft, (anc, platelets), (anc, platelets), "info", "ELN 2016 stop thresholds", t.source,
+                              (f"Stop if ANC <{t.stop_anc_below:.1f} and/or platelets <{t.stop_platelets_below:g} ×10⁹/L. "
+                               f"{t.resume_text}", setting))
+    return None
+
+
+def deferiprone(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    limit = parameter("deferiprone", "interrupt_anc_below")
+    window = parameter("deferiprone", "count_window_days")
+    anc, platelets = s.status("ANC", s.anc, window.number), s.status("platelets", s.platelets, window.number)
+    weekly = f"The label asks for an ANC before starting and weekly monitoring (window {window.number:g} days)."
+    if anc.point and anc.point.value < limit.number:
+        return OrderAlert(
+            "deferiprone", draft, "warning",
+            f"Deferiprone: ANC {_value(anc.point)} ×10⁹/L is below {limit.number:g}: interrupt deferiprone",
+            (f"Interrupt deferiprone if ANC <{limit.number:g} ×10⁹/L (boxed warning).", weekly,
+             *(f"Note: {g}." for g in _gaps(anc))),
+            (anc, platelets), limit.source, order_count=True, hold=True,
+        )
+    if anc.gap():
+        return _counts_needed("deferiprone", draft, (anc,), (anc, platelets), "warning", "deferiprone ANC limit",
+                              window.source, (weekly,), hold=True)
+    return None
+
+
+def _lower_limit(s: PatientState, point: Point) -> tuple[float, str]:
+    if s.record.has_condition("duffy_null"):
+        danc = threshold("duffy_null_lln_absolute_neutrophil_count")
+        return danc.value, "Duffy-null reference interval"
+    if point.reference_low is not None:
+        return point.reference_low, "the lab's reference range"
+    return threshold("default_lln_absolute_neutrophil_count").value, "default lower limit"
+
+
+def agranulocytosis_risk(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    severe = parameter("agranulocytosis_risk", "severe_anc_below")
+    window = parameter("agranulocytosis_risk", "count_window_days").number
+    anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
+    risk = f"{_name(draft)} is among the drugs most often reported to cause agranulocytosis (Andersohn 2007)."
+    if anc.point and anc.point.value < severe.number:
+        return OrderAlert(
+            "agranulocytosis_risk", draft, "warning",
+            f"{_name(draft)}: ANC {_value(anc.point)} ×10⁹/L, severe neutropenia (agranulocytosis range)",
+            (risk, f"Agranulocytosis is ANC <{severe.number:g} ×10⁹/L; consider whether the drug is the cause "
+                   "before continuing it.", *(f"Note: {g}." for g in _gaps(anc))),
+            (anc, platelets), severe.source, order_count=True, hold=True,
+        )
+    if anc.gap():
+        return _counts_needed("agranulocytosis_risk", draft, (anc,), (anc, platelets), "info", "drug-induced neutropenia",
+                              severe.source, (risk,))
+    if len(s.anc) >= 2 and s.anc[-1].value < s.anc[-2].value:
+        limit, basis = _lower_limit(s, s.anc[-1])
+        if s.anc[-1].value < limit:
+            previous = s.anc[-2]
+            return OrderAlert(
+                "agranulocytosis_risk", draft, "info",
+                f"{_name(draft)}: ANC falling, {_value(previous)} to {_value(s.anc[-1])} ×10⁹/L, below the lower limit",
+                (risk, f"ANC fell from {_value(previous)} ({previous.time:%Y-%m-%d}) to {_value(s.anc[-1])} ×10⁹/L, "
+                       f"below {limit:g} ×10⁹/L ({basis}).", "Consider repeating the count and watching for fever."),
+                (anc, platelets), severe.source, order_count=True,
+            )
+    return None
+
+
+def cytotoxic_chemotherapy(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    grade_limit = parameter("cytotoxic_chemotherapy", "warn_at_ctcae_grade")
+    window = parameter("cytotoxic_chemotherapy", "count_window_days").number
+    anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
+    low = []
+    for status, analyte in ((anc, A.ABSOLUTE_NEUTROPHIL_COUNT), (platelets, A.PLATELETS)):
+        grade = ctcae_grade(analyte, status.point.value, None) if status.point else None
+        if grade and grade.grade >= grade_limit.number:
+            low.append(f"{status.label} {_value(status.point)} ({grade.label})")
+    protocol = "Check the regimen's treatment parameters (minimum ANC and platelets to treat) before giving this cycle."
+    if low:
+        return OrderAlert(
+            "cytotoxic_chemotherapy", draft, "warning",
+            f"{_name(draft)}: {', '.join(low)}: check the protocol's treatment parameters",
+            (protocol, *(f"Note: {g}." for g in _gaps(anc, platelets))),
+            (anc, platelets), grade_limit.source, order_count=True, hold=True,
+        )
+    if _gaps(anc, platelets):
+        return _counts_needed("cytotoxic_chemotherapy", draft, (anc, platelets), (anc, platelets), "info", "treatment parameters",
+                              grade_limit.source, (protocol,))
+    return None
+
+
+def _timed(medication: MedicationFact) -> datetime | None:
+    return planned_start(medication.resource) if medication.resource else medication.authored_on
+
+
+def _timing_conflict(dose: datetime, chemo: datetime, key: str) -> bool:
+    before = timedelta(hours=parameter(key, "chemotherapy_hours_before_dose").number)
+    after = timedelta(days=parameter(key, "chemotherapy_days_after_dose").number)
+    return dose - before < chemo < dose + after
+
+
+def g_csf_timing(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    """G-CSF too close to cytotoxic chemotherapy, whichever of the two is the draft."""
+    medication = draft.medication
+    own_time = draft.planned_start or s.as_of
+    pairs: list[tuple[MedicationFact | DraftOrder, datetime, datetime, str]] = []
+    if medication.in_group("g_csf"):
+        key = "long_acting_g_csf" if medication.in_group("long_acting_g_csf") else "g_csf"
+        chemo = [(d, d.planned_start or s.as_of) for d in s.drafts
+                 if d is not draft and d.medication and d.medication.in_group("cytotoxic_chemotherapy")]
+        chemo += [(m, t) for m in s.others("cytotoxic_chemotherapy", draft) if (t := _timed(m))]
+        pairs = [(other, own_time, when, key) for other, when in chemo]
+    elif medication.in_group("cytotoxic_chemotherapy"):
+        for m in s.others("g_csf", draft):
+            if when := _timed(m):
+                pairs.append((m, when, own_time, "long_acting_g_csf" if m.in_group("long_acting_g_csf") else "g_csf"))
+    for other, dose, chemo, key in pairs:
+        if _timing_conflict(dose, chemo, key):
+            agent = "Pegfilgrastim" if key == "long_acting_g_csf" else "Filgrastim"
+            hours = (dose - chemo).total_seconds() / 3600
+            when = f"{abs(hours) / 24:.1f} days {'after' if hours >= 0 else 'before'}"
+            window = (f"{parameter(key, 'chemotherapy_days_after_dose').number:g} days before to "
+                      f"{parameter(key, 'chemotherapy_hours_before_dose').number:g} h after")
+            other_text = other.reference if isinstance(other, DraftOrder) else other.source
+            return OrderAlert(
+                "g_csf_timing", draft, "warning",
+                f"{agent} planned {when} cytotoxic chemotherapy: label says not from {window} chemotherapy",
+                (f"G-CSF dose {dose:%Y-%m-%d %H:%M}, chemotherapy {chemo:%Y-%m-%d %H:%M} ({other_text}); times are the "
+                 "orders' planned start or authored dates.", f"The label says: not from {window} cytotoxic chemotherapy."),
+                (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None)),
+                parameter(key, "chemotherapy_days_after_dose").source, hold=True,
+            )
+    return None
+
+
+def filgrastim_dose(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    if "filgrastim" not in draft.medication.ingredients:
+        return None
+    per_kg = parameter("filgrastim_dose", "mcg_per_kg_per_day")
+    tolerance = parameter("filgrastim_dose", "tolerance_percent").number
+    weight = s.status("body weight", s.weight, None, "kg")
+    evidence = (s.status("ANC", s.anc, None), weight)
+    if draft.dose is None or weight.point is None:
+        missing = "no dose in micrograms or milligrams on the order" if draft.dose is None else weight.gap()
+        return OrderAlert("filgrastim_dose", draft, "info", f"Filgrastim dose not checked: {missing}",
+                          (f"The label dose is {per_kg.number:g} mcg/kg/day; it could not be compared: {missing}.",),
+                          evidence, per_kg.source)
+    per_day = draft.dose.per_day or 1.0
+    ordered = draft.dose.micrograms * per_day
+    expected = per_kg.number * weight.point.value
+    off = (ordered - expected) / expected * 100
+    if abs(off) <= tolerance:
+        return None
+    frequency = "" if draft.dose.per_day else " (no frequency on the order: read as once daily)"
+    return OrderAlert(
+        "filgrastim_dose", draft, "info",
+        f"Filgrastim {ordered:.0f} mcg/day is {off:+.0f} % from {per_kg.number:g} mcg/kg/day ({expected:.0f} mcg at {weight.point.value:g} kg)",
+        (f"Ordered {draft.dose.reported}{frequency} = {ordered:.0f} mcg/day; {per_kg.number:g} mcg/kg/day × "
+         f"{weight.point.value:g} kg ({weight.point.time:%Y-%m-%d}) = {expected:.0f} mcg/day.",
+         f"Difference {off:+.0f} %, more than {tolerance:g} %. Rounding to a vial size may be intended."),
+        evidence, per_kg.source,
+    )
+
+
+def _neutropenic(s: PatientState) -> bool:
+    limit = parameter("neutropenic", "anc_below").number
+    anc = s.status("ANC", s.anc, parameter("neutropenic", "count_window_days").number)
+    documented = any(s.record.has_condition(c) for c in ("documented_neutropenia", "febrile_neutropenia"))
+    return documented or (anc.current is not None and anc.current.value < limit)
+
+
+def fluoroquinolone_prophylaxis(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    context = parameter("fluoroquinolone_prophylaxis", "fn_context_categories")
+    for_fn = bool(draft.reason_categories & context.items) or any(s.record.has_condition(c) for c in context.items)
+    if not (for_fn or _neutropenic(s)):
+        return None
+    evidence = (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None))
+    advice = ("ASCO/IDSA 2018: the oral fluoroquinolone regimen for febrile neutropenia is not for patients who had "
+              "fluoroquinolone prophylaxis before the fever; consider an empirical regimen without a fluoroquinolone.")
+    if MEDICATIONS in s.unavailable:
+        return OrderAlert("fluoroquinolone_prophylaxis", draft, "info",
+                          f"{_name(draft)}: quinolone prophylaxis not checked (active medications not available)",
+                          (f"Active medications not available ({s.unavailable[MEDICATIONS]}).", advice), evidence, context.source)
+    prophylaxis = s.others("fluoroquinolone", draft)
+    if not prophylaxis:
+        return None
+    current = ", ".join(f"{m.text} ({m.source})" for m in prophylaxis[:3])
+    return OrderAlert(
+        "fluoroquinolone_prophylaxis", draft, "warning",
+        f"{_name(draft)} for febrile neutropenia while already on quinolone prophylaxis",
+        (f"Active fluoroquinolone: {current}.", advice), evidence, context.source, hold=True,
+    )
+
+
+def vancomycin(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    if not _neutropenic(s):
+        return None
+    indications = parameter("vancomycin", "indication_categories")
+    if draft.reason_categories & indications.items or any(s.record.has_condition(c) for c in indications.items):
+        return None
+    statements = ["Vancomycin is not a routine part of the initial febrile-neutropenia regimen (IDSA 2010). Add it for "
+                  "haemodynamic instability or severe sepsis, pneumonia, gram-positive bacteraemia, suspected "
+                  "catheter-related or skin/soft-tissue infection, MRSA/VRE/penicillin-resistant pneumococcus "
+                  "colonisation, or severe mucositis on quinolone prophylaxis.",
+                  "No such indication is documented on the order or in the active conditions."]
+    if CONDITIONS in s.unavailable:
+        statements.append(f"Conditions not available ({s.unavailable[CONDITIONS]}): indications could not be checked.")
+    return OrderAlert("vancomycin", draft, "info", "Vancomycin in neutropenia without a documented indication: not routine",
+                      tuple(statements), (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None)),
+                      indications.source, hold=True)
+
+
+Rule = Callable[[DraftOrder, PatientState], OrderAlert | None]
+# One count rule per draft, the most specific first (deferiprone is also an agranulocytosis drug).
+COUNT_RULES: tuple[tuple[str, Rule], ...] = (
+    ("clozapine", clozapine),
+    ("deferiprone", deferiprone),
+    ("bcr_abl_tki", bcr_abl_tki),
+    ("cytotoxic_chemotherapy", cytotoxic_chemotherapy),
+    ("agranulocytosis_risk", agranulocytosis_risk),
+)
+OTHER_RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
+    (("g_csf", "cytotoxic_chemotherapy"), g_csf_timing),
+    (("g_csf",), filgrastim_dose),
+    (("fluoroquinolone",), fluoroquinolone_prophylaxis),
+    (("vancomycin",), vancomycin),
+)
+
+
+def check_orders(drafts: tuple[DraftOrder, ...], s: PatientState) -> tuple[OrderAlert, ...]:
+    """Alerts for the drafts to evaluate; at most one per (draft, rule)."""
+    alerts: dict[tuple[str, str], OrderAlert] = {}
+    for draft in drafts:
+        medication = draft.medication
+        if medication is None:
+            continue
+        rules = [r for group, r in COUNT_RULES if medication.in_group(group)][:1]
+        rules += [r for groups, r in OTHER_RULES if any(medication.in_group(g) for g in groups)]
+        for rule in rules:
+            if (alert := rule(draft, s)) is not None:
+                alerts.setdefault((draft.reference, alert.rule), alert)
+    return tuple(alerts.values())
