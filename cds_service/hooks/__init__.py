@@ -1,8 +1,8 @@
 """The services this server hosts. Discovery and dispatch are generated from this tuple."""
-from cds_service.hooks import cytopenia_review
+from cds_service.hooks import cytopenia_review, febrile_neutropenia
 from cds_service.hooks.service import CdsService
 
-SERVICES: tuple[CdsService, ...] = (cytopenia_review.SERVICE,)
+SERVICES: tuple[CdsService, ...] = (cytopenia_review.SERVICE, febrile_neutropenia.SERVICE)
 
 
 def find(service_id: str) -> list[CdsService]:
