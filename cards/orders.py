@@ -35,13 +35,21 @@ def catalogue() -> dict[str, dict[str, Any]]:
     return templates
 
 
-def draft_order(order: str, patient_id: str, encounter_id: str | None = None, reason: str | None = None) -> dict[str, Any]:
-    resource = copy.deepcopy(catalogue()[order])
+def address(resource: dict[str, Any], patient_id: str, encounter_id: str | None, reason: str | None) -> dict[str, Any]:
+    """Point a draft order at its patient (and encounter) and say why it is suggested."""
     resource["subject"] = {"reference": f"Patient/{patient_id}"}
     if encounter_id:
         resource["encounter"] = {"reference": f"Encounter/{encounter_id}"}
     if reason:
         resource["reasonCode"] = [{"text": reason}]
+    return resource
+
+
+def draft_order(order: str, patient_id: str, encounter_id: str | None = None, reason: str | None = None,
+                note: str | None = None) -> dict[str, Any]:
+    resource = address(copy.deepcopy(catalogue()[order]), patient_id, encounter_id, reason)
+    if note:
+        resource["note"] = [{"text": note}]
     return resource
 
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     clients: list[ClientConfig] = Field(default_factory=list)
+    fever_lookback_hours: float | None = Field(default=None, gt=0, le=168)
 
     @field_validator("public_base_url")
     @classmethod

@@ -7,6 +7,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fhir_mappings.allergies import AllergyFact
+    from fhir_mappings.encounters import EncounterFact
     from fhir_mappings.medications import MedicationFact
 
 
@@ -49,6 +51,7 @@ class Measurement:
     draw: str | None = None
     method: str | None = None
     note: str | None = None
+    site: str | None = None
 
     @property
     def system_code(self) -> str:
@@ -95,6 +98,8 @@ class ClinicalRecord:
     measurements: tuple[Measurement, ...] = ()
     conditions: tuple[CodedFact, ...] = ()
     medications: tuple[MedicationFact, ...] = ()
+    allergies: tuple[AllergyFact, ...] = ()
+    encounters: tuple[EncounterFact, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     preliminary_only: tuple[str, ...] = field(default=())
 

@@ -85,6 +85,11 @@ def recognise(concept: Json | None) -> tuple[tuple[str, ...], str] | None:
     return None
 
 
+def ingredient_groups(names: tuple[str, ...]) -> frozenset[str]:
+    """The risk and class groups of a set of ingredients (`data/drug_ingredients.csv`)."""
+    return frozenset(g for n in names if n in _ingredients() for g in _ingredients()[n].groups)
+
+
 def _medication_concept(resource: Json, medications: dict[str, Json]) -> Json | None:
     if isinstance(resource.get("medicationCodeableConcept"), dict):
         return resource["medicationCodeableConcept"]
@@ -107,7 +112,7 @@ def read_medication_request(resource: Json, medications: dict[str, Json] | None 
     if recognised is None:
         return None
     names, how = recognised
-    groups = frozenset(g for n in names if n in _ingredients() for g in _ingredients()[n].groups)
+    groups = ingredient_groups(names)
     return MedicationFact(
         ingredients=names,
         groups=groups,

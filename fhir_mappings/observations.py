@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from fhir_mappings.facts import Analyte, DataIssue, Measurement
 from fhir_mappings.knowledge import LabCode, analyte_specs, lab_codes
-from fhir_mappings.resources import Json, codings
+from fhir_mappings.resources import Json, codings, concept_text
 from fhir_mappings.times import parse_datetime
 from fhir_mappings.units import UnusableValue, normalise
 
@@ -78,10 +78,11 @@ class ObservationReader:
             self._reject(source, "has no usable effective time")
             return
         draw = report.report if report else _specimen(resource) or time.isoformat()
+        site = _site(resource)
         for code, element in parts:
-            self._read_value(source, code, element, time, status, draw)
+            self._read_value(source, code, element, time, status, draw, site)
 
-    def _read_value(self, source, code: LabCode, element: Json, time, status, draw) -> None:
+    def _read_value(self, source, code: LabCode, element: Json, time, status, draw, site=None) -> None:
         spec = analyte_specs()[code.analyte]
         quantity = element.get("valueQuantity")
         if not isinstance(quantity, dict) or isinstance(quantity.get("value"), bool) or not isinstance(
@@ -117,6 +118,7 @@ class ObservationReader:
                 draw=draw,
                 method=code.method,
                 note=note,
+                site=site,
             )
         )
 
@@ -144,6 +146,12 @@ def _reference_low(element: Json, unit: str | None, spec) -> float | None:
         except UnusableValue:
             return None
     return None
+
+
+def _site(resource: Json) -> str | None:
+    """Where or how it was measured, as coded or written (e.g. a temperature's body site)."""
+    texts = [concept_text(resource.get(element)) for element in ("bodySite", "method")]
+    return "; ".join(t for t in texts if t) or None
 
 
 def _specimen(resource: Json) -> str | None:

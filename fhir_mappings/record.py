@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fhir_mappings.allergies import read_allergy
 from fhir_mappings.conditions import read_condition
+from fhir_mappings.encounters import read_encounter
 from fhir_mappings.facts import ClinicalRecord, DataIssue
 from fhir_mappings.medications import medication_index, read_medication_request
 from fhir_mappings.observations import ObservationReader
@@ -37,6 +39,8 @@ def read_record(
     observations = ObservationReader(demographics.patient_id, _draws_from_reports(resources))
     conditions = []
     medications = []
+    allergies = []
+    encounters = []
     medication_resources = medication_index(resources)
     all_issues = [*issues, *patient_issues]
     for resource in resources:
@@ -48,6 +52,12 @@ def read_record(
         elif kind in ("MedicationRequest", "MedicationOrder"):
             if (medication := read_medication_request(resource, medication_resources)) is not None:
                 medications.append(medication)
+        elif kind == "AllergyIntolerance":
+            if (allergy := read_allergy(resource)) is not None:
+                allergies.append(allergy)
+        elif kind == "Encounter":
+            if (encounter := read_encounter(resource)) is not None:
+                encounters.append(encounter)
         elif kind == "OperationOutcome":
             all_issues.extend(operation_outcome_issues(resource))
     measurements = sorted(observations.measurements, key=lambda m: m.time)
@@ -56,6 +66,8 @@ def read_record(
         measurements=tuple(measurements),
         conditions=tuple(conditions),
         medications=tuple(medications),
+        allergies=tuple(allergies),
+        encounters=tuple(encounters),
         issues=tuple(all_issues + observations.issues),
         preliminary_only=tuple(
             sorted(a for a in observations.preliminary if not any(m.analyte is a for m in measurements))

@@ -85,3 +85,24 @@ def anaemia_cutoffs() -> tuple[AnaemiaCutoff, ...]:
         )
         for r in read_table(PACKAGE, "who_anaemia.csv")
     )
+
+
+@cache
+def _named_values(name: str) -> dict[str, Threshold]:
+    return {r["name"]: Threshold(float(r["value"]), r["unit"], r["source"]) for r in read_table(PACKAGE, name)}
+
+
+def fn_rule(name: str) -> Threshold:
+    """A febrile-neutropenia threshold (`febrile_neutropenia.csv`), with its citation."""
+    return _named_values("febrile_neutropenia.csv")[name]
+
+
+def risk_cutoff(name: str) -> Threshold:
+    """A MASCC or CISNE cut-off or weight (`risk_cutoffs.csv`), with its citation."""
+    return _named_values("risk_cutoffs.csv")[name]
+
+
+@cache
+def mascc_points() -> dict[str, tuple[int, str, str]]:
+    """MASCC item -> (points, 'computed' or 'judgement', source)."""
+    return {r["item"]: (int(r["points"]), r["kind"], r["source"]) for r in read_table(PACKAGE, "mascc.csv")}

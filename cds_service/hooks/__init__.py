@@ -1,8 +1,8 @@
 """The services this server hosts. Discovery and dispatch are generated from this tuple."""
-from cds_service.hooks import cytopenia_review, order_safety
+from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
 from cds_service.hooks.service import CdsService
 
-SERVICES: tuple[CdsService, ...] = (cytopenia_review.SERVICE, *order_safety.SERVICES)
+SERVICES: tuple[CdsService, ...] = (cytopenia_review.SERVICE, febrile_neutropenia.SERVICE, *order_safety.SERVICES)
 
 
 def find(service_id: str) -> list[CdsService]:

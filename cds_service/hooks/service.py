@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from cards import Card
+from cds_service.config import Settings
 from fhir_mappings import DataIssue
 
 Json = dict[str, Any]
@@ -44,6 +45,7 @@ class HookCall:
     context: Mapping[str, Any]
     data: HookData
     as_of: datetime
+    settings: Settings | None = None
 
     @property
     def patient_id(self) -> str:

@@ -53,5 +53,6 @@ def call_service(service_id: str) -> Response:
         context=body["context"],
         data=gather(service, body),
         as_of=current_app.config["CLOCK"](),
+        settings=current_app.config["SETTINGS"],
     )
     return json_response({"cards": [card.to_json() for card in service.handler(call)]})

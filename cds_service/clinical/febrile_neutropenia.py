@@ -1,0 +1,315 @@
+"""Febrile neutropenia: which definition fired, on what evidence, and what the first hour needs.
+
+Pure rules over a ClinicalRecord. IDSA 2010 FN = IDSA fever + ANC <0.5 (or expected <0.5 within
+48 h); CTCAE v5.0 FN = CTCAE fever + ANC <1.0. Both are kept and reported separately. Every number
+comes from `data/febrile_neutropenia.csv` and `data/empirical_regimens.csv` with its citation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import cache
+
+from cds_service.clinical.fever import FeverAssessment, assess_fever
+from cds_service.clinical.knowledge import PACKAGE, fn_rule, risk_cutoff
+from cds_service.clinical.risk_scores import CisneInputs, MasccInputs, ScoreRange, cisne, mascc
+from cds_service.clinical.series import Point, neutrophil_series
+from fhir_mappings import Analyte, ClinicalRecord, DataIssue, Measurement
+from fhir_mappings.allergies import AllergyFact
+from fhir_mappings.facts import CodedFact
+from fhir_mappings.knowledge import read_table
+from fhir_mappings.medications import MedicationFact
+
+HOUR = 3600.0
+
+
+class FnState(StrEnum):
+    FEBRILE_NEUTROPENIA = "febrile_neutropenia"
+    FEVER_ANC_UNKNOWN = "fever_anc_unknown"
+    SEVERE_NEUTROPENIA = "severe_neutropenia"
+    NOT_EXCLUDED = "not_excluded"
+    EXCLUDED = "excluded"
+
+
+@dataclass(frozen=True, slots=True)
+class AncPrediction:
+    """A least-squares line through recent ANC results, projected `horizon_hours` past the latest."""
+
+    points: tuple[Point, ...]
+    slope_per_day: float
+    horizon_hours: float
+    predicted: float
+
+    @property
+    def method(self) -> str:
+        return (
+            f"least-squares line through the {len(self.points)} ANC results of the last "
+            f"{fn_rule('anc_prediction_window_hours').value:g} h, projected {self.horizon_hours:g} h past the latest"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Neutrophils:
+    latest: Point | None
+    age_hours: float | None
+    current: bool
+    prediction: AncPrediction | None
+
+    @property
+    def below_idsa(self) -> bool:
+        return self.current and self.latest is not None and self.latest.value < fn_rule("idsa_neutropenia_anc").value
+
+    @property
+    def predicted_below_idsa(self) -> bool:
+        return self.current and self.prediction is not None and self.prediction.predicted < fn_rule("idsa_neutropenia_anc").value
+
+    @property
+    def below_ctcae(self) -> bool:
+        return self.current and self.latest is not None and self.latest.value < fn_rule("ctcae_fn_anc").value
+
+
+@dataclass(frozen=True, slots=True)
+class Indication:
+    name: str
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegimenChoice:
+    """An empirical regimen and whether it is offered, offered with a flag, or withheld (and why)."""
+
+    regimen: str
+    kind: str
+    orders: tuple[str, ...]
+    status: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FnAssessment:
+    as_of: datetime
+    state: FnState
+    fever: FeverAssessment
+    neutrophils: Neutrophils
+    idsa_fn: bool
+    ctcae_fn: bool
+    regimens: tuple[RegimenChoice, ...]
+    vancomycin_indications: tuple[Indication, ...]
+    gram_positive_notes: tuple[str, ...]
+    beta_lactam_allergies: tuple[AllergyFact, ...]
+    allergy_conditions: tuple[CodedFact, ...]
+    quinolone_prophylaxis: tuple[MedicationFact, ...]
+    g_csf: tuple[MedicationFact, ...]
+    weight: Measurement | None
+    weight_old: bool
+    systolic_bp: Measurement | None
+    mascc: ScoreRange | None
+    cisne: ScoreRange | None
+    issues: tuple[DataIssue, ...]
+
+    @property
+    def immediate_beta_lactam_allergy(self) -> bool:
+        return any(a.immediate for a in self.beta_lactam_allergies)
+
+    @property
+    def profound(self) -> bool:
+        latest = self.neutrophils.latest
+        return self.neutrophils.current and latest is not None and latest.value < fn_rule("profound_neutropenia_anc").value
+
+
+@cache
+def regimens() -> tuple[dict[str, str], ...]:
+    return tuple(read_table(PACKAGE, "empirical_regimens.csv"))
+
+
+def _predict(points: tuple[Point, ...]) -> AncPrediction | None:
+    """Never from one value: needs two or more results from different times in the window."""
+    if len(points) < 2 or points[-1].time == points[0].time:
+        return None
+    origin = points[0].time
+    xs = [(p.time - origin).total_seconds() / HOUR for p in points]
+    ys = [p.value for p in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+    horizon = fn_rule("idsa_prediction_horizon_hours").value
+    predicted = mean_y + slope * (xs[-1] + horizon - mean_x)
+    return AncPrediction(points, slope * 24, horizon, max(predicted, 0.0))
+
+
+def assess_neutrophils(record: ClinicalRecord, as_of: datetime) -> Neutrophils:
+    series = tuple(p for p in neutrophil_series(record) if p.time <= as_of)
+    if not series:
+        return Neutrophils(None, None, False, None)
+    latest = series[-1]
+    age = (as_of - latest.time).total_seconds() / HOUR
+    window = fn_rule("anc_prediction_window_hours").value
+    recent = tuple(p for p in series if latest.time - p.time <= timedelta(hours=window))
+    prediction = _predict(recent)
+    if prediction is not None and prediction.slope_per_day >= 0:
+        prediction = None
+    return Neutrophils(latest, age, age <= fn_rule("anc_max_age_hours").value, prediction)
+
+
+def _latest(record: ClinicalRecord, analyte: Analyte, since: datetime, as_of: datetime) -> Measurement | None:
+    return next((m for m in reversed(record.series(analyte)) if since <= m.time <= as_of), None)
+
+
+def _vancomycin_indications(record: ClinicalRecord, systolic: Measurement | None) -> tuple[Indication, ...]:
+    """IDSA 2010 indications for a gram-positive agent that the record can show (clinical-knowledge §4.2)."""
+    found = [
+        Indication("haemodynamic instability or severe sepsis", f"{c.display or c.category} ({c.code}, {c.source})")
+        for c in record.conditions
+        if c.status == "active" and c.category in ("shock", "septic_shock", "severe_sepsis")
+    ]
+    cut = risk_cutoff("mascc_hypotension_sbp").value
+    if systolic is not None and systolic.value <= cut:
+        found.append(
+            Indication(
+                "haemodynamic instability",
+                f"systolic BP {systolic.value:g} mmHg (≤{cut:g}) at {systolic.time:%Y-%m-%d %H:%M} UTC ({systolic.source})",
+            )
+        )
+    return tuple(found)
+
+
+def _gram_positive_notes(record: ClinicalRecord) -> tuple[str, ...]:
+    return tuple(
+        f"Resistance to vancomycin coded ({c.code}, {c.source}): IDSA adds a gram-positive agent for VRE colonisation, "
+        "but vancomycin is not active against VRE; the agent is the clinician's choice."
+        for c in record.conditions
+        if c.status == "active" and c.category == "vre_colonisation"
+    )
+
+
+def _clashes(allergy: AllergyFact, groups: frozenset[str]) -> bool:
+    """A penicillin allergy clashes with penicillins only (most such patients tolerate cephalosporins,
+    clinical-knowledge §4.4); any other beta-lactam allergy clashes with every beta-lactam."""
+    if allergy.in_group("penicillin"):
+        return "penicillin" in groups
+    return bool(allergy.groups & groups)
+
+
+def _regimen_choices(allergies: tuple[AllergyFact, ...], allergy_conditions: tuple[CodedFact, ...],
+                     quinolones: tuple[MedicationFact, ...]) -> tuple[RegimenChoice, ...]:
+    immediate = [a for a in allergies if a.immediate]
+    choices = []
+    for row in regimens():
+        groups = frozenset(row["groups"].split(";"))
+        orders = tuple(row["orders"].split(";"))
+        status, reason = "offered", None
+        if row["kind"] == "empirical":
+            clashing = [a for a in allergies if _clashes(a, groups)]
+            if immediate:
+                status = "withheld"
+                reason = "immediate-type beta-lactam allergy: " + "; ".join(f"{a.substance} ({a.reaction_text})" for a in immediate)
+            elif clashing or ("penicillin" in groups and allergy_conditions):
+                status = "flagged"
+                named = [f"{a.substance} ({a.reaction_text})" for a in clashing] + [f"{c.display or c.code}" for c in allergy_conditions]
+                reason = "check allergy: " + "; ".join(named)
+        else:
+            if not (allergies or allergy_conditions):
+                continue
+            if "fluoroquinolone" in groups and quinolones:
+                status, reason = "withheld", "fluoroquinolone prophylaxis was given before the fever"
+        choices.append(RegimenChoice(row["regimen"], row["kind"], orders, status, reason))
+    return tuple(choices)
+
+
+def _outpatient_at(record: ClinicalRecord, onset: datetime | None) -> tuple[bool | None, str]:
+    if onset is None:
+        return None, "no fever onset"
+    if not record.encounters:
+        return None, "no Encounter available"
+    for encounter in record.encounters:
+        if encounter.setting == "inpatient" and encounter.covers(onset):
+            return False, f"in an inpatient encounter ({encounter.class_display}, {encounter.source}) at fever onset"
+    for encounter in record.encounters:
+        if encounter.setting == "outpatient" and encounter.covers(onset):
+            return True, f"{encounter.class_display} encounter ({encounter.source}) at fever onset"
+        if encounter.setting == "inpatient" and encounter.start and encounter.start > onset:
+            return True, f"fever began before the admission of {encounter.start:%Y-%m-%d %H:%M} UTC ({encounter.source})"
+    return None, "no Encounter covers the fever onset"
+
+
+def _scores(record: ClinicalRecord, as_of: datetime, fever: FeverAssessment, systolic: Measurement | None,
+            conditions_available: bool) -> tuple[ScoreRange, ScoreRange | None]:
+    age_months = record.demographics.age_in_months(as_of.date())
+    copd = record.has_condition("copd") if conditions_available else None
+    solid = record.has_condition("solid_tumour")
+    haem = record.has_condition("haematological_malignancy")
+    fungal = any(c.category == "fungal_infection_history" for c in record.conditions)
+    outpatient, outpatient_evidence = _outpatient_at(record, fever.episode.onset if fever.episode else None)
+    not_applicable = None
+    if record.has_condition("acute_leukaemia"):
+        not_applicable = "acute leukaemia coded: MASCC is not for acute leukaemia induction"
+    elif record.has_condition("stem_cell_transplant"):
+        not_applicable = "stem-cell transplant coded: MASCC is not for allogeneic HCT conditioning"
+    sbp_text = (f"systolic BP {systolic.value:g} mmHg at {systolic.time:%Y-%m-%d %H:%M} UTC ({systolic.source})"
+                if systolic else "no systolic BP in the look-back window")
+    score = mascc(
+        MasccInputs(None if age_months is None else age_months // 12, systolic.value if systolic else None, sbp_text,
+                    copd, solid, haem, fungal, outpatient, outpatient_evidence),
+        not_applicable,
+    )
+    unstable = (systolic is not None and systolic.value <= risk_cutoff("mascc_hypotension_sbp").value) or any(
+        record.has_condition(c) for c in ("shock", "septic_shock", "severe_sepsis")
+    )
+    if not solid or haem or unstable:
+        return score, None
+    monocytes = _latest(record, Analyte.MONOCYTES, as_of - timedelta(hours=fn_rule("anc_max_age_hours").value), as_of)
+    mono_text = (f"monocytes {monocytes.value:g} ×10⁹/L at {monocytes.time:%Y-%m-%d %H:%M} UTC ({monocytes.source})"
+                 if monocytes else "no current monocyte count")
+    return score, cisne(CisneInputs(copd, monocytes.value if monocytes else None, mono_text))
+
+
+def _state(fever: FeverAssessment, anc: Neutrophils, fn: bool) -> FnState:
+    if fn:
+        return FnState.FEBRILE_NEUTROPENIA
+    if fever.febrile and not anc.current:
+        return FnState.FEVER_ANC_UNKNOWN
+    if anc.below_idsa:
+        return FnState.SEVERE_NEUTROPENIA
+    if fever.readings:
+        return FnState.EXCLUDED
+    if anc.current and not anc.below_ctcae and not anc.predicted_below_idsa:
+        return FnState.EXCLUDED
+    return FnState.NOT_EXCLUDED
+
+
+def assess(record: ClinicalRecord, as_of: datetime, lookback_hours: float | None = None,
+           conditions_available: bool = True) -> FnAssessment:
+    lookback = lookback_hours if lookback_hours is not None else fn_rule("fever_lookback_hours").value
+    fever = assess_fever(record.series(Analyte.BODY_TEMPERATURE), as_of, lookback)
+    anc = assess_neutrophils(record, as_of)
+    idsa_fn = fever.idsa is not None and (anc.below_idsa or anc.predicted_below_idsa)
+    ctcae_fn = fever.ctcae is not None and anc.below_ctcae
+    systolic = _latest(record, Analyte.SYSTOLIC_BLOOD_PRESSURE, as_of - timedelta(hours=lookback), as_of)
+    allergies = tuple(a for a in record.allergies if a.in_group("beta_lactam"))
+    allergy_conditions = tuple(c for c in record.conditions if c.status == "active" and c.category == "penicillin_allergy")
+    quinolones = record.active_medications("fluoroquinolone")
+    weights = record.series(Analyte.BODY_WEIGHT)
+    weight = next((m for m in reversed(weights) if m.time <= as_of), None)
+    mascc_score, cisne_score = _scores(record, as_of, fever, systolic, conditions_available)
+    return FnAssessment(
+        as_of=as_of,
+        state=_state(fever, anc, idsa_fn or ctcae_fn),
+        fever=fever,
+        neutrophils=anc,
+        idsa_fn=idsa_fn,
+        ctcae_fn=ctcae_fn,
+        regimens=_regimen_choices(allergies, allergy_conditions, quinolones),
+        vancomycin_indications=_vancomycin_indications(record, systolic),
+        gram_positive_notes=_gram_positive_notes(record),
+        beta_lactam_allergies=allergies,
+        allergy_conditions=allergy_conditions,
+        quinolone_prophylaxis=quinolones,
+        g_csf=record.active_medications("g_csf"),
+        weight=weight,
+        weight_old=weight is not None and (as_of - weight.time) > timedelta(days=fn_rule("weight_max_age_days").value),
+        systolic_bp=systolic,
+        mascc=mascc_score,
+        cisne=cisne_score,
+        issues=record.issues,
+    )

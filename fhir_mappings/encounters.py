@@ -1,0 +1,56 @@
+"""Encounter -> EncounterFact: where the patient was (outpatient or inpatient setting) and when.
+
+Encounter.class is read against the v3 ActEncounterCode table in `data/encounter_classes.csv`; an
+unknown class gives an unknown setting, never a guessed one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from fhir_mappings.knowledge import read_table
+from fhir_mappings.resources import Json, reference_of
+from fhir_mappings.times import parse_datetime
+
+IGNORED_STATUSES = frozenset({"cancelled", "entered-in-error", "planned"})
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterFact:
+    setting: str | None
+    class_display: str
+    start: datetime | None
+    end: datetime | None
+    status: str
+    source: str
+
+    def covers(self, moment: datetime) -> bool:
+        """Was the patient in this encounter at `moment`? An open in-progress encounter runs until now."""
+        if self.start is None or moment < self.start:
+            return False
+        if self.end is None:
+            return self.status in ("in-progress", "arrived", "triaged", "onleave")
+        return moment <= self.end
+
+
+@cache
+def _classes() -> dict[tuple[str, str], tuple[str, str]]:
+    return {(r["system"], r["code"]): (r["setting"], r["display"]) for r in read_table("fhir_mappings", "encounter_classes.csv")}
+
+
+def read_encounter(resource: Json) -> EncounterFact | None:
+    status = str(resource.get("status") or "unknown")
+    if status in IGNORED_STATUSES:
+        return None
+    coding = resource.get("class") if isinstance(resource.get("class"), dict) else {}
+    setting, display = _classes().get((coding.get("system"), coding.get("code")), (None, ""))
+    period = resource.get("period") if isinstance(resource.get("period"), dict) else {}
+    return EncounterFact(
+        setting=setting,
+        class_display=display or str(coding.get("display") or coding.get("code") or "class not coded"),
+        start=parse_datetime(period.get("start")),
+        end=parse_datetime(period.get("end")),
+        status=status,
+        source=reference_of(resource),
+    )
