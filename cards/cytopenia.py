@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from cards.catalogue import card_source, override_reasons
+from cards.context import context_blocks, problem_list_suggestions
 from cards.markdown import bullets, escape, number, table, when
 from cards.model import Action, Card, Suggestion
 from cards.orders import draft_order, order_label
+from cds_service.clinical.context import FindingContext, settled_indicator
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
 from cds_service.clinical.knowledge import threshold
 from fhir_mappings import Analyte, DataIssue
@@ -178,13 +180,15 @@ def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) ->
     return tuple(suggestions)
 
 
-def finding_card(finding: Finding, assessment: Assessment, patient_id: str, encounter_id: str | None) -> Card:
+def finding_card(
+    finding: Finding, assessment: Assessment, patient_id: str, encounter_id: str | None, context: FindingContext | None = None
+) -> Card:
     return Card(
         summary=_summary(finding),
-        indicator=_indicator(finding),
+        indicator=settled_indicator(_indicator(finding), context),
         source=card_source(finding.kind.value),
-        detail=_detail(finding, assessment),
-        suggestions=_suggestions(finding, patient_id, encounter_id),
+        detail="\n\n".join([_detail(finding, assessment), *context_blocks(context)]),
+        suggestions=_suggestions(finding, patient_id, encounter_id) + problem_list_suggestions(context, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),
     )
@@ -212,8 +216,10 @@ def data_gap_card(assessment: Assessment) -> Card | None:
     return Card(summary=summary, indicator="info", source=card_source("data_gap"), detail=detail)
 
 
-def cytopenia_cards(assessment: Assessment, patient_id: str, encounter_id: str | None = None) -> list[Card]:
-    cards = [finding_card(f, assessment, patient_id, encounter_id) for f in assessment.findings]
+def cytopenia_cards(
+    assessment: Assessment, patient_id: str, encounter_id: str | None = None, contexts: dict[FindingKind, FindingContext] | None = None
+) -> list[Card]:
+    cards = [finding_card(f, assessment, patient_id, encounter_id, (contexts or {}).get(f.kind)) for f in assessment.findings]
     if not cards and (gap := data_gap_card(assessment)):
         cards.append(gap)
     return cards

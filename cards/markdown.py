@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+!|~"})
+_SPECIAL = str.maketrans({**{c: "\\" + c for c in "\\`*_{}[]()#+!|~"}, "&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
 def escape(text: str) -> str:
-    """Backslash-escape Markdown and HTML punctuation in text that came from the EHR."""
+    """Backslash-escape Markdown punctuation in text that came from the EHR; angle brackets become
+    entities, so no tag (not even an escaped one) reaches an EHR that renders HTML."""
     return " ".join(text.split()).translate(_SPECIAL)
 
 

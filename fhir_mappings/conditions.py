@@ -78,7 +78,8 @@ def read_condition(resource: Json) -> list[CodedFact]:
     status = "active" if clinical in ACTIVE_CLINICAL or clinical is None else "resolved"
     text = concept_text(resource.get("code")) or ""
     since = parse_date(resource.get("onsetDateTime")) or parse_date(resource.get("recordedDate"))
+    abated = parse_date(resource.get("abatementDateTime"))
     return [
-        CodedFact(category, text, code, reference_of(resource), since, status)
+        CodedFact(category, text, code, reference_of(resource), since, status, abated)
         for category, code in categories_of(resource.get("code"))
     ]

@@ -90,6 +90,7 @@ class CodedFact:
     source: str
     since: date | None = None
     status: str = "active"
+    abated: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,8 @@
 """order-select / order-sign vignettes through the HTTP API: myelotoxic drugs, G-CSF and antibiotics."""
 from __future__ import annotations
 
+import html
+
 import copy
 import uuid
 from datetime import timedelta
@@ -84,8 +86,8 @@ def one_card(client, body) -> dict:
 
 
 def plain(card: dict) -> str:
-    """The detail as a reader sees it: Markdown escapes removed."""
-    return card["detail"].replace("\\", "")
+    """The detail as a reader sees it: Markdown escapes and HTML entities removed."""
+    return html.unescape(card["detail"].replace("\\", ""))
 
 
 def actions(card: dict) -> list[dict]:

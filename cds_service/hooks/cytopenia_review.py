@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cards.cytopenia import cytopenia_cards
+from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
 from cds_service.hooks.service import CdsService, HookCall, Prefetch
 from fhir_mappings import read_record
@@ -21,17 +22,21 @@ PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
     Prefetch("bloodCounts", _lab_query(200), required=True),
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
+    Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
 )
 
 
 def review(call: HookCall) -> list:
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("bloodCounts", "conditions"),
+        call.data.resources("bloodCounts", "conditions", "medications"),
         call.patient_id,
         call.data.issues,
     )
-    return cytopenia_cards(assess(record, call.as_of), call.patient_id, call.encounter_id)
+    assessment = assess(record, call.as_of)
+    coverage = ChartCoverage(conditions="conditions" in call.data.by_key, medications="medications" in call.data.by_key)
+    contexts = chart_context(assessment, record, coverage)
+    return cytopenia_cards(assessment, call.patient_id, call.encounter_id, contexts)
 
 
 SERVICE = CdsService(
@@ -45,5 +50,5 @@ SERVICE = CdsService(
     ),
     handler=review,
     prefetch=PREFETCH,
-    usage_requirements="FHIR R4 Patient, Observation (LOINC-coded blood counts) and Condition read access.",
+    usage_requirements="FHIR R4 Patient, Observation (LOINC-coded blood counts), Condition and MedicationRequest read access.",
 )
