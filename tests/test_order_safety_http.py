@@ -1,9 +1,8 @@
 """order-select / order-sign vignettes through the HTTP API: myelotoxic drugs, G-CSF and antibiotics."""
 from __future__ import annotations
 
-import html
-
 import copy
+import html
 import uuid
 from datetime import timedelta
 
