@@ -10,6 +10,19 @@ from cds_service.errors import ApiError
 from cds_service.http.schemas import first_error
 
 
+def nesting_exceeds(document: Any, limit: int) -> bool:
+    """Iterative, so a hostile document cannot exhaust the stack of the recursive validators that follow."""
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node if isinstance(node, list) else ():
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
+
+
 def json_body(request: Request, schema: str) -> dict[str, Any]:
     mimetype = request.mimetype
     if mimetype not in ("application/json", "application/fhir+json"):
@@ -24,6 +37,9 @@ def json_body(request: Request, schema: str) -> dict[str, Any]:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise ApiError(400, f"the request body is not valid JSON ({error.msg} at position {error.pos})") from None
+    depth_limit = current_app.config["SETTINGS"].max_json_depth
+    if nesting_exceeds(document, depth_limit):
+        raise ApiError(400, f"the request body is nested deeper than {depth_limit} levels")
     if (problem := first_error(schema, document)) is not None:
         message, expression = problem
         raise ApiError(400, f"invalid CDS Hooks request: {message}", expression)
