@@ -1,6 +1,8 @@
 """A trust configuration that cannot be used stops the server at start-up, naming the field."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cds_service import cli
@@ -66,3 +68,12 @@ def test_the_cli_prints_the_problem_and_exits_2(config_file, capsys):
 def test_a_complete_production_configuration_starts(config_file):
     app = start(config_file('workers = 1\npublic_base_url = "https://cds.test/"\njwt_leeway_seconds = 10\n' + GOOD_CLIENT))
     assert app.test_client().get("/cds-services").status_code == 401
+
+
+def test_the_readme_registration_example_is_a_valid_configuration(config_file):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Security: registering an EHR", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = load_settings(config_file(example))
+    assert settings.clients[0].algorithms == ["RS384"] and settings.public_base_url.startswith("https://")
+    assert create_app(settings).test_client().get("/cds-services").status_code == 401
