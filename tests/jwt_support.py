@@ -29,7 +29,8 @@ class SigningKey:
 
     @classmethod
     def generate(cls, alg: str, kid: str | None = None) -> "SigningKey":
-        private = ec.generate_private_key(ec.SECP384R1()) if alg.startswith("ES") else rsa.generate_private_key(65537, 2048)
+        curves = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1}
+        private = ec.generate_private_key(curves[alg]()) if alg in curves else rsa.generate_private_key(65537, 2048)
         return cls(alg, kid or f"{alg.lower()}-{uuid.uuid4()}", private)
 
     def public_jwk(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ FHIR_SERVER = "https://ehr.test/fhir/r4"
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, SigningKey]:
-    return {alg: SigningKey.generate(alg) for alg in ("ES384", "RS384")}
+    return {alg: SigningKey.generate(alg) for alg in ("ES384", "RS384", "ES256")}
 
 
 @pytest.fixture
@@ -62,6 +62,14 @@ def test_discovery_needs_a_token_whose_aud_is_the_discovery_url(http, keys):
     ok = http.get("/cds-services", headers=bearer(keys["ES384"].mint(claims(aud=BASE_URL + "/cds-services"))))
     assert ok.status_code == 200
     assert_valid("discovery", ok.get_json())
+
+
+def test_an_rsa_key_published_without_alg_verifies_rs384(make_app, keys, example_request, tmp_path):
+    jwk = {k: v for k, v in keys["RS384"].public_jwk().items() if k != "alg"}
+    (tmp_path / "no-alg.json").write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
+    client = ClientConfig(issuer=EHR_ISSUER, jwks_file=tmp_path / "no-alg.json", algorithms=["RS384"])
+    http = make_app(dev=False, workers=1, public_base_url=BASE_URL, clients=[client]).test_client()
+    assert http.post(SERVICE_PATH, json=example_request, headers=bearer(keys["RS384"].mint(claims()))).status_code == 200
 
 
 def test_aud_may_be_a_list_that_contains_the_url_called(http, keys, example_request):
@@ -123,7 +131,7 @@ def test_missing_and_malformed_authorization_are_refused(http, keys, example_req
 
 
 def test_forged_and_malformed_headers_are_refused(http, keys, example_request, caplog):
-    es, rs = keys["ES384"], keys["RS384"]
+    es, rs, p256 = keys["ES384"], keys["RS384"], keys["ES256"]
     attacker = SigningKey.generate("ES384", kid=es.kid)
     good = claims()
     forged = {
@@ -136,7 +144,8 @@ def test_forged_and_malformed_headers_are_refused(http, keys, example_request, c
         "typ missing": es.mint(claims(), typ=None),
         "typ not JWT": es.mint(claims(), typ="at+jwt"),
         "kid of an RS384 key, signed ES384": SigningKey("ES384", rs.kid, es.private).mint(claims()),
-        "tampered payload": _tamper(es.mint(good), {**good, "tenant": "hospital-b", "aud": BASE_URL + SERVICE_PATH}),
+        "ES384 header over a P-256 key": _replace(p256.mint(claims()), 0, _header(p256, alg="ES384")),
+        "tampered payload": _replace(es.mint(good), 1, {**good, "tenant": "hospital-b"}),
     }
     with caplog.at_level(logging.WARNING):
         for name, token in forged.items():
@@ -147,10 +156,11 @@ def test_forged_and_malformed_headers_are_refused(http, keys, example_request, c
     assert not any(token.split(".")[0] in caplog.text for token in forged.values())
 
 
-def _tamper(token: str, payload: dict) -> str:
-    header, _, signature = token.split(".")
-    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
-    return f"{header}.{body}.{signature}"
+def _replace(token: str, segment: int, content: dict) -> str:
+    """The token with its header (0) or payload (1) rewritten and the original signature kept."""
+    parts = token.split(".")
+    parts[segment] = base64.urlsafe_b64encode(json.dumps(content).encode()).rstrip(b"=").decode()
+    return ".".join(parts)
 
 
 def test_an_algorithm_outside_the_clients_list_is_refused(production_app, keys, example_request):

@@ -56,3 +56,15 @@ def test_the_rate_limit_is_shared_by_workers_and_answers_429_operation_outcome(w
     assert limited.get_json()["resourceType"] == "OperationOutcome"
     assert limited.get_json()["issue"][0]["code"] == "throttled"
     assert int(limited.headers["Retry-After"]) > 0
+
+
+def test_when_redis_fails_mid_run_calls_fail_closed_with_503(workers, key, example_request, monkeypatch):
+    first, _ = workers()
+
+    def unavailable(*args, **kwargs):
+        raise redis.ConnectionError("connection lost")
+
+    monkeypatch.setattr(redis.Redis, "set", unavailable)
+    response = first.post(SERVICE_PATH, json=example_request, headers=bearer(key.mint(claims())))
+    assert response.status_code == 503
+    assert response.get_json()["resourceType"] == "OperationOutcome"
