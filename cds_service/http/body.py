@@ -12,7 +12,7 @@ from cds_service.http.schemas import first_error
 
 def nesting_exceeds(document: Any, limit: int) -> bool:
     """Level by level, without recursion, so a hostile document cannot exhaust the stack of the recursive
-    validators that follow; whole levels at a time keep it near 10 ms for a 2.7 MB patient bundle."""
+    validators that follow; whole levels at a time keep it at 10-20 ms for a 2.7 MB patient bundle."""
     level = [document] if isinstance(document, (dict, list)) else []
     for _ in range(limit):
         if not level:
