@@ -11,6 +11,7 @@ from flask import Flask, Response
 from cds_service.config import ConfigError, Settings, load_settings
 from cds_service.errors import register_error_handlers
 from cds_service.http.cors import install_cors
+from cds_service.http.guard import install_guard
 from cds_service.http.routes import blueprint
 
 log = logging.getLogger("cds_service")
@@ -25,6 +26,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+
+HSTS = "max-age=31536000; includeSubDomains"  # outside dev the service is only reachable over https
 
 
 def utc_now() -> datetime:
@@ -46,12 +49,15 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.config.update(SETTINGS=settings, CLOCK=clock, MAX_CONTENT_LENGTH=None)
     install_cors(app, settings.cors_allowed)
     register_error_handlers(app)
+    install_guard(app, settings)
     app.register_blueprint(blueprint)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if not settings.dev:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
     return app

@@ -5,10 +5,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 ENV_PREFIX = "CYTOPENIA_"
+# CDS Hooks 2.0 forbids `none` and every HMAC algorithm; these are the asymmetric ones PyJWT verifies.
+SIGNING_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"})
 
 
 class ConfigError(Exception):
@@ -23,9 +25,36 @@ class ClientConfig(BaseModel):
     issuer: str
     jwks_url: str | None = None
     jwks_file: Path | None = None
-    algorithms: list[str] = Field(default_factory=lambda: ["ES384", "RS384"])
+    algorithms: list[str] = Field(default_factory=lambda: ["ES384", "RS384"], min_length=1)
+    jku_allowlist: list[str] = Field(default_factory=list)
     tenants: list[str] = Field(default_factory=list)
     fhir_servers: list[str] = Field(default_factory=list)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_present(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        refused = [a for a in value if a not in SIGNING_ALGORITHMS]
+        if refused:
+            raise ValueError(f"{refused} not allowed; use asymmetric algorithms such as ES384 or RS384")
+        return value
+
+    @model_validator(mode="after")
+    def _one_key_set(self) -> "ClientConfig":
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(f"client {self.issuer!r} needs exactly one of jwks_url or jwks_file")
+        return self
+
+    @property
+    def accepted_jku(self) -> frozenset[str]:
+        """`jku` values this client may name: its own key-set URL and the allowlist, never anything else."""
+        return frozenset([*self.jku_allowlist, *([self.jwks_url] if self.jwks_url else [])])
 
 
 class Settings(BaseSettings):
@@ -40,6 +69,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     clients: list[ClientConfig] = Field(default_factory=list)
     fever_lookback_hours: float | None = Field(default=None, gt=0, le=168)
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_max_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+    redis_url: str | None = None
+    redis_key_prefix: str = "cytopenia:"
+    rate_limit: str = "600 per minute"
+    max_json_depth: int = Field(default=100, ge=8, le=1000)
 
     @field_validator("public_base_url")
     @classmethod

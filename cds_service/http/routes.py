@@ -7,7 +7,6 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from cds_service import hooks
-from cds_service.auth import authenticate
 from cds_service.data_access.gather import gather
 from cds_service.errors import ApiError
 from cds_service.hooks.service import CdsService, HookCall
@@ -18,11 +17,6 @@ blueprint = Blueprint("cds_hooks", __name__)
 
 def json_response(document: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(document), status=status, mimetype="application/json")
-
-
-@blueprint.before_request
-def _trust_check():
-    request.environ["cytopenia.caller"] = authenticate(request, current_app.config["SETTINGS"])
 
 
 @blueprint.get("/cds-services")

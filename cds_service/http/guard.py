@@ -1,0 +1,53 @@
+"""The gate in front of every CDS Hooks path: the caller's JWT first, then the caller's rate limit."""
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+from limits import parse_many
+
+from cds_service.auth import Trust
+from cds_service.config import ConfigError, Settings
+
+# Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
+PROTECTED_PREFIX = "/cds-services"
+
+
+def _protected(path: str) -> bool:
+    return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+
+
+def _rate_limit_key() -> str:
+    return g.get("rate_limit_key") or f"address:{request.remote_addr}"
+
+
+def _limiter(app: Flask, settings: Settings) -> Limiter:
+    try:
+        parse_many(settings.rate_limit)
+    except ValueError as error:
+        raise ConfigError(f"invalid configuration: rate_limit: {error}") from None
+    return Limiter(
+        _rate_limit_key,
+        app=app,
+        default_limits=[settings.rate_limit],
+        storage_uri=settings.redis_url or "memory://",
+        key_prefix=f"{settings.redis_key_prefix}ratelimit",
+        headers_enabled=True,
+    )
+
+
+def install_guard(app: Flask, settings: Settings) -> None:
+    """Authenticate, then rate-limit per client (issuer) so one EHR cannot starve another. The limiter's
+    own check is registered after ours, so it sees who the caller is."""
+    trust = Trust(settings)
+
+    @app.before_request
+    def _authenticate():
+        if request.method == "OPTIONS" or not _protected(request.path):
+            return None
+        caller = trust.authenticate(request)
+        request.environ["cytopenia.caller"] = caller
+        if caller.issuer is not None:
+            g.rate_limit_key = f"client:{caller.issuer}"
+        return None
+
+    _limiter(app, settings)

@@ -1,0 +1,94 @@
+"""Hostile or careless input: deep JSON, wrong media types, preflights, headers, and logs free of tokens and PHI."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+import pytest
+
+from cds_service.config import ClientConfig
+from tests.conftest import assert_valid
+from tests.jwt_support import BASE_URL, EHR_ISSUER, SERVICE_PATH, SigningKey, bearer, claims, write_jwks
+
+ORIGIN = "https://ehr-web.test"
+
+
+@pytest.fixture(scope="module")
+def key() -> SigningKey:
+    return SigningKey.generate("ES384")
+
+
+@pytest.fixture
+def http(make_app, key, tmp_path):
+    client = ClientConfig(issuer=EHR_ISSUER, jwks_file=write_jwks(tmp_path / "jwks.json", key), algorithms=["ES384"])
+    app = make_app(dev=False, workers=1, public_base_url=BASE_URL, clients=[client], cors_origins=[ORIGIN],
+                   max_json_depth=40)
+    return app.test_client()
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(("depth", "said"), [(39, "nested deeper than 40 levels"), (5000, "not valid JSON")])
+def test_deeply_nested_json_is_a_400_operation_outcome(http, key, example_request, depth, said):
+    body = json.dumps({**example_request, "extension": {"deep": "X"}}).replace('"X"', nested(depth))
+    response = http.post(SERVICE_PATH, data=body, content_type="application/json", headers=bearer(key.mint(claims())))
+    assert response.status_code == 400
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+    assert said in response.get_json()["issue"][0]["details"]["text"]
+
+
+def test_nesting_within_the_cap_is_accepted(http, key, example_request):
+    body = json.dumps({**example_request, "extension": {"deep": "X"}}).replace('"X"', nested(37))
+    response = http.post(SERVICE_PATH, data=body, content_type="application/json", headers=bearer(key.mint(claims())))
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_a_body_that_is_not_json_is_415_after_authentication(http, key):
+    assert http.post(SERVICE_PATH, data="x", content_type="text/plain").status_code == 401
+    response = http.post(SERVICE_PATH, data="x", content_type="text/plain", headers=bearer(key.mint(claims())))
+    assert response.status_code == 415
+
+
+def test_preflights_need_no_token_and_only_configured_origins_are_allowed(http):
+    allowed = http.options(SERVICE_PATH, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert allowed.status_code == 204
+    assert allowed.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Authorization" in allowed.headers["Access-Control-Allow-Headers"]
+    other = http.options(SERVICE_PATH, headers={"Origin": "https://sandbox.cds-hooks.org"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_security_headers_are_on_refusals_and_answers(http, key, example_request):
+    for response in (http.get("/cds-services"), http.post(SERVICE_PATH, json=example_request, headers=bearer(key.mint(claims())))):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_logs_of_a_full_run_hold_no_token_and_no_phi(http, key, example_request, caplog):
+    """Successes and every kind of failure, with every logger at DEBUG: no token part, patient id or name."""
+    patient_id = example_request["context"]["patientId"]
+    request = copy.deepcopy(example_request)
+    request["prefetch"]["patient"]["name"] = [{"family": "Quillfeather", "given": ["Ottoline"]}]
+    tokens = [key.mint(claims()) for _ in range(3)]
+    with caplog.at_level(logging.DEBUG):
+        ok = http.post(SERVICE_PATH, json=request, headers=bearer(tokens[0]))
+        assert ok.status_code == 200
+        assert_valid("response", ok.get_json())
+        assert http.post(SERVICE_PATH, json=request, headers=bearer(tokens[0])).status_code == 401  # replay
+        assert http.post(SERVICE_PATH, json=request, headers=bearer(tokens[1] + "x")).status_code == 401
+        assert http.get("/cds-services", headers=bearer(key.mint(claims()))).status_code == 401  # wrong aud
+        broken = {**request, "hookInstance": 7}
+        assert http.post(SERVICE_PATH, json=broken, headers=bearer(tokens[2])).status_code == 400
+        assert http.post(SERVICE_PATH, json=request).status_code == 401
+    logged = caplog.text
+    assert "CDS Hooks call refused" in logged
+    for secret in [patient_id, "Quillfeather", "Ottoline", "1968-04-02"]:
+        assert secret not in logged
+    for token in tokens:
+        for part in token.split("."):
+            assert part not in logged
