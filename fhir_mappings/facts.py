@@ -49,6 +49,8 @@ class Measurement:
     draw: str | None = None
     method: str | None = None
     note: str | None = None
+    reported_value: float | None = None
+    reported_unit: str | None = None
 
     @property
     def system_code(self) -> str:

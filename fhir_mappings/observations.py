@@ -117,6 +117,8 @@ class ObservationReader:
                 draw=draw,
                 method=code.method,
                 note=note,
+                reported_value=value,
+                reported_unit=unit,
             )
         )
 
