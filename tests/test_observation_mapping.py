@@ -126,3 +126,14 @@ def test_invalid_patient_is_read_as_sent_and_reported():
     record = record_of(patient_resource={"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-01-01", "bogus": 1})
     assert record.demographics.sex == "female"
     assert "not valid FHIR R4" in record.issues[0].problem
+
+
+def test_members_of_a_cbc_panel_take_the_panels_time_and_draw():
+    """FHIR example Bundle-ghp: CBC results carry no time; their panel Observation (hasMember) does."""
+    member = observation(ANC, 0.9, id="r9")
+    del member["effectiveDateTime"]
+    panel = {"resourceType": "Observation", "id": "p2", "status": "final",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2"}]},
+             "effectiveDateTime": day(2).isoformat(), "hasMember": [{"reference": "Observation/r9"}]}
+    [m] = record_of(panel, member).measurements
+    assert (m.time, m.draw) == (day(2), "Observation/p2")
