@@ -123,8 +123,8 @@ def test_patient_without_birth_date_or_sex_gives_unknown_demographics():
 
 
 def test_invalid_patient_is_read_as_sent_and_reported():
-    record = record_of(patient_resource={"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-01-01", "bogus": 1})
-    assert record.demographics.sex == "female"
+    record = record_of(patient_resource={"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-02-30"})
+    assert record.demographics.sex == "female" and record.demographics.birth_date is None
     assert "not valid FHIR R4" in record.issues[0].problem
 
 
