@@ -52,6 +52,10 @@ def _grade_text(finding: Finding) -> str:
 def _summary(finding: Finding) -> str:
     if finding.kind is F.PANCYTOPENIA:
         text = "Pancytopenia: " + ", ".join(_headline(f) for f in finding.lineages)
+    elif not finding.significant:
+        text = f"{_headline(finding)}: within the Duffy-null reference interval"
+        if finding.grade:
+            text += f" ({finding.grade.label} for toxicity reporting)"
     else:
         text = f"{TITLES[finding.kind]}: {_headline(finding)}"
         if grade := _grade_text(finding):
@@ -153,6 +157,10 @@ def _suggestion(orders: tuple[str, ...], label: str, patient_id: str, encounter_
 
 
 def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+    """The next orders to consider. None for a count within the Duffy-null interval: asymptomatic
+    Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely)."""
+    if not finding.significant:
+        return ()
     reason = _summary(finding)
 
     def offer(orders: tuple[str, ...], label: str | None = None) -> Suggestion:

@@ -5,9 +5,10 @@ suggestion only adds the patient (and encounter) to a copy, so what we send is v
 """
 from __future__ import annotations
 
-import copy
 from functools import cache
 from typing import Any
+
+import orjson
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
@@ -47,7 +48,7 @@ def address(resource: dict[str, Any], patient_id: str, encounter_id: str | None,
 
 def draft_order(order: str, patient_id: str, encounter_id: str | None = None, reason: str | None = None,
                 note: str | None = None) -> dict[str, Any]:
-    resource = address(copy.deepcopy(catalogue()[order]), patient_id, encounter_id, reason)
+    resource = address(orjson.loads(orjson.dumps(catalogue()[order])), patient_id, encounter_id, reason)
     if note:
         resource["note"] = [{"text": note}]
     return resource

@@ -52,6 +52,8 @@ class Measurement:
     method: str | None = None
     note: str | None = None
     site: str | None = None
+    reported_value: float | None = None
+    reported_unit: str | None = None
 
     @property
     def system_code(self) -> str:

@@ -119,6 +119,8 @@ class ObservationReader:
                 method=code.method,
                 note=note,
                 site=site,
+                reported_value=value,
+                reported_unit=unit,
             )
         )
 

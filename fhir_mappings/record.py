@@ -14,17 +14,37 @@ from fhir_mappings.observations import Draw, effective_time
 from fhir_mappings.resources import Json, operation_outcome_issues
 
 
+def _member_keys(references) -> list[str]:
+    keys = []
+    for reference in references or ():
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if isinstance(target, str):
+            keys.append(f"Observation/{target.rsplit('/', 1)[-1].removeprefix('urn:uuid:')}")
+    return keys
+
+
 def _draws_from_reports(resources: list[Json]) -> dict[str, Draw]:
-    """Observation reference -> the DiagnosticReport that groups it, i.e. the same blood draw."""
-    draws = {}
+    """Observation reference -> the group it was reported in, i.e. the same blood draw.
+
+    A DiagnosticReport groups its `result`s; a panel Observation (CBC 58410-2) groups its
+    `hasMember`s, which often carry no time of their own (FHIR example Bundle-ghp). A panel inside
+    a report belongs to the report's draw, and so do its members.
+    """
+    draws: dict[str, Draw] = {}
     for report in resources:
-        if report.get("resourceType") != "DiagnosticReport":
-            continue
-        draw = Draw(f"DiagnosticReport/{report.get('id', '?')}", effective_time(report))
-        for result in report.get("result") or ():
-            reference = result.get("reference") if isinstance(result, dict) else None
-            if isinstance(reference, str):
-                draws[f"Observation/{reference.rsplit('/', 1)[-1].removeprefix('urn:uuid:')}"] = draw
+        if report.get("resourceType") == "DiagnosticReport":
+            draw = Draw(f"DiagnosticReport/{report.get('id', '?')}", effective_time(report))
+            for key in _member_keys(report.get("result")):
+                draws[key] = draw
+    for panel in resources:
+        if panel.get("resourceType") == "Observation" and panel.get("hasMember"):
+            key = f"Observation/{panel.get('id', '?')}"
+            own = Draw(key, effective_time(panel))
+            draw = draws.get(key, own)
+            if draw.time is None:
+                draw = own
+            for member in _member_keys(panel.get("hasMember")):
+                draws.setdefault(member, draw)
     return draws
 
 

@@ -8,7 +8,7 @@ from cds_service.clinical.anaemia import who_cutoff, who_severity
 from cds_service.clinical.findings import Assessment, Finding, FindingKind, LowerLimit
 from cds_service.clinical.grading import ctcae_grade, neutropenia_band
 from cds_service.clinical.knowledge import threshold
-from cds_service.clinical.series import Point, direct_series, neutrophil_series, same_draw
+from cds_service.clinical.series import Point, direct_series, neutrophil_series
 from cds_service.clinical.trends import trend
 from fhir_mappings import Analyte, ClinicalRecord
 
@@ -25,6 +25,13 @@ def _lab_or(point: Point, default: float | None, default_basis: str) -> LowerLim
     if point.reference_low is not None:
         return LowerLimit(point.reference_low, "the lab's reference range")
     return LowerLimit(default, default_basis)
+
+
+def _grade(analyte: Analyte, point: Point, lower_limit: LowerLimit):
+    """CTCAE grade of a point, in the unit the lab reported it where CTCAE prints cut-offs for it."""
+    measured = point.evidence[0]
+    reported = None if point.derivation else (measured.reported_value, measured.reported_unit)
+    return ctcae_grade(analyte, point.value, lower_limit.value, reported)
 
 
 def _finding(kind, analyte, points, lower_limit, grade, as_of, lower_of=None, **extra) -> Finding:
@@ -54,7 +61,7 @@ def _neutropenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
     latest = points[-1]
     default = threshold("default_lln_absolute_neutrophil_count")
     limit = _lab_or(latest, default.value, f"no lab range sent; default {default.value:g} ×10⁹/L")
-    grade = ctcae_grade(A.ABSOLUTE_NEUTROPHIL_COUNT, latest.value, limit.value)
+    grade = _grade(A.ABSOLUTE_NEUTROPHIL_COUNT, latest, limit)
     if grade is None:
         return None
     band = neutropenia_band(latest.value)
@@ -96,7 +103,7 @@ def _graded(record, as_of, kind, analyte, default_name=None) -> Finding | None:
     default = threshold(default_name) if default_name else None
     basis = f"no lab range sent; default {default.value:g} ×10⁹/L" if default else "no lab range sent: grade 1 not assessed"
     limit = _lab_or(latest, default.value if default else None, basis)
-    grade = ctcae_grade(analyte, latest.value, limit.value)
+    grade = _grade(analyte, latest, limit)
     if grade is None:
         return None
     return _finding(
@@ -128,7 +135,7 @@ def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
         notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
     who_basis = f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL" if cutoff else "no lab range and no WHO cut-off"
     limit = _lab_or(latest, cutoff.anaemia_below if cutoff else None, who_basis)
-    grade = ctcae_grade(A.HEMOGLOBIN, latest.value, limit.value)
+    grade = _grade(A.HEMOGLOBIN, latest, limit)
     severity = who_severity(latest.value, cutoff) if cutoff else None
     if grade is None and severity is None:
         return None

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from cds_service.clinical.knowledge import ctcae_cuts, neutropenia_bands
 from fhir_mappings import Analyte
+from fhir_mappings.knowledge import analyte_specs, unit_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,16 +19,23 @@ class Grade:
         return f"CTCAE v5 grade {self.grade}"
 
 
-def ctcae_grade(analyte: Analyte, value: float, lower_limit: float | None) -> Grade | None:
+def ctcae_grade(
+    analyte: Analyte, value: float, lower_limit: float | None, reported: tuple[float, str] | None = None
+) -> Grade | None:
     """Highest grade whose cut-off the value is below; grade 1 needs a lower limit of normal.
 
+    `value` and `lower_limit` are in the canonical unit. `reported` (value, unit as the lab sent it)
+    is graded against CTCAE's cut-offs in that unit where CTCAE prints them (Hb in mmol/L or g/L).
     Boundaries follow CTCAE: a value exactly at a cut-off belongs to the milder grade, so an ANC of
     exactly 1.0 x10^9/L is grade 2. When the LLN is at or below the grade 2 cut-off, a value under
     the LLN is already grade 2 (clinical-knowledge §1.1).
     """
-    cuts = ctcae_cuts()[analyte]
+    table = ctcae_cuts()
+    graded, cuts = value, table[(analyte, unit_key(analyte_specs()[analyte].canonical_unit))]
+    if reported is not None and reported[1] and (in_unit := table.get((analyte, unit_key(reported[1])))):
+        graded, cuts = reported[0], in_unit
     for cut in cuts:
-        if value < cut.below:
+        if graded < cut.below:
             return Grade(cut.term, cut.grade, cut.source)
     if lower_limit is not None and value < lower_limit:
         return Grade(cuts[0].term, 1, cuts[0].source)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from fhir_mappings import Analyte
-from fhir_mappings.knowledge import read_table
+from fhir_mappings.knowledge import read_table, unit_key
 
 PACKAGE = "cds_service.clinical"
 
@@ -39,14 +39,18 @@ class AnaemiaCutoff:
 
 
 @cache
-def ctcae_cuts() -> dict[Analyte, tuple[GradeCut, ...]]:
-    """Grade cut-offs per analyte, most severe first."""
-    cuts: dict[Analyte, list[GradeCut]] = {}
+def ctcae_cuts() -> dict[tuple[Analyte, str], tuple[GradeCut, ...]]:
+    """Grade cut-offs per (analyte, unit key), most severe first.
+
+    CTCAE prints its own cut-offs in each unit (Hb 10.0 g/dL = 6.2 mmol/L = 100 g/L); these are
+    rounded, so a value is graded against the cut-offs in the unit the lab reported it in.
+    """
+    cuts: dict[tuple[Analyte, str], list[GradeCut]] = {}
     for row in read_table(PACKAGE, "ctcae_grades.csv"):
-        cuts.setdefault(Analyte(row["analyte"]), []).append(
+        cuts.setdefault((Analyte(row["analyte"]), unit_key(row["unit"])), []).append(
             GradeCut(row["term"], int(row["grade"]), float(row["below"]), row["source"])
         )
-    return {analyte: tuple(sorted(rows, key=lambda c: -c.grade)) for analyte, rows in cuts.items()}
+    return {key: tuple(sorted(rows, key=lambda c: -c.grade)) for key, rows in cuts.items()}
 
 
 @cache

@@ -82,6 +82,3 @@ def neutrophil_series(record: ClinicalRecord) -> tuple[Point, ...]:
             points.append(point)
     return tuple(sorted(points, key=lambda p: p.time))
 
-
-def same_draw(points: tuple[Point, ...], draw: str | None) -> Point | None:
-    return next((p for p in reversed(points) if p.draw == draw), None) if draw else None

@@ -5,7 +5,7 @@ from typing import Any
 
 from cds_service.data_access.prefetch import KeyState, read_key
 from cds_service.errors import ApiError
-from cds_service.hooks.service import CdsService, HookData
+from cds_service.hooks.service import CdsService, HookData, prefetch_source
 from fhir_mappings import DataIssue
 
 
@@ -20,13 +20,13 @@ def gather(service: CdsService, request: dict[str, Any]) -> HookData:
         if result.state in (KeyState.DATA, KeyState.NO_DATA):
             by_key[template.key] = result.resources
             if result.next_page:
-                issues.append(DataIssue(f"prefetch '{template.key}'", "only the first page was sent; later results were not read"))
+                issues.append(DataIssue(prefetch_source(template.key), "only the first page was sent; later results were not read"))
             continue
         why = "was not prefetched" if result.state is KeyState.ABSENT else "failed in the EHR"
         if template.required:
             unavailable.append(f"'{template.key}' ({template.query}) {why}")
         else:
-            issues.append(DataIssue(f"prefetch '{template.key}'", f"{why}; findings that depend on it may be incomplete"))
+            issues.append(DataIssue(prefetch_source(template.key), f"{why}; findings that depend on it may be incomplete"))
     if unavailable:
         raise ApiError(
             412,

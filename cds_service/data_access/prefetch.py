@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from cds_service.hooks.service import prefetch_source
 from fhir_mappings import DataIssue
 from fhir_mappings.resources import operation_outcome_issues, resources_in
 
@@ -52,7 +53,7 @@ def read_key(key: str, prefetch: Mapping[str, Any]) -> PrefetchResult:
     issues = []
     for resource in resources_in(value):
         if resource.get("resourceType") == "OperationOutcome":
-            issues.extend(DataIssue(f"prefetch '{key}'", i.problem) for i in operation_outcome_issues(resource))
+            issues.extend(DataIssue(prefetch_source(key), i.problem) for i in operation_outcome_issues(resource))
         else:
             resources.append(resource)
     if issues:

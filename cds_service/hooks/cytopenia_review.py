@@ -26,15 +26,20 @@ PREFETCH = (
 )
 
 
+CONTEXT_KEYS = ("conditions", "medications")
+
+
 def review(call: HookCall) -> list:
+    """Gaps in the chart context are told per card as 'not checked' (ChartCoverage), so only gaps in
+    the counts themselves can make the data-gap card."""
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("bloodCounts", "conditions", "medications"),
+        call.data.resources("bloodCounts", *CONTEXT_KEYS),
         call.patient_id,
-        call.data.issues,
+        call.data.issues_except(*CONTEXT_KEYS),
     )
     assessment = assess(record, call.as_of)
-    coverage = ChartCoverage(conditions="conditions" in call.data.by_key, medications="medications" in call.data.by_key)
+    coverage = ChartCoverage(**{key: key in call.data.by_key for key in CONTEXT_KEYS})
     contexts = chart_context(assessment, record, coverage)
     return cytopenia_cards(assessment, call.patient_id, call.encounter_id, contexts)
 

@@ -22,6 +22,11 @@ class Prefetch:
     required: bool = False
 
 
+def prefetch_source(key: str) -> str:
+    """How a DataIssue names the prefetch key (or fetch) it concerns."""
+    return f"prefetch '{key}'"
+
+
 @dataclass(frozen=True, slots=True)
 class HookData:
     """The FHIR data for one call, whatever route it came by, with what could not be had."""
@@ -31,6 +36,11 @@ class HookData:
 
     def resources(self, *keys: str) -> tuple[Json, ...]:
         return tuple(r for key in (keys or self.by_key) for r in self.by_key.get(key, ()))
+
+    def issues_except(self, *keys: str) -> tuple[DataIssue, ...]:
+        """Issues other than those about `keys`, for handlers that report those keys their own way."""
+        excluded = {prefetch_source(key) for key in keys}
+        return tuple(issue for issue in self.issues if issue.source not in excluded)
 
     def first(self, key: str, resource_type: str) -> Json | None:
         return next((r for r in self.by_key.get(key, ()) if r.get("resourceType") == resource_type), None)

@@ -1,0 +1,130 @@
+"""Findings -> cards: the headline number, evidence, staleness, gaps and suggestions a clinician expects."""
+from __future__ import annotations
+
+from cards.cytopenia import cytopenia_cards
+from cards.markdown import escape
+from cds_service.clinical.cytopenia import assess
+from tests.builders import ANC, HB, NEUT_PCT, PLT, WBC, condition, day, draw, observation, patient, record_of
+from tests.conftest import assert_valid
+
+
+def cards_for(*resources, as_of=day(1), patient_resource=None):
+    cards = cytopenia_cards(assess(record_of(*resources, patient_resource=patient_resource), as_of), "p1", "enc-1")
+    documents = [c.to_json() for c in cards]
+    assert_valid("response", {"cards": documents})
+    return documents
+
+
+def card(documents, prefix):
+    return next(c for c in documents if c["summary"].startswith(prefix))
+
+
+def labels(document):
+    return [s["label"] for s in document.get("suggestions", ())]
+
+
+def test_neutropenia_card_headline_grade_and_evidence():
+    neutropenia = card(cards_for(observation(ANC, 0.9, id="anc-9")), "Neutropenia")
+    assert neutropenia["summary"] == "Neutropenia: ANC 0.9 ×10⁹/L (CTCAE v5 grade 3, moderate)"
+    assert neutropenia["indicator"] == "warning"
+    assert "Observation/anc-9" in neutropenia["detail"] and "LOINC 751-8" in neutropenia["detail"]
+    assert "2026-11-01 08:00 UTC" in neutropenia["detail"]
+    assert neutropenia["source"]["url"].startswith("https://")
+    assert labels(neutropenia)[:2] == ["Repeat CBC with differential", "Peripheral blood smear review"]
+
+
+def test_grade_2_neutropenia_is_info():
+    assert card(cards_for(observation(ANC, 1.2)), "Neutropenia")["indicator"] == "info"
+
+
+def test_derived_anc_card_shows_how_it_was_computed():
+    neutropenia = card(cards_for(*draw((WBC, 2.0), (NEUT_PCT, 20))), "Neutropenia")
+    assert "ANC (computed)" in neutropenia["detail"] and "WBC 2 × neutrophils 20% / 100" in neutropenia["detail"]
+
+
+def test_normal_counts_give_no_card():
+    assert cards_for(*draw((WBC, 6.0), (ANC, 3.5), (HB, 14.0), (PLT, 250))) == []
+
+
+def test_no_counts_give_the_data_gap_card_never_silence():
+    [gap] = cards_for()
+    assert gap["summary"] == "Cytopenia not assessed: no usable blood count"
+    assert "**not** a statement that the counts are normal" in gap["detail"]
+
+
+def test_unusable_results_alone_give_the_data_gap_card_naming_them():
+    [gap] = cards_for(observation(WBC, 4.0, "K", id="w1"))
+    assert gap["summary"].startswith("Cytopenia not assessed")
+    assert "Observation/w1" in gap["detail"] and "not an accepted unit" in gap["detail"]
+
+
+def test_preliminary_only_is_said():
+    [gap] = cards_for(observation(ANC, 0.3, status="preliminary"), *draw((WBC, 5.0), (HB, 14.0), (PLT, 250)))
+    assert "only preliminary results for absolute neutrophil count" in gap["detail"]
+
+
+def test_a_stale_result_is_said_in_summary_and_detail():
+    neutropenia = card(cards_for(observation(ANC, 0.9), as_of=day(20)), "Neutropenia")
+    assert neutropenia["summary"].endswith("result from 2026-11-01")
+    assert "**Not current:** this result is 20 days old" in neutropenia["detail"]
+
+
+def test_trend_nadir_and_persistence_on_the_card_with_haematology_referral():
+    neutropenia = card(cards_for(observation(ANC, 0.9, on=0), observation(ANC, 0.4, on=10), observation(ANC, 0.6, on=30),
+                                 as_of=day(30)), "Neutropenia")
+    assert "3 results; nadir 0.4 ×10⁹/L on 2026-11-11" in neutropenia["detail"]
+    assert "(persistent, over 4 weeks)" in neutropenia["detail"]
+    assert "Referral to haematology" in labels(neutropenia)
+
+
+def test_anaemia_card_suggests_work_up_and_transfusion_below_7():
+    anaemia = card(cards_for(observation(HB, 6.9)), "Anaemia")
+    assert anaemia["summary"] == "Anaemia: Hb 6.9 g/dL (CTCAE v5 grade 3, severe)"
+    assert "Anaemia work-up: reticulocytes, ferritin, vitamin B12, folate" in labels(anaemia)
+    assert any("red-cell transfusion" in label for label in labels(anaemia))
+
+
+def test_no_transfusion_suggestion_at_exactly_7():
+    assert not any("transfusion" in label for label in labels(card(cards_for(observation(HB, 7.0)), "Anaemia")))
+
+
+def test_platelet_transfusion_below_10_only_and_as_text_without_a_code():
+    low = card(cards_for(observation(PLT, 9)), "Thrombocytopenia")
+    transfusion = next(s for s in low["suggestions"] if "platelet transfusion" in s["label"])
+    assert transfusion["actions"][0]["resource"]["code"] == {"text": "Platelet transfusion (consider)"}
+    assert not any("platelet transfusion" in label for label in labels(card(cards_for(observation(PLT, 10)), "Thrombocytopenia")))
+
+
+def test_pancytopenia_card_lists_all_three_and_refers():
+    pancytopenia = card(cards_for(*draw((ANC, 0.8), (HB, 9.0), (PLT, 60))), "Pancytopenia")
+    assert pancytopenia["summary"] == "Pancytopenia: ANC 0.8 ×10⁹/L, Hb 9 g/dL, platelets 60 ×10⁹/L"
+    assert pancytopenia["indicator"] == "warning"
+    assert "Referral to haematology" in labels(pancytopenia)
+
+
+def test_duffy_null_anc_within_interval_is_said_and_suggests_no_work_up():
+    documents = cards_for(observation(ANC, 1.3), condition("Duffy-null phenotype"))
+    reading = card(documents, "ANC 1.3")
+    assert reading["summary"] == "ANC 1.3 ×10⁹/L: within the Duffy-null reference interval (CTCAE v5 grade 2 for toxicity reporting)"
+    assert reading["indicator"] == "info" and "suggestions" not in reading
+
+
+def test_every_card_has_uuid_short_summary_and_override_reasons():
+    documents = cards_for(*draw((ANC, 0.05), (WBC, 0.5), (HB, 6.0), (PLT, 5)), as_of=day(40))
+    assert len(documents) >= 4
+    for document in documents:
+        assert len(document["summary"]) <= 139 and document["uuid"]
+        assert all(r["display"] for r in document["overrideReasons"])
+        assert document["selectionBehavior"] == "any"
+        assert all(s["uuid"] for s in document["suggestions"])
+        assert "<" not in document["detail"]
+
+
+def test_markdown_escape_neutralises_ehr_text():
+    """No tag reaches an EHR that renders HTML, and Markdown syntax from the EHR is inert."""
+    assert escape("<script>*x*</script> | [a](b) & c") == "&lt;script&gt;\\*x\\*&lt;/script&gt; \\| \\[a\\]\\(b\\) &amp; c"
+
+
+def test_female_patient_hb_card_names_the_who_population():
+    anaemia = card(cards_for(observation(HB, 11.5), patient_resource=patient("female")), "Anaemia")
+    assert "non-pregnant women 15 years and over" in anaemia["detail"]
