@@ -12,6 +12,8 @@ from cds_service.config import ConfigError, Settings, load_settings
 from cds_service.errors import register_error_handlers
 from cds_service.http.cors import install_cors
 from cds_service.http.routes import blueprint
+from cds_service.storage import open_store
+from cds_service.storage.patient_key import audit_secret
 
 log = logging.getLogger("cds_service")
 
@@ -44,6 +46,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         print(f"WARNING: {DEV_WARNING}", file=sys.stderr)
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, CLOCK=clock, MAX_CONTENT_LENGTH=None)
+    app.extensions["cytopenia.audit_secret"] = audit_secret(settings)
+    app.extensions["cytopenia.store"] = open_store(settings.database_url)
     install_cors(app, settings.cors_allowed)
     register_error_handlers(app)
     app.register_blueprint(blueprint)

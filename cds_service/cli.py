@@ -49,7 +49,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         as_of = as_of.replace(tzinfo=timezone.utc)
     body = Path(args.request).read_bytes()
     service_id = args.service or _default_service(body)
-    app = create_app(load_settings(args.config, dev=True), clock=lambda: as_of)
+    app = create_app(load_settings(args.config, dev=True, database_url="sqlite://"), clock=lambda: as_of)
     response = app.test_client().post(f"/cds-services/{service_id}", data=body, content_type="application/json")
     sys.stdout.write(orjson.dumps(response.get_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0 if response.status_code == 200 else 1

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 ENV_PREFIX = "CYTOPENIA_"
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     clients: list[ClientConfig] = Field(default_factory=list)
+    database_url: str = "sqlite:///cytopenia-cds.sqlite3"
+    audit_key: SecretStr | None = None
+    repeat_window_hours: float = Field(default=24, ge=0)
+    override_snooze_hours: float = Field(default=72, ge=0)
 
     @field_validator("public_base_url")
     @classmethod
