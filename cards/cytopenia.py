@@ -199,6 +199,9 @@ def finding_card(
         suggestions=_suggestions(finding, patient_id, encounter_id) + problem_list_suggestions(context, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),
+        finding=finding.kind.value,
+        trigger=";".join(f"{m.source}={m.value:g}" for f in finding.lineages or (finding,) for m in f.latest.evidence),
+        grade=finding.grade_number,
     )
 
 
@@ -221,7 +224,7 @@ def data_gap_card(assessment: Assessment) -> Card | None:
             DISCLAIMER,
         ]
     )
-    return Card(summary=summary, indicator="info", source=card_source("data_gap"), detail=detail)
+    return Card(summary=summary, indicator="info", source=card_source("data_gap"), detail=detail, finding="data_gap")
 
 
 def cytopenia_cards(

@@ -92,6 +92,10 @@ class Card:
     override_reasons: tuple[Coding, ...] = ()
     links: tuple[Link, ...] = ()
     uuid: str = field(default_factory=new_uuid)
+    # Internal, never serialised: what the card is about, for the audit trail and alert-fatigue control.
+    finding: str | None = None
+    trigger: str | None = None  # the results that raised it (ids and values); a new result is a new trigger
+    grade: int = 0
 
     def __post_init__(self) -> None:
         if len(self.summary) > SUMMARY_MAX:

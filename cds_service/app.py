@@ -13,6 +13,8 @@ from cds_service.errors import register_error_handlers
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
 from cds_service.http.routes import blueprint
+from cds_service.storage import open_store
+from cds_service.storage.patient_key import audit_secret
 
 log = logging.getLogger("cds_service")
 
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     install_cors(app, settings.cors_allowed)
     register_error_handlers(app)
     install_guard(app, settings)
+    app.extensions["cytopenia.audit_secret"] = audit_secret(settings)
+    app.extensions["cytopenia.store"] = open_store(settings.database_url)
     app.register_blueprint(blueprint)
 
     @app.after_request

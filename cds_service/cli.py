@@ -49,10 +49,28 @@ def _evaluate(args: argparse.Namespace) -> int:
         as_of = as_of.replace(tzinfo=timezone.utc)
     body = Path(args.request).read_bytes()
     service_id = args.service or _default_service(body)
-    app = create_app(load_settings(args.config, dev=True), clock=lambda: as_of)
+    app = create_app(load_settings(args.config, dev=True, database_url="sqlite://"), clock=lambda: as_of)
     response = app.test_client().post(f"/cds-services/{service_id}", data=body, content_type="application/json")
     sys.stdout.write(orjson.dumps(response.get_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0 if response.status_code == 200 else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cds_service.reporting.chart import override_rate_chart
+    from cds_service.reporting.figures import daily_override_rates, load, summarise
+    from cds_service.reporting.output import FORMATS
+    from cds_service.storage import open_store
+
+    since = None
+    if args.since:
+        since = datetime.fromisoformat(args.since)
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    store = open_store(load_settings(args.config).database_url)
+    cards, feedback, call_ms = load(store.engine, since)
+    sys.stdout.write(FORMATS[args.format](summarise(cards, feedback, call_ms, since)))
+    if args.chart:
+        override_rate_chart(daily_override_rates(cards, feedback), Path(args.chart))
+    return 0
 
 
 def _default_service(body: bytes) -> str:
@@ -79,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--service", help="service id (default: the first service for the request's hook)")
     evaluate.add_argument("--as-of", help="evaluate as of this ISO 8601 time (default: now)")
     evaluate.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"))
+    report = commands.add_parser("report", help="feedback, override and latency figures per service and finding")
+    report.add_argument("--since", help="only cards and feedback from this date (ISO 8601, UTC if no zone)")
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.add_argument("--chart", help="also write a PNG of override rates over time to this file")
+    report.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"))
     args = parser.parse_args(argv)
     try:
-        return _serve(args) if args.command == "serve" else _evaluate(args)
+        return {"serve": _serve, "evaluate": _evaluate, "report": _report}[args.command](args)
     except ConfigError as error:
         print(f"cytopenia-cds: {error}", file=sys.stderr)
         return 2

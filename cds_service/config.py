@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 ENV_PREFIX = "CYTOPENIA_"
@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "cytopenia:"
     rate_limit: str = "600 per minute"
     max_json_depth: int = Field(default=100, ge=8, le=1000)
+    database_url: str = "sqlite:///cytopenia-cds.sqlite3"
+    audit_key: SecretStr | None = None
+    repeat_window_hours: float = Field(default=24, ge=0)
+    override_snooze_hours: float = Field(default=72, ge=0)
 
     @field_validator("public_base_url")
     @classmethod

@@ -11,7 +11,8 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-               412: "incomplete", 413: "too-costly", 415: "not-supported", 429: "throttled"}
+               412: "incomplete", 413: "too-costly", 415: "not-supported", 429: "throttled",
+               503: "transient"}
 
 
 class ApiError(Exception):

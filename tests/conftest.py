@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from cds_service.app import create_app
 from cds_service.config import Settings
@@ -34,6 +36,8 @@ def assert_valid(schema: str, document: dict) -> None:
 def make_app():
     def factory(as_of: datetime = AS_OF, **settings):
         settings.setdefault("dev", True)
+        settings.setdefault("database_url", "sqlite://")  # a fresh in-memory database per app
+        settings.setdefault("audit_key", "test-audit-key")  # production refuses to start without one
         return create_app(Settings(**settings), clock=lambda: as_of)
 
     return factory
@@ -47,3 +51,28 @@ def client(make_app):
 @pytest.fixture
 def example_request() -> dict:
     return json.loads((EXAMPLES / "patient-view-neutropenia.json").read_text(encoding="utf-8"))
+
+
+POSTGRES_URL = os.environ.get("CYTOPENIA_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database: a SQLite file, or a schema of its own on the machine's PostgreSQL (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cds.sqlite3'}"
+        return
+    schema = f"cytopenia_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except sqlalchemy.exc.OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable: {error.orig}")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()

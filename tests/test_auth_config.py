@@ -20,7 +20,10 @@ algorithms = ["RS384"]
 
 @pytest.fixture
 def config_file(tmp_path, monkeypatch):
+    """A TOML file, deployed as the README says: the audit key and database come from the environment."""
     jwks = write_jwks(tmp_path / "ehr.json", SigningKey.generate("ES384"))
+    monkeypatch.setenv("CYTOPENIA_AUDIT_KEY", "test-audit-key")
+    monkeypatch.setenv("CYTOPENIA_DATABASE_URL", "sqlite://")
 
     def write(text: str):
         path = tmp_path / "cytopenia.toml"

@@ -34,6 +34,8 @@ public_base_url = "https://cds.test"
 workers = 2
 redis_url = "{REDIS_URL}"
 redis_key_prefix = "{prefix}"
+audit_key = "test-audit-key"
+database_url = "sqlite:///{tmp_path / 'audit.sqlite3'}"
 [[clients]]
 issuer = "https://ehr.test"
 jwks_file = "{write_jwks(tmp_path / 'jwks.json', key)}"

@@ -20,8 +20,10 @@ EXAMPLE = EXAMPLES / "patient-view-neutropenia.json"
 pytestmark = pytest.mark.server
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("CYTOPENIA_")}
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment without the developer's CYTOPENIA_* settings, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CYTOPENIA_")}
+    return env | {f"CYTOPENIA_{name.upper()}": value for name, value in settings.items()}
 
 
 def free_port() -> int:
@@ -33,8 +35,10 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "stderr.log"
-    process = subprocess.Popen([CLI, "serve", "--dev", "--port", str(port), "--workers", "1"], env=clean_env(),
+    folder = tmp_path_factory.mktemp("server")
+    log = folder / "stderr.log"
+    process = subprocess.Popen([CLI, "serve", "--dev", "--port", str(port), "--workers", "1"],
+                               env=clean_env(database_url=f"sqlite:///{folder / 'cds.sqlite3'}"),
                                stdout=subprocess.DEVNULL, stderr=log.open("w"))
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20

@@ -10,9 +10,12 @@ from cds_service import hooks
 from cds_service.data_access.gather import gather
 from cds_service.errors import ApiError
 from cds_service.hooks.service import CdsService, HookCall
+from cds_service.http import audit, feedback
 from cds_service.http.body import json_body
 
 blueprint = Blueprint("cds_hooks", __name__)
+audit.install(blueprint)
+blueprint.register_blueprint(feedback.blueprint)
 
 
 def json_response(document: Any, status: int = 200) -> Response:
@@ -41,12 +44,16 @@ def call_service(service_id: str) -> Response:
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     body = json_body(request, "request")
     service = _service_for(service_id, body["hook"])
+    trail = audit.begin(service, body)
+    data = trail.timed("gather", gather, service, body)
+    trail.note_sources(data)
     call = HookCall(
         hook=body["hook"],
         hook_instance=body["hookInstance"],
         context=body["context"],
-        data=gather(service, body),
+        data=data,
         as_of=current_app.config["CLOCK"](),
         settings=current_app.config["SETTINGS"],
     )
-    return json_response({"cards": [card.to_json() for card in service.handler(call)]})
+    cards = trail.screen(trail.timed("evaluate", service.handler, call))
+    return json_response({"cards": [card.to_json() for card in cards]})

@@ -1,0 +1,135 @@
+"""The audit trail of every hook call, and alert-fatigue screening of its cards.
+
+A `Trail` lives in `flask.g` for one request: it times each stage, notes where the data came from,
+screens the cards, and is written after the response is built (whatever its status, 200 or 4xx).
+Stored: time, service, hook, hookInstance, client issuer/tenant, a keyed hash of the patient id,
+resource ids (never the Patient's), latencies, status and per card uuid/finding/indicator/suggestion
+uuids. Never stored: tokens, names, resource bodies, error messages (they may echo request content).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from cards import Card
+from cds_service.alert_fatigue import Policy
+from cds_service.hooks.service import CdsService, HookData
+from cds_service.storage import Store
+from cds_service.storage.alert_state import Screened, screen_card
+from cds_service.storage.audit import record_call
+from cds_service.storage.patient_key import patient_key
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+AUDITED_ENDPOINT = "call_service"
+TEXT_LIMIT = 200
+
+
+def store() -> Store:
+    return current_app.extensions["cytopenia.store"]
+
+
+def fatigue_policy() -> Policy:
+    settings = current_app.config["SETTINGS"]
+    return Policy(timedelta(hours=settings.repeat_window_hours), timedelta(hours=settings.override_snooze_hours))
+
+
+def _clip(value: Any) -> str | None:
+    return value[:TEXT_LIMIT] if isinstance(value, str) else None
+
+
+def _reference(resource: dict[str, Any]) -> str:
+    kind = str(resource.get("resourceType"))
+    return kind if kind == "Patient" else f"{kind}/{resource.get('id')}"
+
+
+@dataclass
+class Trail:
+    started: float = field(default_factory=time.perf_counter)
+    received_at: Any = None
+    service: CdsService | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    patient_key: str | None = None
+    sources: dict[str, Any] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    cards: list[Screened] = field(default_factory=list)
+
+    def timed(self, stage: str, step: Callable[..., T], *args: Any) -> T:
+        began = time.perf_counter()
+        try:
+            return step(*args)
+        finally:
+            self.latency_ms[stage] = round((time.perf_counter() - began) * 1000, 3)
+
+    def note_sources(self, data: HookData) -> None:
+        """Per prefetch key: whether the EHR sent it or the service fetched it, and which resources."""
+        prefetched = self.body.get("prefetch") or {}
+        self.sources = {
+            key: {"origin": "prefetch" if key in prefetched else "fetched",
+                  "resources": [_reference(r) for r in resources]}
+            for key, resources in data.by_key.items()
+        }
+
+    def screen(self, cards: list[Card]) -> list[Card]:
+        """Hold back repeats and snoozed cards; return those to show (with "Shown before on ...")."""
+        now = current_app.config["CLOCK"]()
+        engine, policy = store().engine, fatigue_policy()
+        try:
+            self.cards = self.timed("fatigue", lambda: [
+                screen_card(engine, self.service.id, self.patient_key, card, now, policy) for card in cards])
+        except SQLAlchemyError:
+            log.exception("alert-fatigue state unavailable: showing every card")
+            self.cards = [Screened(card) for card in cards]
+        return [s.card for s in self.cards if s.shown]
+
+    def row(self, status: int) -> dict[str, Any]:
+        caller = request.environ.get("cytopenia.caller")
+        total = round((time.perf_counter() - self.started) * 1000, 3)
+        return {
+            "received_at": self.received_at,
+            "service_id": self.service.id if self.service else _clip((request.view_args or {}).get("service_id")) or "",
+            "hook": _clip(self.body.get("hook")),
+            "hook_instance": _clip(self.body.get("hookInstance")),
+            "client_issuer": getattr(caller, "issuer", None),
+            "client_tenant": getattr(caller, "tenant", None),
+            "patient_key": self.patient_key,
+            "status": status,
+            "data_sources": self.sources,
+            "latency_ms": self.latency_ms,
+            "total_ms": total,
+        }
+
+
+def begin(service: CdsService, body: dict[str, Any]) -> Trail:
+    trail: Trail = g.audit_trail
+    trail.service, trail.body = service, body
+    patient_id = (body.get("context") or {}).get("patientId")
+    if isinstance(patient_id, str):
+        trail.patient_key = patient_key(current_app.extensions["cytopenia.audit_secret"], patient_id)
+    return trail
+
+
+def install(blueprint: Blueprint) -> None:
+    """Start a trail before anything else runs for a hook call; write it once the response exists."""
+
+    @blueprint.before_request
+    def _start_trail() -> None:
+        if request.endpoint == f"{blueprint.name}.{AUDITED_ENDPOINT}":
+            g.audit_trail = Trail(received_at=current_app.config["CLOCK"]())
+
+    @blueprint.after_request
+    def _write_trail(response: Response) -> Response:
+        trail = g.pop("audit_trail", None)
+        if trail is not None:
+            try:
+                record_call(store().engine, trail.row(response.status_code), trail.cards)
+            except SQLAlchemyError:
+                log.exception("audit trail could not be written (status %s)", response.status_code)
+        return response

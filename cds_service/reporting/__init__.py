@@ -1,0 +1,1 @@
+"""The informaticists' report: how cards fare (shown, accepted, overridden, held back) and how fast."""

@@ -1,0 +1,69 @@
+"""The database connection: SQLite file (WAL) by default, PostgreSQL (psycopg 3) in production.
+
+The schema is brought to the newest Alembic revision when the store opens; `cytopenia-cds serve`
+opens it once in the master process before the workers fork, so workers never race to migrate.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS = "cds_service.storage:migrations"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets readers and one writer work at once across workers; FULL makes a commit survive power loss."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(database_url: str) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if url.database in (None, "", ":memory:"):
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply pending migrations (a no-op at head); PostgreSQL replicas serialise on an advisory lock."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class Store:
+    """The engine for this process: a forked worker gets its own connections, never its parent's."""
+
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self._engine = make_engine(database_url)
+        self._pid = os.getpid()
+
+    @property
+    def engine(self) -> Engine:
+        if self._pid != os.getpid():
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        return self._engine
+
+
+def open_store(database_url: str) -> Store:
+    store = Store(database_url)
+    upgrade(store.engine)
+    return store

@@ -1,0 +1,17 @@
+"""The one dialect-specific statement we need: insert unless the key exists (SQLite and PostgreSQL)."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
+
+
+def insert_unless_present(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """True if the row was inserted; False if a row with the same unique key was already there."""
+    dialect = DIALECTS[connection.dialect.name]
+    key = next(iter(table.primary_key.columns))
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    return connection.execute(statement).first() is not None  # rowcount is not reliable here on psycopg

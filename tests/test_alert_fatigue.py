@@ -1,0 +1,128 @@
+"""Alert-fatigue control on SQLite and PostgreSQL: no repeats for an unchanged patient, snooze on override,
+worse findings and critical cards always shown, and the database (not a process) deciding across workers."""
+from __future__ import annotations
+
+import copy
+import threading
+from datetime import timedelta
+
+import pytest
+
+from cards import Card, Source
+from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
+from cds_service.storage import Store
+from cds_service.storage.alert_state import screen_card
+from cds_service.storage.engine import upgrade
+from cds_service.storage.models import CardRecord
+from tests.conftest import AS_OF
+from tests.storage_helpers import app, cards_for, clock, rows, summaries  # noqa: F401 (fixtures)
+
+POLICY = Policy(repeat_window=timedelta(hours=24), override_snooze=timedelta(hours=72))
+
+
+def with_anc(request: dict, value: float, observation_id: str = "anc-20261119") -> dict:
+    changed = copy.deepcopy(request)
+    for entry in changed["prefetch"]["bloodCounts"]["entry"]:
+        if entry["resource"]["id"] == "anc-20261119":
+            entry["resource"]["id"] = observation_id
+            entry["resource"]["valueQuantity"]["value"] = value
+    return changed
+
+
+def neutropenia(cards: list[dict]) -> dict | None:
+    return next((c for c in cards if c["summary"].startswith("Neutropenia")), None)
+
+
+def test_the_same_unchanged_patient_does_not_get_the_same_cards_again(app, example_request):
+    client = app.test_client()
+    first = cards_for(client, example_request)
+    assert "Neutropenia" in summaries(first)
+    assert cards_for(client, example_request) == []
+    held = [r for r in rows(app, CardRecord) if not r.shown]
+    assert len(held) == len(first) and {r.suppressed for r in held} == {"repeat"}
+
+
+def test_after_the_window_the_card_returns_saying_when_it_was_shown(app, clock, example_request):
+    client = app.test_client()
+    cards_for(client, example_request)
+    clock.now = AS_OF + timedelta(hours=25)
+    card = neutropenia(cards_for(client, example_request))
+    assert card and "Shown before on 2026-11-20 10:00 UTC" in card["detail"]
+
+
+def test_a_new_result_or_a_higher_grade_is_shown_within_the_window(app, example_request):
+    client = app.test_client()
+    assert "grade 2" in neutropenia(cards_for(client, with_anc(example_request, 1.2)))["summary"]
+    assert neutropenia(cards_for(client, with_anc(example_request, 1.1, "anc-repeat"))), "a new result is shown"
+    worse = neutropenia(cards_for(client, with_anc(example_request, 0.8, "anc-repeat")))
+    assert worse and "grade 3" in worse["summary"] and "Shown before on" in worse["detail"]
+
+
+def test_an_override_with_a_reason_snoozes_the_card_unless_it_gets_worse(app, clock, example_request):
+    client = app.test_client()
+    card = neutropenia(cards_for(client, with_anc(example_request, 1.2)))
+    override = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:01:00Z",
+                "overrideReason": {"reason": {"system": "urn:cytopenia-cds:override-reason", "code": "already-managed"}}}
+    assert client.post("/cds-services/cytopenia-review/feedback", json={"feedback": [override]}).status_code == 200
+    clock.now = AS_OF + timedelta(hours=30)
+    assert neutropenia(cards_for(client, with_anc(example_request, 1.1, "anc-new"))) is None, "snoozed: same grade"
+    assert neutropenia(cards_for(client, with_anc(example_request, 0.4, "anc-newer"))), "worse: grade 4 is shown"
+
+
+def test_an_override_without_a_reason_does_not_snooze(app, clock, example_request):
+    client = app.test_client()
+    card = neutropenia(cards_for(client, example_request))
+    override = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:01:00Z"}
+    client.post("/cds-services/cytopenia-review/feedback", json={"feedback": [override]})
+    clock.now = AS_OF + timedelta(hours=25)
+    assert neutropenia(cards_for(client, example_request))
+
+
+def test_critical_cards_are_never_held_back():
+    last = LastShown("same", grade=4, at=AS_OF, snoozed_until=AS_OF + timedelta(days=3))
+    assert held_back(Candidate("critical", "same", 4), last, AS_OF + timedelta(minutes=1), POLICY) is None
+    assert held_back(Candidate("warning", "same", 4), last, AS_OF + timedelta(minutes=1), POLICY) is Suppressed.SNOOZED
+    assert held_back(Candidate("info", None, 0), last, AS_OF, POLICY) is None, "no triggering result: always shown"
+
+
+def febrile_neutropenia() -> Card:
+    return Card(summary="Febrile neutropenia", indicator="critical", source=Source("test"),
+                finding="febrile_neutropenia", trigger="Observation/anc=0.3;Observation/temp=38.6", grade=4)
+
+
+def test_critical_cards_are_shown_every_time_through_the_database(database_url):
+    store = Store(database_url)
+    try:
+        upgrade(store.engine)
+        results = [screen_card(store.engine, "fn", "patient-key", febrile_neutropenia(), AS_OF + timedelta(minutes=i), POLICY)
+                   for i in range(3)]
+        assert all(r.shown for r in results)
+        assert "Shown before on 2026-11-20 10:01 UTC" in results[2].card.detail
+    finally:
+        store.engine.dispose()
+
+
+def test_concurrent_workers_show_a_repeat_once(database_url):
+    """Eight workers with their own connections race to show the same card: the database lets one win."""
+    stores = [Store(database_url) for _ in range(8)]
+    upgrade(stores[0].engine)
+    card = febrile_neutropenia()
+    warning = Card(summary="Neutropenia", indicator="warning", source=Source("test"), finding="neutropenia",
+                   trigger=card.trigger, grade=4)
+    start = threading.Barrier(len(stores))
+    shown = []
+
+    def worker(store: Store) -> None:
+        start.wait()
+        shown.append(screen_card(store.engine, "cytopenia-review", "patient-key", warning, AS_OF, POLICY).shown)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in stores]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(shown) == [False] * 7 + [True]
+    finally:
+        for store in stores:
+            store.engine.dispose()
