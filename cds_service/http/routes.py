@@ -51,7 +51,7 @@ def call_service(service_id: str) -> Response:
         hook=body["hook"],
         hook_instance=body["hookInstance"],
         context=body["context"],
-        data=gather(service, body),
+        data=gather(service, body, current_app.config["SETTINGS"], request.environ["cytopenia.caller"]),
         as_of=current_app.config["CLOCK"](),
     )
     return json_response({"cards": [card.to_json() for card in service.handler(call)]})
