@@ -62,16 +62,14 @@ def huge(megabytes: int, declare_length: bool) -> Answer:
 
 
 def endless_next(handler: BaseHTTPRequestHandler) -> None:
-    """Every page holds one Observation and a `next` link to one more page."""
-    page = int(handler.path.rsplit("page=", 1)[-1]) if "page=" in handler.path else 0
-    host = handler.headers["Host"]
+    """Every page holds one resource of the type asked for and a `next` link to one more page."""
+    resource_type, _, query = handler.path.strip("/").partition("?")
+    page = int(query.rsplit("page=", 1)[-1]) if "page=" in query else 0
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
-        "link": [{"relation": "next", "url": f"http://{host}/Observation?page={page + 1}"}],
-        "entry": [{"resource": {"resourceType": "Observation", "id": f"o{page}", "status": "final",
-                                "code": {"coding": [{"system": "http://loinc.org", "code": "751-8"}]},
-                                "subject": {"reference": "Patient/p1"}}}],
+        "link": [{"relation": "next", "url": f"http://{handler.headers['Host']}/{resource_type}?page={page + 1}"}],
+        "entry": [{"resource": {"resourceType": resource_type, "id": f"r{page}", "subject": {"reference": "Patient/p1"}}}],
     }
     send(handler, 200, json.dumps(bundle).encode())
 

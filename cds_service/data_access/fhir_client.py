@@ -9,6 +9,7 @@ DNS rebinding cannot reach a private address. The access token is kept out of re
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,6 +31,8 @@ Json = dict[str, Any]
 FHIR_JSON = ("application/fhir+json", "application/json", "application/json+fhir")
 CHUNK = 64 * 1024
 MAX_REDIRECTS = 3
+# urllib3 logs every request line at DEBUG, patient ids in the query included: keep PHI out of logs.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.WARNING)
 
 
 class Refused(Exception):
@@ -83,7 +86,7 @@ class Limits:
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise FetchFailed("not answered within the deadline")
+            raise FetchFailed("not answered in time (deadline reached)")
         return left
 
 
@@ -215,7 +218,7 @@ def get_json(server: FhirServer, url: str, limits: Limits, allow_private: bool, 
                 body = _read_body(response, limits, budget)
                 content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         except requests.Timeout:
-            raise FetchFailed("not answered within the deadline") from None
+            raise FetchFailed("the FHIR server did not answer in time") from None
         except requests.RequestException as error:
             raise FetchFailed(f"the FHIR server could not be reached ({type(error).__name__})") from None
         if response.status_code in (401, 403):

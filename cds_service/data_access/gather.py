@@ -64,7 +64,7 @@ def gather(service: CdsService, request: dict[str, Any], settings: Settings, cal
             why = f"{why} and could not be fetched: {outcome}"
             if template.required:
                 unavailable.append(template)
-                reasons.append(f"'{template.key}' ({template.query}) {why}")
+                reasons.append(f"'{template.key}' ({_described(template.query)}) {why}")
             else:
                 issues.extend(result.issues)
                 issues.append(DataIssue(source, f"{why}; findings that depend on it may be incomplete"))
@@ -75,6 +75,11 @@ def gather(service: CdsService, request: dict[str, Any], settings: Settings, cal
             [f"prefetch.{t.key}" for t in unavailable],
         )
     return HookData(by_key=by_key, issues=tuple(issues))
+
+
+def _described(query: str) -> str:
+    path, searched, _ = query.partition("?")
+    return f"{path} search" if searched else f"{path.split('/')[0]} read"
 
 
 def _fetch(needs: list[Prefetch], results: dict[str, PrefetchResult], request: dict[str, Any],
@@ -99,7 +104,7 @@ def _fetch(needs: list[Prefetch], results: dict[str, PrefetchResult], request: d
     for key, future in futures.items():
         if future not in done:
             future.cancel()
-            outcomes[key] = f"not answered within the deadline ({settings.fhir_deadline_ms} ms)"
+            outcomes[key] = f"not answered in time (deadline {settings.fhir_deadline_ms} ms)"
             continue
         try:
             outcomes[key] = future.result()
