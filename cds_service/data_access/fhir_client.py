@@ -203,7 +203,8 @@ def _read_body(response: requests.Response, limits: Limits, budget: int) -> byte
 
 def get_json(server: FhirServer, url: str, limits: Limits, allow_private: bool, budget: int) -> tuple[Json, int]:
     """GET one FHIR document from the server (same-origin redirects only); returns it and its size."""
-    for _ in range(MAX_REDIRECTS + 1):
+    reconnected = False
+    for _ in range(MAX_REDIRECTS + 2):
         left = limits.remaining()
         timeout = (min(limits.connect_s, left), min(limits.read_s, left))
         try:
@@ -219,6 +220,11 @@ def get_json(server: FhirServer, url: str, limits: Limits, allow_private: bool, 
                 content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         except requests.Timeout:
             raise FetchFailed("the FHIR server did not answer in time") from None
+        except requests.ConnectionError as error:
+            if reconnected:  # one new connection is worth a try: servers close idle pooled ones
+                raise FetchFailed(f"the FHIR server could not be reached ({type(error).__name__})") from None
+            reconnected = True
+            continue
         except requests.RequestException as error:
             raise FetchFailed(f"the FHIR server could not be reached ({type(error).__name__})") from None
         if response.status_code in (401, 403):
