@@ -22,11 +22,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/cytopenia-cds serve --dev --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-test
+# The real FHIR engine the integration tests run against (Medplum, pinned by its package-lock.json).
+FHIR_SERVER := tests/fhir_server
+$(FHIR_SERVER)/node_modules/.package-lock.json: $(FHIR_SERVER)/package-lock.json
+	npm ci --prefix $(FHIR_SERVER) --no-audit --no-fund --loglevel=error
+
+test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(FHIR_SERVER)/node_modules

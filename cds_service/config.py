@@ -79,11 +79,25 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None
     repeat_window_hours: float = Field(default=24, ge=0)
     override_snooze_hours: float = Field(default=72, ge=0)
+    # Fetching what prefetch did not bring, from the EHR's fhirServer (spec: answer "on the order of 500 ms").
+    fhir_deadline_ms: int = Field(default=450, ge=50, le=30_000)
+    fhir_connect_timeout_ms: int = Field(default=200, ge=10, le=10_000)
+    fhir_read_timeout_ms: int = Field(default=400, ge=10, le=30_000)
+    fhir_max_pages: int = Field(default=5, ge=1, le=100)
+    fhir_max_entries: int = Field(default=1000, ge=1, le=100_000)
+    fhir_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    fhir_server_allowlist: list[str] = Field(default_factory=list)
+    allow_private_fhir_servers: bool = False
 
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("fhir_server_allowlist")
+    @classmethod
+    def _fhir_bases_without_trailing_slash(cls, value: list[str]) -> list[str]:
+        return [url.rstrip("/") for url in value]
 
     @classmethod
     def settings_customise_sources(

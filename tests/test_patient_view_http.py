@@ -46,3 +46,15 @@ def test_missing_required_field_names_the_field(client, example_request):
     response = client.post("/cds-services/cytopenia-review", data=json.dumps(example_request), content_type="application/json")
     assert response.status_code == 400
     assert "hookInstance" in response.get_json()["issue"][0]["details"]["text"]
+
+
+def test_unread_medications_are_named_on_the_card_without_a_data_gap_card(client, example_request):
+    """Context the EHR did not send is said where it matters; it does not make the counts 'unusable'."""
+    del example_request["prefetch"]["medications"]
+    document = client.post("/cds-services/cytopenia-review", json=example_request).get_json()
+    assert_valid("response", document)
+    summaries = [c["summary"] for c in document["cards"]]
+    assert not any(s.startswith("Blood counts partly unusable") for s in summaries), summaries
+    neutropenia = next(c for c in document["cards"] if c["summary"].startswith("Neutropenia"))
+    assert "active medications (MedicationRequests could not be read)" in neutropenia["detail"]
+    assert "prefetch 'medications'" in neutropenia["detail"]

@@ -134,6 +134,7 @@ class ChartCoverage:
 
     conditions: bool = True
     medications: bool = True
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +298,7 @@ def finding_context(
         not_checked.append("the problem list (Conditions could not be read)")
     if not coverage.medications:
         not_checked.append("active medications (MedicationRequests could not be read)")
+    not_checked.extend(coverage.reasons)
     documented, previously = _documented(kind, conditions)
     drug_causes, treatments = _medication_contributors(kind, medications)
     contributors = [*drug_causes, *_condition_contributors(kind, conditions)]

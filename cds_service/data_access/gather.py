@@ -1,36 +1,128 @@
-"""Assemble the data of one hook call from its prefetch; required data unobtainable means 412."""
+"""Assemble the data of one hook call: prefetch first, then the EHR's FHIR server under one deadline.
+
+Required data that is neither prefetched nor fetchable means 412 with an OperationOutcome naming it;
+optional data that could not be had is named in `HookData.issues`, which the cards print, so a
+finding that depends on it is never reported as absent.
+"""
 from __future__ import annotations
 
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
+from urllib.parse import urljoin
 
-from cds_service.data_access.prefetch import KeyState, read_key
+from cds_service.auth import Caller
+from cds_service.config import Settings
+from cds_service.data_access.fhir_client import (
+    FetchFailed,
+    FhirServer,
+    Limits,
+    Pages,
+    Refused,
+    follow_pages,
+    for_this_query,
+    trusted_server,
+)
+from cds_service.data_access.prefetch import KeyState, PrefetchResult, read_key
+from cds_service.data_access.templates import UnfilledToken, fill
 from cds_service.errors import ApiError
-from cds_service.hooks.service import CdsService, HookData, prefetch_source
+from cds_service.hooks.service import CdsService, HookData, Prefetch, prefetch_source
 from fhir_mappings import DataIssue
 
+log = logging.getLogger(__name__)
 
-def gather(service: CdsService, request: dict[str, Any]) -> HookData:
-    prefetch = request.get("prefetch") or {}
+# Shared by all requests of a worker process; a fetch past its deadline frees its thread within one
+# read timeout, so the pool cannot fill up with hung calls.
+EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir-fetch")
+
+
+def gather(service: CdsService, request: dict[str, Any], settings: Settings, caller: Caller) -> HookData:
+    started = time.monotonic()
+    prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
+    results = {t.key: read_key(t.key, prefetch) for t in service.prefetch}
+    needs = [t for t in service.prefetch if results[t.key].state in (KeyState.ABSENT, KeyState.ERROR) or results[t.key].next_page]
+    outcomes = _fetch(needs, results, request, settings, caller, started) if needs else {}
     by_key: dict[str, tuple] = {}
     issues: list[DataIssue] = []
-    unavailable: list[str] = []
+    unavailable: list[Prefetch] = []
+    reasons: list[str] = []
     for template in service.prefetch:
-        result = read_key(template.key, prefetch)
-        issues.extend(result.issues)
-        if result.state in (KeyState.DATA, KeyState.NO_DATA):
+        result, outcome, source = results[template.key], outcomes.get(template.key), prefetch_source(template.key)
+        if template not in needs:
             by_key[template.key] = result.resources
-            if result.next_page:
-                issues.append(DataIssue(prefetch_source(template.key), "only the first page was sent; later results were not read"))
-            continue
-        why = "was not prefetched" if result.state is KeyState.ABSENT else "failed in the EHR"
-        if template.required:
-            unavailable.append(f"'{template.key}' ({template.query}) {why}")
+            issues.extend(result.issues)
+        elif isinstance(outcome, Pages):
+            by_key[template.key] = result.resources + outcome.resources if result.next_page else outcome.resources
+            if outcome.incomplete:
+                issues.append(DataIssue(source, outcome.incomplete))
+        elif result.next_page:
+            by_key[template.key] = result.resources
+            issues.append(DataIssue(source, f"only the first page was sent; later pages could not be read: {outcome}"))
         else:
-            issues.append(DataIssue(prefetch_source(template.key), f"{why}; findings that depend on it may be incomplete"))
+            why = "was not prefetched" if result.state is KeyState.ABSENT else "failed in the EHR"
+            why = f"{why} and could not be fetched: {outcome}"
+            if template.required:
+                unavailable.append(template)
+                reasons.append(f"'{template.key}' ({_described(template.query)}) {why}")
+            else:
+                issues.extend(result.issues)
+                issues.append(DataIssue(source, f"{why}; findings that depend on it may be incomplete"))
     if unavailable:
         raise ApiError(
             412,
-            "required FHIR data could not be obtained: " + "; ".join(unavailable),
-            [f"prefetch.{t.key}" for t in service.prefetch if t.required and t.key not in by_key],
+            "required FHIR data could not be obtained: " + "; ".join(reasons),
+            [f"prefetch.{t.key}" for t in unavailable],
         )
     return HookData(by_key=by_key, issues=tuple(issues))
+
+
+def _described(query: str) -> str:
+    path, searched, _ = query.partition("?")
+    return f"{path} search" if searched else f"{path.split('/')[0]} read"
+
+
+def _fetch(needs: list[Prefetch], results: dict[str, PrefetchResult], request: dict[str, Any],
+           settings: Settings, caller: Caller, started: float) -> dict[str, Pages | str]:
+    """Fetch every key still needed, in parallel; a key's value is its Pages or why it failed."""
+    try:
+        server = trusted_server(request, settings, caller)
+    except Refused as refused:
+        return {t.key: str(refused) for t in needs}
+    limits = Limits.from_settings(settings, started)
+    allow_private = settings.dev or settings.allow_private_fhir_servers
+    outcomes: dict[str, Pages | str] = {}
+    futures = {}
+    for template in needs:
+        try:
+            query = fill(template.query, request.get("context") or {})
+        except UnfilledToken as unfilled:
+            outcomes[template.key] = f"the query cannot be made ({unfilled})"
+            continue
+        futures[template.key] = EXECUTOR.submit(_pages, server, query, results[template.key], limits, allow_private)
+    done, _ = wait(futures.values(), timeout=max(0.0, limits.deadline - time.monotonic()))
+    for key, future in futures.items():
+        if future not in done:
+            future.cancel()
+            outcomes[key] = f"not answered in time (deadline {settings.fhir_deadline_ms} ms)"
+            continue
+        try:
+            outcomes[key] = future.result()
+        except FetchFailed as failed:
+            outcomes[key] = str(failed)
+        except Exception:  # a defect must cost this key, not the whole call (and never log URLs or tokens)
+            log.exception("reading FHIR data for prefetch key %s failed unexpectedly", key)
+            outcomes[key] = "the answer could not be read"
+        if isinstance(outcomes[key], str):
+            log.info("FHIR data for prefetch key %s not obtained after %.0f ms", key, (time.monotonic() - started) * 1000)
+    return outcomes
+
+
+def _pages(server: FhirServer, query: str, prefetched: PrefetchResult, limits: Limits, allow_private: bool) -> Pages:
+    """The rest of a paginated prefetch, or the whole query; only what the query asked for is kept."""
+    if prefetched.next_page:
+        url, pages_read = urljoin(f"{server.base}/", prefetched.next_page), 1
+    else:
+        url, pages_read = f"{server.base}/{query}", 0
+    pages = follow_pages(server, url, limits, allow_private, pages_read)
+    return Pages(for_this_query(pages.resources, query), pages.incomplete)

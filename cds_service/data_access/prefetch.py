@@ -7,7 +7,7 @@ a Bundle with a `next` link -> a first page only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -31,7 +31,6 @@ class PrefetchResult:
     resources: tuple[Json, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     next_page: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def next_link(bundle: Any) -> str | None:

@@ -39,7 +39,10 @@ def review(call: HookCall) -> list:
         call.data.issues_except(*CONTEXT_KEYS),
     )
     assessment = assess(record, call.as_of)
-    coverage = ChartCoverage(**{key: key in call.data.by_key for key in CONTEXT_KEYS})
+    coverage = ChartCoverage(
+        **{key: key in call.data.by_key for key in CONTEXT_KEYS},
+        reasons=tuple(f"{issue.source}: {issue.problem}" for issue in call.data.issues_about(*CONTEXT_KEYS)),
+    )
     contexts = chart_context(assessment, record, coverage)
     return cytopenia_cards(assessment, call.patient_id, call.encounter_id, contexts)
 

@@ -37,10 +37,14 @@ class HookData:
     def resources(self, *keys: str) -> tuple[Json, ...]:
         return tuple(r for key in (keys or self.by_key) for r in self.by_key.get(key, ()))
 
+    def issues_about(self, *keys: str) -> tuple[DataIssue, ...]:
+        sources = {prefetch_source(key) for key in keys}
+        return tuple(issue for issue in self.issues if issue.source in sources)
+
     def issues_except(self, *keys: str) -> tuple[DataIssue, ...]:
         """Issues other than those about `keys`, for handlers that report those keys their own way."""
-        excluded = {prefetch_source(key) for key in keys}
-        return tuple(issue for issue in self.issues if issue.source not in excluded)
+        about = self.issues_about(*keys)
+        return tuple(issue for issue in self.issues if issue not in about)
 
     def first(self, key: str, resource_type: str) -> Json | None:
         return next((r for r in self.by_key.get(key, ()) if r.get("resourceType") == resource_type), None)

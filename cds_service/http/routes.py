@@ -45,7 +45,8 @@ def call_service(service_id: str) -> Response:
     body = json_body(request, "request")
     service = _service_for(service_id, body["hook"])
     trail = audit.begin(service, body)
-    data = trail.timed("gather", gather, service, body)
+    settings = current_app.config["SETTINGS"]
+    data = trail.timed("gather", gather, service, body, settings, request.environ["cytopenia.caller"])
     trail.note_sources(data)
     call = HookCall(
         hook=body["hook"],
@@ -53,7 +54,7 @@ def call_service(service_id: str) -> Response:
         context=body["context"],
         data=data,
         as_of=current_app.config["CLOCK"](),
-        settings=current_app.config["SETTINGS"],
+        settings=settings,
     )
     cards = trail.screen(trail.timed("evaluate", service.handler, call))
     return json_response({"cards": [card.to_json() for card in cards]})

@@ -1,0 +1,85 @@
+"""Fault injection: every misbehaving FHIR server costs at most the deadline plus a margin, with an outcome said."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import assert_valid
+from tests.misbehaving_fhir import dripping, endless_next, fhir, huge, refused_base, send, serving, slow
+
+DEADLINE_MS = 300
+MARGIN_S = 0.7  # thread hand-over and Flask on a shared 2-core machine; the faults below would take seconds
+SERVER_ERROR = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception",
+                                                               "details": {"text": "database unavailable"}}]}
+
+FAULTS = {
+    "slow server": (slow(5, fhir({"resourceType": "Bundle", "type": "searchset"})), "in time"),
+    "HTTP 500 with OperationOutcome": (fhir(SERVER_ERROR, 500), "HTTP 500: database unavailable"),
+    "malformed JSON": (lambda h: send(h, 200, b'{"resourceType": "Bundle", "entry": ['), "malformed JSON"),
+    "non-FHIR content type": (lambda h: send(h, 200, b"<html>login</html>", "text/html"), "text/html, not FHIR JSON"),
+    "body dripping past the deadline": (dripping(4000, 0.01), "in time"),
+    "huge declared response": (huge(16, declare_length=True), "larger than"),
+    "huge undeclared response": (huge(16, declare_length=False), "larger than"),
+    "redirect to another host": (lambda h: send(h, 302, b"", headers={"Location": "https://elsewhere.example/x"}), "another host"),
+    "token refused": (fhir(SERVER_ERROR, 401), "the access token was refused"),
+}
+
+
+@pytest.fixture
+def app_client(make_app):
+    return make_app(fhir_deadline_ms=DEADLINE_MS, fhir_max_bytes=4 * 1024 * 1024).test_client()
+
+
+def _call(app_client, request, base):
+    request["fhirServer"] = base
+    request["fhirAuthorization"] = {"access_token": "fault-token", "token_type": "Bearer", "expires_in": 60,
+                                    "scope": "patient/*.read", "subject": "ehr"}
+    started = time.monotonic()
+    response = app_client.post("/cds-services/cytopenia-review", json=request)
+    return response, time.monotonic() - started
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
+def test_fault_on_required_data_is_a_prompt_412_saying_why(app_client, example_request, fault):
+    answer, said = FAULTS[fault]
+    del example_request["prefetch"]["bloodCounts"]
+    with serving({"Observation": answer}) as (base, _):
+        response, elapsed = _call(app_client, example_request, base)
+    assert elapsed < DEADLINE_MS / 1000 + MARGIN_S
+    assert response.status_code == 412
+    text = response.get_json()["issue"][0]["details"]["text"]
+    assert "'bloodCounts'" in text and said in text
+
+
+def test_connection_refused_is_a_prompt_412(app_client, example_request):
+    del example_request["prefetch"]["bloodCounts"]
+    response, elapsed = _call(app_client, example_request, refused_base())
+    assert elapsed < DEADLINE_MS / 1000 + MARGIN_S
+    assert response.status_code == 412
+    assert "could not be reached" in response.get_json()["issue"][0]["details"]["text"]
+
+
+def test_endless_next_chain_stops_at_the_page_limit_and_says_so(app_client, example_request):
+    del example_request["prefetch"]["conditions"]
+    with serving({"Condition": endless_next}) as (base, seen):
+        response, elapsed = _call(app_client, example_request, base)
+    assert elapsed < DEADLINE_MS / 1000 + MARGIN_S
+    assert response.status_code == 200
+    assert len(seen) <= 5
+    document = response.get_json()
+    assert_valid("response", document)
+    assert any("conditions" in c.get("detail", "") and "later pages were not read" in c.get("detail", "")
+               for c in document["cards"])
+
+
+def test_slow_optional_data_still_answers_in_time_and_names_what_is_missing(app_client, example_request):
+    del example_request["prefetch"]["conditions"]
+    with serving({"Condition": slow(5, fhir({"resourceType": "Bundle", "type": "searchset"}))}) as (base, _):
+        response, elapsed = _call(app_client, example_request, base)
+    assert elapsed < DEADLINE_MS / 1000 + MARGIN_S
+    assert response.status_code == 200
+    document = response.get_json()
+    assert_valid("response", document)
+    neutropenia = next(c for c in document["cards"] if c["summary"].startswith("Neutropenia"))
+    assert "conditions" in neutropenia["detail"] and "not answered in time" in neutropenia["detail"]
