@@ -10,6 +10,7 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from datetime import datetime
@@ -18,6 +19,7 @@ from pathlib import Path
 import orjson
 from flask import Flask, Response, request
 
+from benchmarks import fallback
 from cds_service.app import create_app
 from cds_service.config import Settings
 from fhir_mappings.resources import resources_in
@@ -109,7 +111,13 @@ def p(timings: list[float], q: int) -> float:
 
 def main() -> int:
     bodies, as_of = payloads()
-    service = create_app(Settings(dev=True), clock=lambda: as_of)
+    # The default store on a fresh file; repeat window 0 so every call pays for building and auditing
+    # its cards, as a first view of the chart does (a held-back repeat is cheaper); a rate limit above
+    # what one benchmark client sends.
+    database = Path(tempfile.mkdtemp(prefix="cytopenia-bench-")) / "bench.sqlite3"
+    settings = Settings(dev=True, database_url=f"sqlite:///{database}", repeat_window_hours=0,
+                        rate_limit="1000000 per minute")
+    service = create_app(settings, clock=lambda: as_of)
     floor = floor_app()
     print(f"patient-view in-process, {RUNS} calls after {WARMUP} warm-up, evaluated as of {as_of:%Y-%m-%d}")
     print(f"{'payload':<8} {'KiB':>6} {'p50 ms':>8} {'p95 ms':>8} {'floor p50':>10} {'floor p95':>10} {'x floor':>8}  target p50")
@@ -125,6 +133,8 @@ def main() -> int:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss_mb:.0f} MB (target <= {TARGET_RSS_MB} MB: {'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'})")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: the machine is shared, figures vary with it")
+    print()
+    fallback.main()
     return 1 if missed or rss_mb > TARGET_RSS_MB else 0
 
 

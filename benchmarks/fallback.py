@@ -46,7 +46,8 @@ def main() -> None:
     engine = FhirEngine.start()
     try:
         engine.load(load_fixture(PATIENT_FILE))
-        client = create_app(Settings(dev=True, fhir_deadline_ms=5000, fhir_read_timeout_ms=5000), clock=lambda: AS_OF).test_client()
+        settings = Settings(dev=True, fhir_deadline_ms=5000, fhir_read_timeout_ms=5000, database_url="sqlite://")
+        client = create_app(settings, clock=lambda: AS_OF).test_client()
         context = {"userId": "Practitioner/bench", "patientId": PATIENT}
         request = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "context": context, "fhirServer": engine.base,
                    "fhirAuthorization": {"access_token": "bench", "token_type": "Bearer", "expires_in": 60,
