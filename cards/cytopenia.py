@@ -187,6 +187,7 @@ def finding_card(finding: Finding, assessment: Assessment, patient_id: str, enco
         suggestions=_suggestions(finding, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),
+        finding=finding.kind.value,
     )
 
 
@@ -209,7 +210,8 @@ def data_gap_card(assessment: Assessment) -> Card | None:
             DISCLAIMER,
         ]
     )
-    return Card(summary=summary, indicator="info", source=card_source("data_gap"), detail=detail)
+    return Card(summary=summary, indicator="info", source=card_source("data_gap"), detail=detail,
+                finding="data_gap")
 
 
 def cytopenia_cards(assessment: Assessment, patient_id: str, encounter_id: str | None = None) -> list[Card]:

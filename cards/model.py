@@ -92,6 +92,7 @@ class Card:
     override_reasons: tuple[Coding, ...] = ()
     links: tuple[Link, ...] = ()
     uuid: str = field(default_factory=new_uuid)
+    finding: str | None = None  # internal (metrics, feedback): never sent; `to_json` leaves it out
 
     def __post_init__(self) -> None:
         if len(self.summary) > SUMMARY_MAX:

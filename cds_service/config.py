@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -28,17 +28,50 @@ class ClientConfig(BaseModel):
     fhir_servers: list[str] = Field(default_factory=list)
 
 
+class Deadlines(BaseModel):
+    """Time budgets in seconds: a hook answer too late for the EHR is no answer."""
+
+    model_config = {"extra": "forbid"}
+
+    request_seconds: float = Field(default=10.0, gt=0, le=300)
+    readiness_check_seconds: float = Field(default=2.0, gt=0, le=60)
+
+
+def _known_thresholds() -> set[str]:
+    from cds_service.clinical.knowledge import thresholds
+
+    return set(thresholds())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     dev: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    workers: int = Field(default=2, ge=1, le=64)
+    workers: int | None = Field(default=None, ge=1, le=64)  # None: one per available CPU
     public_base_url: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     clients: list[ClientConfig] = Field(default_factory=list)
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+    database_url: str | None = None
+    redis_url: str | None = None
+    services_enabled: list[str] | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("thresholds")
+    @classmethod
+    def _cited_thresholds_only(cls, value: dict[str, float]) -> dict[str, float]:
+        """A site may retune a cited threshold by name; it cannot invent one or make it non-positive."""
+        unknown = sorted(set(value) - _known_thresholds())
+        if unknown:
+            raise ValueError(f"unknown threshold {', '.join(unknown)} (known: {', '.join(sorted(_known_thresholds()))})")
+        bad = sorted(name for name, number in value.items() if not number > 0)
+        if bad:
+            raise ValueError(f"threshold {', '.join(bad)} must be a positive number")
+        return value
 
     @field_validator("public_base_url")
     @classmethod

@@ -12,6 +12,8 @@ from cds_service.data_access.gather import gather
 from cds_service.errors import ApiError
 from cds_service.hooks.service import CdsService, HookCall
 from cds_service.http.body import json_body
+from cds_service.observability.metrics import AUTH_FAILURES
+from cds_service.observability.requests import mark_hook_call, record_cards, stage
 
 blueprint = Blueprint("cds_hooks", __name__)
 
@@ -22,16 +24,25 @@ def json_response(document: Any, status: int = 200) -> Response:
 
 @blueprint.before_request
 def _trust_check():
-    request.environ["cytopenia.caller"] = authenticate(request, current_app.config["SETTINGS"])
+    try:
+        request.environ["cytopenia.caller"] = authenticate(request, current_app.config["SETTINGS"])
+    except ApiError as refusal:
+        AUTH_FAILURES.labels("unauthenticated" if refusal.status == 401 else "forbidden").inc()
+        raise
 
 
 @blueprint.get("/cds-services")
 def discovery() -> Response:
-    return json_response({"services": [service.discovery() for service in hooks.SERVICES]})
+    settings = current_app.config["SETTINGS"]
+    return json_response({"services": [service.discovery() for service in hooks.enabled_services(settings)]})
+
+
+def _enabled(service_id: str) -> list[CdsService]:
+    return [s for s in hooks.enabled_services(current_app.config["SETTINGS"]) if s.id == service_id]
 
 
 def _service_for(service_id: str, hook: str) -> CdsService:
-    declared = hooks.find(service_id)
+    declared = _enabled(service_id)
     if not declared:
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     for service in declared:
@@ -43,15 +54,22 @@ def _service_for(service_id: str, hook: str) -> CdsService:
 
 @blueprint.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
-    if not hooks.find(service_id):
+    if not _enabled(service_id):
         raise ApiError(404, f"no CDS service with id '{service_id}'")
+    mark_hook_call(service_id)
     body = json_body(request, "request")
+    mark_hook_call(service_id, body["hook"], body["hookInstance"])
     service = _service_for(service_id, body["hook"])
+    with stage("gather"):
+        data = gather(service, body)
     call = HookCall(
         hook=body["hook"],
         hook_instance=body["hookInstance"],
         context=body["context"],
-        data=gather(service, body),
+        data=data,
         as_of=current_app.config["CLOCK"](),
     )
-    return json_response({"cards": [card.to_json() for card in service.handler(call)]})
+    with stage("evaluate"):
+        cards = service.handler(call)
+    record_cards(service.id, cards)
+    return json_response({"cards": [card.to_json() for card in cards]})
