@@ -58,8 +58,9 @@ def call_service(service_id: str) -> Response:
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     mark_hook_call(service_id)
     body = json_body(request, "request")
-    mark_hook_call(service_id, body["hook"], body["hookInstance"])
+    mark_hook_call(service_id, hook_instance=body["hookInstance"])
     service = _service_for(service_id, body["hook"])
+    mark_hook_call(service_id, service.hook)
     with stage("gather"):
         data = gather(service, body)
     call = HookCall(

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import structlog
 from flask import Flask, Response, g, request
 
-from cds_service.observability.logs import get_logger, request_id_from
+from cds_service.observability.logs import REQUEST_ID, get_logger, request_id_from
 from cards import Card
 from cds_service.observability.metrics import HOOK_REQUEST_SECONDS, HTTP_REQUESTS, count_cards
 
@@ -31,7 +31,7 @@ def mark_hook_call(service_id: str, hook: str | None = None, hook_instance: str 
     g.service_id = service_id
     if hook:
         g.hook = hook
-    if hook_instance:
+    if hook_instance and REQUEST_ID.fullmatch(hook_instance):
         structlog.contextvars.bind_contextvars(hook_instance=hook_instance)
 
 
@@ -47,6 +47,10 @@ def install_request_observability(app: Flask) -> None:
         g.request_id = request_id_from(request.headers.get("X-Request-ID"))
         g.started = time.perf_counter()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.teardown_request
+    def _forget(_error: BaseException | None) -> None:
+        structlog.contextvars.clear_contextvars()
 
     @app.after_request
     def _finish(response: Response) -> Response:
