@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks
+
+image:  # optional: build and check the container with podman (see README "Operations")
+	docker/verify-image.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache
