@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 
 bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks
+
+image:  # optional: build and check the container with podman (see README "Operations")
+	docker/verify-image.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(FHIR_SERVER)/node_modules

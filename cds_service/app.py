@@ -8,13 +8,21 @@ from datetime import datetime, timezone
 
 from flask import Flask, Response
 
+from cds_service import hooks
+from cds_service.clinical.knowledge import install_site_thresholds
 from cds_service.config import ConfigError, Settings, load_settings
+from cds_service.config_report import changed_thresholds
 from cds_service.errors import register_error_handlers
+from cds_service.http import health, metrics, openapi
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
 from cds_service.http.routes import blueprint
 from cds_service.storage import open_store
 from cds_service.storage.patient_key import audit_secret
+from cds_service.http.health import knowledge_loaded
+from cds_service.http.routes import blueprint
+from cds_service.observability.logs import configure_logging, get_logger
+from cds_service.observability.requests import install_request_observability
 
 log = logging.getLogger("cds_service")
 
@@ -36,25 +44,47 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now) -> Flask:
-    """Build the app. Without `settings` it reads `CYTOPENIA_*` and the config file, like the CLI."""
-    settings = settings or load_settings()
+def check_startable(settings: Settings) -> None:
+    """What a valid file can still get wrong: no one trusted in production, a service that does not exist."""
     if not settings.dev and not settings.trust_configured:
         raise ConfigError(
             "refusing to start: no trusted EHR clients are configured ([[clients]] in the config file); "
             "use --dev (or CYTOPENIA_DEV=1) for local development"
         )
+    unknown = sorted(set(settings.services_enabled or ()) - {s.id for s in hooks.SERVICES})
+    if unknown:
+        raise ConfigError(f"invalid configuration: services_enabled: no service with id {', '.join(unknown)}")
+
+
+def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now) -> Flask:
+    """Build the app. Without `settings` it reads `CYTOPENIA_*` and the config file, like the CLI."""
+    settings = settings or load_settings()
+    check_startable(settings)
+    configure_logging(settings.log_level)
     if settings.dev:
         log.warning(DEV_WARNING)
         print(f"WARNING: {DEV_WARNING}", file=sys.stderr)
+    install_site_thresholds(settings.thresholds)
+    knowledge_loaded(settings)  # load every table now: fail at start, and share them between forked workers
+    get_logger("cds_service.startup").info(
+        "configuration",
+        services=[s.id for s in hooks.enabled_services(settings)],
+        thresholds_changed=changed_thresholds(settings),
+        redis=bool(settings.redis_url),
+        database=bool(settings.database_url),
+    )
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, CLOCK=clock, MAX_CONTENT_LENGTH=None)
+    install_request_observability(app)
     install_cors(app, settings.cors_allowed)
     register_error_handlers(app)
     install_guard(app, settings)
     app.extensions["cytopenia.audit_secret"] = audit_secret(settings)
     app.extensions["cytopenia.store"] = open_store(settings.database_url)
     app.register_blueprint(blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(openapi.blueprint)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

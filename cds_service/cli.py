@@ -15,29 +15,43 @@ from cds_service.config import ConfigError, load_settings
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cds_service.app import create_app
+    from cds_service.serving import gunicorn_options, prepare_metrics_directory, remove_metrics_directory
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v is not None}
     if args.dev:
         overrides["dev"] = True
     settings = load_settings(args.config, **overrides)
-    app = create_app(settings)
+    metrics_directory = prepare_metrics_directory()  # before the app (and prometheus_client) is imported
+    try:
+        from cds_service.app import create_app
 
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", f"{settings.host}:{settings.port}")
-            self.cfg.set("workers", settings.workers)
-            self.cfg.set("timeout", 30)
-            self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("accesslog", None)
-            if "control_socket_disable" in self.cfg.settings:  # gunicorn 27 needs a home dir for it
-                self.cfg.set("control_socket_disable", True)
+        app = create_app(settings)
+        options = gunicorn_options(settings, args.gunicorn_config)
 
-        def load(self):
-            return app
+        class Server(BaseApplication):
+            def load_config(self):
+                for name, value in options.items():
+                    if name in self.cfg.settings:
+                        self.cfg.set(name, value)
 
-    print(f"cytopenia-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)
-    Server().run()
+            def load(self):
+                return app
+
+        print(f"cytopenia-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)
+        Server().run()
+    finally:
+        remove_metrics_directory(metrics_directory)
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from cds_service.app import check_startable
+    from cds_service.config_report import effective_configuration
+
+    settings = load_settings(args.config)
+    check_startable(settings)
+    sys.stdout.write(orjson.dumps(effective_configuration(settings), option=orjson.OPT_INDENT_2).decode() + "\n")
+    print("configuration OK", file=sys.stderr)
     return 0
 
 
@@ -92,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int)
     serve.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"), help="TOML configuration file")
     serve.add_argument("--dev", action="store_true", help="development mode: accept unauthenticated calls")
+    serve.add_argument("--gunicorn-config", help="gunicorn settings file applied over the built-in defaults")
     evaluate = commands.add_parser("evaluate", help="print the cards a saved CDS Hooks request would get")
     evaluate.add_argument("request", help="path to a CDS Hooks request JSON file")
     evaluate.add_argument("--service", help="service id (default: the first service for the request's hook)")
@@ -102,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--format", choices=("table", "csv", "json"), default="table")
     report.add_argument("--chart", help="also write a PNG of override rates over time to this file")
     report.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"))
+    config = commands.add_parser("config", help="inspect the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate and print the effective configuration, secrets masked")
+    check.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"), help="TOML configuration file")
     args = parser.parse_args(argv)
+    run = {"serve": _serve, "evaluate": _evaluate, "report": _report, "config": _config_check}[args.command]
     try:
-        return {"serve": _serve, "evaluate": _evaluate, "report": _report}[args.command](args)
+        return run(args)
     except ConfigError as error:
         print(f"cytopenia-cds: {error}", file=sys.stderr)
         return 2

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 ENV_PREFIX = "CYTOPENIA_"
+# The file `load_settings` was given, for the duration of that call only: never written to os.environ,
+# where it would silently configure every later Settings() in the process.
+_CONFIG_FILE: ContextVar[str | None] = ContextVar("cytopenia_config_file", default=None)
 # CDS Hooks 2.0 forbids `none` and every HMAC algorithm; these are the asymmetric ones PyJWT verifies.
 SIGNING_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"})
 
@@ -57,13 +61,28 @@ class ClientConfig(BaseModel):
         return frozenset([*self.jku_allowlist, *([self.jwks_url] if self.jwks_url else [])])
 
 
+class Deadlines(BaseModel):
+    """Time budgets in seconds: a hook answer too late for the EHR is no answer."""
+
+    model_config = {"extra": "forbid"}
+
+    request_seconds: float = Field(default=10.0, gt=0, le=300)
+    readiness_check_seconds: float = Field(default=2.0, gt=0, le=60)
+
+
+def _known_thresholds() -> set[str]:
+    from cds_service.clinical.knowledge import thresholds
+
+    return set(thresholds())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     dev: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    workers: int = Field(default=2, ge=1, le=64)
+    workers: int | None = Field(default=None, ge=1, le=64)  # None: one per available CPU
     public_base_url: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
@@ -88,6 +107,22 @@ class Settings(BaseSettings):
     fhir_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     fhir_server_allowlist: list[str] = Field(default_factory=list)
     allow_private_fhir_servers: bool = False
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+    services_enabled: list[str] | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("thresholds")
+    @classmethod
+    def _cited_thresholds_only(cls, value: dict[str, float]) -> dict[str, float]:
+        """A site may retune a cited threshold by name; it cannot invent one or make it non-positive."""
+        unknown = sorted(set(value) - _known_thresholds())
+        if unknown:
+            raise ValueError(f"unknown threshold {', '.join(unknown)} (known: {', '.join(sorted(_known_thresholds()))})")
+        bad = sorted(name for name, number in value.items() if not number > 0)
+        if bad:
+            raise ValueError(f"threshold {', '.join(bad)} must be a positive number")
+        return value
 
     @field_validator("public_base_url")
     @classmethod
@@ -108,7 +143,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = os.environ.get(f"{ENV_PREFIX}CONFIG")
+        config_file = _CONFIG_FILE.get() or os.environ.get(f"{ENV_PREFIX}CONFIG")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
@@ -126,11 +161,9 @@ class Settings(BaseSettings):
 
 def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any) -> Settings:
     """Read settings; a bad file or value raises ConfigError naming the field."""
-    if config_file is not None:
-        path = Path(config_file)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        os.environ[f"{ENV_PREFIX}CONFIG"] = str(path)
+    if config_file is not None and not Path(config_file).is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    chosen = _CONFIG_FILE.set(str(config_file) if config_file is not None else None)
     try:
         return Settings(**overrides)
     except ValidationError as error:
@@ -140,3 +173,5 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         raise ConfigError(f"invalid configuration: {problems}") from None
     except (OSError, ValueError) as error:
         raise ConfigError(f"invalid configuration: {error}") from None
+    finally:
+        _CONFIG_FILE.reset(chosen)

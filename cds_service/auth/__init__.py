@@ -11,6 +11,7 @@ from cds_service.auth.replay import ReplayStoreUnavailable
 from cds_service.auth.tokens import Policy, Rejected, verify
 from cds_service.config import Settings
 from cds_service.errors import ApiError
+from cds_service.observability.metrics import AUTH_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,15 @@ class Trust:
         if authorization is None:
             if self._settings.dev:
                 return Caller(issuer=None, dev=True)
-            _deny(request, "no Authorization header")
+            _deny(request, "no Authorization header", "missing_token")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            _deny(request, "Authorization is not a Bearer token")
+            _deny(request, "Authorization is not a Bearer token", "missing_token")
         base_url = self._settings.public_base_url or request.host_url.rstrip("/")
         try:
             client, claims = verify(token.strip(), base_url + request.path, self._clients, self._policy, self._replay)
         except Rejected as reason:
-            _deny(request, str(reason))
+            _deny(request, str(reason), "invalid_token")
         except ReplayStoreUnavailable as error:
             log.error("replay cache unavailable (%s): refusing the call", error)
             raise ApiError(503, "the service cannot verify callers right now; try again") from None
@@ -58,7 +59,9 @@ class Trust:
         )
 
 
-def _deny(request: Request, reason: str):
-    """401 with nothing the caller could learn from; the reason goes to the log, the token never does."""
+def _deny(request: Request, reason: str, kind: str):
+    """401 with nothing the caller could learn from; the reason goes to the log, the token never does,
+    and the metric counts a bounded `kind`, not the free-text reason."""
+    AUTH_FAILURES.labels(kind).inc()
     log.warning("CDS Hooks call refused: %s (%s %s)", reason, request.method, request.path[:200])
     raise ApiError(401, "authentication required", headers={"WWW-Authenticate": "Bearer"})

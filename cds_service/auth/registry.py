@@ -13,6 +13,7 @@ from cds_service.auth.keys import FileKeySet, UrlKeySet
 from cds_service.auth.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from cds_service.auth.tokens import TrustedClient
 from cds_service.config import ClientConfig, ConfigError, Settings
+from cds_service.serving import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def redis_client(settings: Settings) -> redis.Redis | None:
 def replay_cache(settings: Settings) -> ReplayCache:
     client = redis_client(settings)
     if client is None:
-        if settings.workers > 1 and not settings.dev:
+        if (settings.workers or available_cpus()) > 1 and not settings.dev:
             raise ConfigError(
                 "invalid configuration: redis_url: required with more than one worker outside development mode "
                 "(every worker must share the jti replay cache), or set workers = 1"

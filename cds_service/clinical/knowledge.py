@@ -1,6 +1,7 @@
 """The clinical knowledge tables in `clinical/data`, loaded once; each row carries its citation."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -23,6 +24,7 @@ class Threshold:
     value: float
     unit: str
     source: str
+    cited_default: float | None = None  # set when the site changed the value: the cited one it replaced
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,26 @@ def thresholds() -> dict[str, Threshold]:
     return {r["name"]: Threshold(float(r["value"]), r["unit"], r["source"]) for r in read_table(PACKAGE, "thresholds.csv")}
 
 
+_site_thresholds: dict[str, Threshold] = {}
+
+
+def site_threshold(cited: Threshold, value: float) -> Threshold:
+    """A site's value for a cited threshold; its source says so and keeps the citation it departs from."""
+    if value == cited.value:
+        return cited
+    source = f"Site setting {value:g} {cited.unit} (cited default {cited.value:g} {cited.unit}: {cited.source})"
+    return Threshold(value, cited.unit, source, cited_default=cited.value)
+
+
+def install_site_thresholds(overrides: Mapping[str, float]) -> None:
+    """Set the site's overrides (configuration, at app creation); the rules stay pure functions of the tables."""
+    table = thresholds()
+    _site_thresholds.clear()
+    _site_thresholds.update({name: site_threshold(table[name], value) for name, value in overrides.items()})
+
+
 def threshold(name: str) -> Threshold:
-    return thresholds()[name]
+    return _site_thresholds.get(name) or thresholds()[name]
 
 
 def _number(text: str) -> float | None:

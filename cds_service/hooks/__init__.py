@@ -8,3 +8,10 @@ SERVICES: tuple[CdsService, ...] = (cytopenia_review.SERVICE, febrile_neutropeni
 def find(service_id: str) -> list[CdsService]:
     """All declarations under one id (the spec lets one id serve several hooks)."""
     return [s for s in SERVICES if s.id == service_id]
+
+
+def enabled_services(settings) -> list[CdsService]:
+    """The declared services this site switched on: all of them unless `services_enabled` names some."""
+    if settings.services_enabled is None:
+        return list(SERVICES)
+    return [s for s in SERVICES if s.id in settings.services_enabled]

@@ -12,6 +12,7 @@ from cds_service.errors import ApiError
 from cds_service.hooks.service import CdsService, HookCall
 from cds_service.http import audit, feedback
 from cds_service.http.body import json_body
+from cds_service.observability.requests import mark_hook_call, record_cards, stage
 
 blueprint = Blueprint("cds_hooks", __name__)
 audit.install(blueprint)
@@ -24,11 +25,16 @@ def json_response(document: Any, status: int = 200) -> Response:
 
 @blueprint.get("/cds-services")
 def discovery() -> Response:
-    return json_response({"services": [service.discovery() for service in hooks.SERVICES]})
+    settings = current_app.config["SETTINGS"]
+    return json_response({"services": [service.discovery() for service in hooks.enabled_services(settings)]})
+
+
+def _enabled(service_id: str) -> list[CdsService]:
+    return [s for s in hooks.enabled_services(current_app.config["SETTINGS"]) if s.id == service_id]
 
 
 def _service_for(service_id: str, hook: str) -> CdsService:
-    declared = hooks.find(service_id)
+    declared = _enabled(service_id)
     if not declared:
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     for service in declared:
@@ -40,13 +46,17 @@ def _service_for(service_id: str, hook: str) -> CdsService:
 
 @blueprint.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
-    if not hooks.find(service_id):
+    if not _enabled(service_id):
         raise ApiError(404, f"no CDS service with id '{service_id}'")
+    mark_hook_call(service_id)
     body = json_body(request, "request")
+    mark_hook_call(service_id, hook_instance=body["hookInstance"])
     service = _service_for(service_id, body["hook"])
+    mark_hook_call(service_id, service.hook)
     trail = audit.begin(service, body)
     settings = current_app.config["SETTINGS"]
-    data = trail.timed("gather", gather, service, body, settings, request.environ["cytopenia.caller"])
+    with stage("gather"):
+        data = trail.timed("gather", gather, service, body, settings, request.environ["cytopenia.caller"])
     trail.note_sources(data)
     call = HookCall(
         hook=body["hook"],
@@ -56,5 +66,7 @@ def call_service(service_id: str) -> Response:
         as_of=current_app.config["CLOCK"](),
         settings=settings,
     )
-    cards = trail.screen(trail.timed("evaluate", service.handler, call))
+    with stage("evaluate"):
+        cards = trail.screen(trail.timed("evaluate", service.handler, call))
+    record_cards(service.id, cards)
     return json_response({"cards": [card.to_json() for card in cards]})

@@ -1,0 +1,79 @@
+"""Per-request bookkeeping: request id, stage timings, the latency histogram and the access log line."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from flask import Flask, Response, g, request
+
+from cds_service.observability.logs import REQUEST_ID, get_logger, request_id_from
+from cards import Card
+from cds_service.observability.metrics import HOOK_REQUEST_SECONDS, HTTP_REQUESTS, count_cards
+
+log = get_logger("cds_service.request")
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: logged only when failing
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time one stage of a hook call (gather, evaluate...); the request's log line reports it."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        g.setdefault("stages", {})[f"{name}_ms"] = round((time.perf_counter() - started) * 1000, 2)
+
+
+def mark_hook_call(service_id: str, hook: str | None = None, hook_instance: str | None = None) -> None:
+    """Label this request as a call to a declared service; its hookInstance joins every later log line."""
+    g.service_id = service_id
+    if hook:
+        g.hook = hook
+    if hook_instance and REQUEST_ID.fullmatch(hook_instance):
+        structlog.contextvars.bind_contextvars(hook_instance=hook_instance)
+
+
+def record_cards(service_id: str, cards: list[Card]) -> None:
+    count_cards(service_id, cards)
+    g.cards = len(cards)
+
+
+def install_request_observability(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        structlog.contextvars.clear_contextvars()
+        g.request_id = request_id_from(request.headers.get("X-Request-ID"))
+        g.started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.teardown_request
+    def _forget(_error: BaseException | None) -> None:
+        structlog.contextvars.clear_contextvars()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        started = g.get("started")
+        if started is None:
+            return response
+        seconds = time.perf_counter() - started
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        status = str(response.status_code)
+        HTTP_REQUESTS.labels(route, request.method, status).inc()
+        service_id = g.get("service_id")
+        if service_id:
+            HOOK_REQUEST_SECONDS.labels(service_id, g.get("hook", "unknown"), status).observe(seconds)
+        response.headers["X-Request-ID"] = g.request_id
+        if route not in QUIET_ROUTES or response.status_code >= 400:
+            fields = {"service": service_id, "hook": g.get("hook"), "cards": g.get("cards"), **g.get("stages", {})}
+            log.info(
+                "request",
+                method=request.method,
+                route=route,
+                status=response.status_code,
+                duration_ms=round(seconds * 1000, 2),
+                **{k: v for k, v in fields.items() if v is not None},
+            )
+        return response
+

@@ -1,0 +1,72 @@
+"""How `cytopenia-cds serve` runs the app under gunicorn: workers, timeouts, metrics across processes."""
+from __future__ import annotations
+
+import math
+import os
+import runpy
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cds_service.config import Settings
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a container's CPU quota (cgroup v2)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
+def prepare_metrics_directory() -> str:
+    """Prometheus multiprocess mode needs one shared, empty directory per server run, set before import."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="cytopenia-metrics-")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
+
+
+def _worker_exited(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def gunicorn_options(settings: Settings, config_file: str | None = None) -> dict[str, Any]:
+    """Built-in defaults, then the site's gunicorn config file, then bind and workers from our settings."""
+    options: dict[str, Any] = {
+        "workers": available_cpus(),
+        "preload_app": True,  # tables load once in the master; workers share them copy-on-write
+        "timeout": max(30, math.ceil(2 * settings.deadlines.request_seconds)),
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": None,  # the app writes one JSON line per request instead
+        "control_socket_disable": True,  # gunicorn >= 27: the socket needs a writable home directory
+        "child_exit": _worker_exited,
+    }
+    if Path("/dev/shm").is_dir():
+        options["worker_tmp_dir"] = "/dev/shm"
+    if config_file:
+        options.update({k: v for k, v in runpy.run_path(config_file).items() if not k.startswith("_")})
+    options["bind"] = f"{settings.host}:{settings.port}"
+    if settings.workers:
+        options["workers"] = settings.workers
+    return options
+
+
+def remove_metrics_directory(directory: str) -> None:
+    """Undo `prepare_metrics_directory`: the temporary directory and the variable that points at it."""
+    if directory.startswith(tempfile.gettempdir()) and Path(directory).name.startswith("cytopenia-metrics-"):
+        shutil.rmtree(directory, ignore_errors=True)
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == directory:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
