@@ -149,7 +149,10 @@ def main() -> int:
     port = free_port()
     workers = os.environ.get("LOAD_WORKERS", str(len(os.sched_getaffinity(0))))
     metrics_dir = tempfile.mkdtemp(prefix="cytopenia-metrics-")
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    # A fresh store, every call a first view (no repeat hold-back) and a rate limit above the load we send.
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+           "CYTOPENIA_DATABASE_URL": f"sqlite:///{Path(metrics_dir) / 'load.sqlite3'}",
+           "CYTOPENIA_REPEAT_WINDOW_HOURS": "0", "CYTOPENIA_RATE_LIMIT": "10000000 per minute"}
     env.pop("CYTOPENIA_CONFIG", None)
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "cytopenia-cds"), "serve", "--dev", "--port", str(port), "--workers", workers,
