@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,13 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from cards import Card
 from cds_service.alert_fatigue import Policy
 from cds_service.hooks.service import CdsService, HookData
+from cds_service.observability.requests import stage
 from cds_service.storage import Store
 from cds_service.storage.alert_state import Screened, screen_card
 from cds_service.storage.audit import record_call
 from cds_service.storage.patient_key import patient_key
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 AUDITED_ENDPOINT = "call_service"
 TEXT_LIMIT = 200
 
@@ -58,15 +57,7 @@ class Trail:
     body: dict[str, Any] = field(default_factory=dict)
     patient_key: str | None = None
     sources: dict[str, Any] = field(default_factory=dict)
-    latency_ms: dict[str, float] = field(default_factory=dict)
     cards: list[Screened] = field(default_factory=list)
-
-    def timed(self, stage: str, step: Callable[..., T], *args: Any) -> T:
-        began = time.perf_counter()
-        try:
-            return step(*args)
-        finally:
-            self.latency_ms[stage] = round((time.perf_counter() - began) * 1000, 3)
 
     def note_sources(self, data: HookData) -> None:
         """Per prefetch key: whether the EHR sent it or the service fetched it, and which resources."""
@@ -82,8 +73,8 @@ class Trail:
         now = current_app.config["CLOCK"]()
         engine, policy = store().engine, fatigue_policy()
         try:
-            self.cards = self.timed("fatigue", lambda: [
-                screen_card(engine, self.service.id, self.patient_key, card, now, policy) for card in cards])
+            with stage("fatigue"):
+                self.cards = [screen_card(engine, self.service.id, self.patient_key, card, now, policy) for card in cards]
         except SQLAlchemyError:
             log.exception("alert-fatigue state unavailable: showing every card")
             self.cards = [Screened(card) for card in cards]
@@ -102,7 +93,7 @@ class Trail:
             "patient_key": self.patient_key,
             "status": status,
             "data_sources": self.sources,
-            "latency_ms": self.latency_ms,
+            "latency_ms": dict(g.get("stages", {})),
             "total_ms": total,
         }
 

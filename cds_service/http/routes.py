@@ -56,7 +56,7 @@ def call_service(service_id: str) -> Response:
     trail = audit.begin(service, body)
     settings = current_app.config["SETTINGS"]
     with stage("gather"):
-        data = trail.timed("gather", gather, service, body, settings, request.environ["cytopenia.caller"])
+        data = gather(service, body, settings, request.environ["cytopenia.caller"])
     trail.note_sources(data)
     call = HookCall(
         hook=body["hook"],
@@ -67,6 +67,7 @@ def call_service(service_id: str) -> Response:
         settings=settings,
     )
     with stage("evaluate"):
-        cards = trail.screen(trail.timed("evaluate", service.handler, call))
+        cards = service.handler(call)
+    cards = trail.screen(cards)
     record_cards(service.id, cards)
     return json_response({"cards": [card.to_json() for card in cards]})

@@ -18,12 +18,12 @@ QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scra
 
 @contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Time one stage of a hook call (gather, evaluate...); the request's log line reports it."""
+    """Time one stage of a hook call (gather, evaluate, fatigue); the log line and the audit row report it."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        g.setdefault("stages", {})[f"{name}_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        g.setdefault("stages", {})[name] = round((time.perf_counter() - started) * 1000, 2)
 
 
 def mark_hook_call(service_id: str, hook: str | None = None, hook_instance: str | None = None) -> None:
@@ -66,7 +66,8 @@ def install_request_observability(app: Flask) -> None:
             HOOK_REQUEST_SECONDS.labels(service_id, g.get("hook", "unknown"), status).observe(seconds)
         response.headers["X-Request-ID"] = g.request_id
         if route not in QUIET_ROUTES or response.status_code >= 400:
-            fields = {"service": service_id, "hook": g.get("hook"), "cards": g.get("cards"), **g.get("stages", {})}
+            stages = {f"{name}_ms": ms for name, ms in g.get("stages", {}).items()}
+            fields = {"service": service_id, "hook": g.get("hook"), "cards": g.get("cards"), **stages}
             log.info(
                 "request",
                 method=request.method,
