@@ -126,3 +126,16 @@ def test_concurrent_workers_show_a_repeat_once(database_url):
     finally:
         for store in stores:
             store.engine.dispose()
+
+
+def test_held_back_repeats_are_counted_for_the_dashboard(make_app, example_request):
+    from prometheus_client import REGISTRY
+
+    def held() -> float:
+        return REGISTRY.get_sample_value("cytopenia_suppressed_repeats_total", {"service": "cytopenia-review"}) or 0.0
+
+    client = make_app().test_client()
+    first = client.post("/cds-services/cytopenia-review", json=example_request).get_json()["cards"]
+    before = held()
+    assert client.post("/cds-services/cytopenia-review", json=example_request).get_json()["cards"] == []
+    assert held() == before + len(first)

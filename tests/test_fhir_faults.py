@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.conftest import assert_valid
 from tests.misbehaving_fhir import dripping, endless_next, fhir, huge, refused_base, send, serving, slow
@@ -83,3 +84,22 @@ def test_slow_optional_data_still_answers_in_time_and_names_what_is_missing(app_
     assert_valid("response", document)
     neutropenia = next(c for c in document["cards"] if c["summary"].startswith("Neutropenia"))
     assert "conditions" in neutropenia["detail"] and "not answered in time" in neutropenia["detail"]
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_fetch_timeouts_errors_and_latency_show_in_the_metrics(app_client, example_request):
+    """An operator's dashboard sees the EHR's FHIR server misbehave; it does not stay at zero."""
+    timeouts = _sample("cytopenia_fhir_fetch_timeouts_total", resource_type="Observation")
+    errors = _sample("cytopenia_fhir_fetch_errors_total", reason="failed")
+    timed = _sample("cytopenia_fhir_fetch_duration_seconds_count", resource_type="Observation")
+    del example_request["prefetch"]["bloodCounts"]
+    with serving({"Observation": slow(5, fhir({"resourceType": "Bundle", "type": "searchset"}))}) as (base, _):
+        assert _call(app_client, dict(example_request), base)[0].status_code == 412
+    with serving({"Observation": fhir(SERVER_ERROR, 500)}) as (base, _):
+        assert _call(app_client, dict(example_request), base)[0].status_code == 412
+    assert _sample("cytopenia_fhir_fetch_timeouts_total", resource_type="Observation") == timeouts + 1
+    assert _sample("cytopenia_fhir_fetch_errors_total", reason="failed") == errors + 1
+    assert _sample("cytopenia_fhir_fetch_duration_seconds_count", resource_type="Observation") >= timed + 1

@@ -274,10 +274,15 @@ def follow_pages(server: FhirServer, url: str | None, limits: Limits, allow_priv
     return Pages(tuple(resources))
 
 
+def resource_type_of(query: str) -> str:
+    """`Observation` for `Observation?patient=...`, `Patient` for `Patient/123`."""
+    return query.partition("?")[0].partition("/")[0]
+
+
 def for_this_query(resources: tuple[Json, ...], query: str) -> tuple[Json, ...]:
     """Keep what the query asked for: servers may ignore parameters they do not know, so check ourselves."""
     path, _, search = query.partition("?")
-    resource_type, _, resource_id = path.partition("/")
+    resource_type, resource_id = resource_type_of(query), path.partition("/")[2]
     kept = [r for r in resources if r.get("resourceType") == resource_type and (not resource_id or r.get("id") == resource_id)]
     params = dict(parse_qsl(search))
     if patient := params.get("patient"):

@@ -22,12 +22,14 @@ from cds_service.data_access.fhir_client import (
     Refused,
     follow_pages,
     for_this_query,
+    resource_type_of,
     trusted_server,
 )
 from cds_service.data_access.prefetch import KeyState, PrefetchResult, read_key
 from cds_service.data_access.templates import UnfilledToken, fill
 from cds_service.errors import ApiError
 from cds_service.hooks.service import CdsService, HookData, Prefetch, prefetch_source
+from cds_service.observability.metrics import FHIR_FETCH_ERRORS, FHIR_FETCH_SECONDS, FHIR_FETCH_TIMEOUTS
 from fhir_mappings import DataIssue
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ def _fetch(needs: list[Prefetch], results: dict[str, PrefetchResult], request: d
     try:
         server = trusted_server(request, settings, caller)
     except Refused as refused:
+        FHIR_FETCH_ERRORS.labels("refused").inc(len(needs))
         return {t.key: str(refused) for t in needs}
     limits = Limits.from_settings(settings, started)
     allow_private = settings.dev or settings.allow_private_fhir_servers
@@ -97,6 +100,7 @@ def _fetch(needs: list[Prefetch], results: dict[str, PrefetchResult], request: d
         try:
             query = fill(template.query, request.get("context") or {})
         except UnfilledToken as unfilled:
+            FHIR_FETCH_ERRORS.labels("unfillable_query").inc()
             outcomes[template.key] = f"the query cannot be made ({unfilled})"
             continue
         futures[template.key] = EXECUTOR.submit(_pages, server, query, results[template.key], limits, allow_private)
@@ -104,13 +108,16 @@ def _fetch(needs: list[Prefetch], results: dict[str, PrefetchResult], request: d
     for key, future in futures.items():
         if future not in done:
             future.cancel()
+            FHIR_FETCH_TIMEOUTS.labels(next(resource_type_of(t.query) for t in needs if t.key == key)).inc()
             outcomes[key] = f"not answered in time (deadline {settings.fhir_deadline_ms} ms)"
             continue
         try:
             outcomes[key] = future.result()
         except FetchFailed as failed:
+            FHIR_FETCH_ERRORS.labels("failed").inc()
             outcomes[key] = str(failed)
         except Exception:  # a defect must cost this key, not the whole call (and never log URLs or tokens)
+            FHIR_FETCH_ERRORS.labels("defect").inc()
             log.exception("reading FHIR data for prefetch key %s failed unexpectedly", key)
             outcomes[key] = "the answer could not be read"
         if isinstance(outcomes[key], str):
@@ -124,5 +131,6 @@ def _pages(server: FhirServer, query: str, prefetched: PrefetchResult, limits: L
         url, pages_read = urljoin(f"{server.base}/", prefetched.next_page), 1
     else:
         url, pages_read = f"{server.base}/{query}", 0
-    pages = follow_pages(server, url, limits, allow_private, pages_read)
+    with FHIR_FETCH_SECONDS.labels(resource_type_of(query)).time():
+        pages = follow_pages(server, url, limits, allow_private, pages_read)
     return Pages(for_this_query(pages.resources, query), pages.incomplete)

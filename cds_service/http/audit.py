@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cards import Card
 from cds_service.alert_fatigue import Policy
 from cds_service.hooks.service import CdsService, HookData
+from cds_service.observability.metrics import SUPPRESSED_REPEATS
 from cds_service.observability.requests import stage
 from cds_service.storage import Store
 from cds_service.storage.alert_state import Screened, screen_card
@@ -78,6 +79,8 @@ class Trail:
         except SQLAlchemyError:
             log.exception("alert-fatigue state unavailable: showing every card")
             self.cards = [Screened(card) for card in cards]
+        if held := sum(not s.shown for s in self.cards):
+            SUPPRESSED_REPEATS.labels(self.service.id).inc(held)
         return [s.card for s in self.cards if s.shown]
 
     def row(self, status: int) -> dict[str, Any]:
