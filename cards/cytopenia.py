@@ -126,19 +126,20 @@ def _detail(finding: Finding, assessment: Assessment) -> str:
     blocks.append(f"Lower limit used: {limit}({escape(finding.lower_limit.basis)}).")
     if finding.notes:
         blocks.append(bullets([escape(n) for n in finding.notes]))
-    blocks.extend(_gaps(assessment))
+    blocks.extend(gap_blocks(assessment.missing, assessment.issues))
     blocks.append(f"Sources: {escape(card_source(finding.kind.value).label.split(': ', 1)[1])}. {DISCLAIMER}")
     return "\n\n".join(blocks)
 
 
-def _gaps(assessment: Assessment) -> list[str]:
+def gap_blocks(missing: tuple[str, ...], issues: tuple[DataIssue, ...]) -> list[str]:
+    """What could not be assessed and what data was not used, for any card's detail."""
     blocks = []
-    if assessment.missing:
-        blocks.append("**Not assessed:**\n" + bullets([escape(m) for m in assessment.missing]))
-    if assessment.issues:
-        blocks.append("**Data not used:**\n" + bullets([_issue_text(i) for i in assessment.issues[:10]]))
-        if len(assessment.issues) > 10:
-            blocks.append(f"…and {len(assessment.issues) - 10} more.")
+    if missing:
+        blocks.append("**Not assessed:**\n" + bullets([escape(m) for m in missing]))
+    if issues:
+        blocks.append("**Data not used:**\n" + bullets([_issue_text(i) for i in issues[:10]]))
+        if len(issues) > 10:
+            blocks.append(f"…and {len(issues) - 10} more.")
     return blocks
 
 
@@ -220,7 +221,7 @@ def data_gap_card(assessment: Assessment) -> Card | None:
         [
             "The service could not read everything it needs to assess cytopenia. "
             "This is **not** a statement that the counts are normal.",
-            *_gaps(assessment),
+            *gap_blocks(assessment.missing, assessment.issues),
             DISCLAIMER,
         ]
     )

@@ -11,13 +11,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cards.catalogue import card_source, override_reasons
-from cards.cytopenia import DISCLAIMER, _gaps
+from cards.cytopenia import DISCLAIMER, gap_blocks
 from cards.markdown import bullets, escape, number, table, when
 from cards.medication_orders import draft_medication, medication_label
 from cards.model import Action, Card, Suggestion
 from cards.orders import draft_order
 from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState
-from cds_service.clinical.findings import Assessment
 from cds_service.clinical.knowledge import fn_rule
 from cds_service.clinical.risk_scores import ScoreRange
 from cds_service.clinical.series import Point
@@ -379,7 +378,7 @@ def not_excluded_card(a: FnAssessment, gaps: list[str]) -> Card:
 
 
 def febrile_neutropenia_cards(a: FnAssessment, patient_id: str, encounter_id: str | None = None) -> list[Card]:
-    gaps = _gaps(Assessment(a.as_of, (), a.issues, (), None))
+    gaps = gap_blocks((), a.issues)
     if a.state is FnState.FEBRILE_NEUTROPENIA:
         return fn_cards(a, gaps, patient_id, encounter_id)
     if a.state is FnState.FEVER_ANC_UNKNOWN:

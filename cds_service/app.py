@@ -16,13 +16,12 @@ from cds_service.errors import register_error_handlers
 from cds_service.http import health, metrics, openapi
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
-from cds_service.http.routes import blueprint
-from cds_service.storage import open_store
-from cds_service.storage.patient_key import audit_secret
 from cds_service.http.health import knowledge_loaded
 from cds_service.http.routes import blueprint
 from cds_service.observability.logs import configure_logging, get_logger
 from cds_service.observability.requests import install_request_observability
+from cds_service.storage import open_store
+from cds_service.storage.patient_key import audit_secret
 
 log = logging.getLogger("cds_service")
 

@@ -27,7 +27,6 @@ class MedicationFact:
     source: str
     status: str
     authored_on: datetime | None = None
-    intent: str | None = None
     resource: Json | None = None
 
     @property
@@ -121,7 +120,6 @@ def read_medication_request(resource: Json, medications: dict[str, Json] | None 
         source=reference_of(resource),
         status=str(resource.get("status") or "unknown"),
         authored_on=parse_datetime(resource.get("authoredOn") or resource.get("dateWritten")),
-        intent=resource.get("intent"),
         resource=resource,
     )
 

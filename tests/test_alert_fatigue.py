@@ -6,8 +6,6 @@ import copy
 import threading
 from datetime import timedelta
 
-import pytest
-
 from cards import Card, Source
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
 from cds_service.storage import Store

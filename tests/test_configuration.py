@@ -7,7 +7,7 @@ import pytest
 
 from cds_service.cli import main
 from cds_service.clinical.knowledge import threshold
-from cds_service.config import ConfigError, load_settings
+from cds_service.config import load_settings
 from tests.conftest import assert_valid
 
 

@@ -88,8 +88,7 @@ def _neutropenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
         grade,
         as_of,
         lower_of=lambda p: p.reference_low or default.value,
-        severity=band[0] if band else None,
-        severity_source=band[1] if band else None,
+        severity=band,
         notes=tuple(notes),
         significant=significant,
     )
@@ -143,7 +142,6 @@ def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
         FindingKind.ANAEMIA, A.HEMOGLOBIN, points, limit, grade, as_of,
         lower_of=lambda p: p.reference_low or (cutoff.anaemia_below if cutoff else None),
         severity=severity,
-        severity_source=cutoff.source if severity else None,
         notes=tuple(notes),
     )
 

@@ -34,7 +34,6 @@ class Finding:
     lower_limit: LowerLimit
     grade: Grade | None = None
     severity: str | None = None
-    severity_source: str | None = None
     trend: Trend | None = None
     persistent: bool = False
     age_days: float = 0.0

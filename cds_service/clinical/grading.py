@@ -42,9 +42,9 @@ def ctcae_grade(
     return None
 
 
-def neutropenia_band(anc: float) -> tuple[str, str] | None:
-    """(band, source) for an ANC in x10^9/L: mild, moderate, severe, profound, or None."""
-    for band, below, source in neutropenia_bands():
+def neutropenia_band(anc: float) -> str | None:
+    """mild, moderate, severe or profound for an ANC in x10^9/L (cited in neutropenia_bands.csv), or None."""
+    for band, below, _source in neutropenia_bands():
         if anc < below:
-            return band, source
+            return band
     return None

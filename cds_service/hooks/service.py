@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -79,7 +79,6 @@ class CdsService:
     handler: Callable[[HookCall], list[Card]]
     prefetch: tuple[Prefetch, ...] = ()
     usage_requirements: str | None = None
-    extension: Mapping[str, Any] = field(default_factory=dict)
 
     def discovery(self) -> Json:
         entry: Json = {"hook": self.hook, "id": self.id, "title": self.title, "description": self.description}
