@@ -4,6 +4,7 @@ Payloads are built from the Synthea R4 fixtures (../shared/fixtures, or CYTOPENI
 typical = Patient + 30 CBC Observations up to the WBC nadir + 10 Conditions; large = Patient + 500 Observations of
 mixed codes + 50 Conditions. Peak memory is the process's maximum resident set size.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,12 @@ def _searchset(items: list[dict]) -> dict:
 
 def _borrowed(kind: str, patient_id: str, sources: list[Path]) -> list[dict]:
     """Resources of other Synthea patients re-attributed to the benchmark patient, to reach the sizes."""
-    return [{**r, "id": f"{n}-{r.get('id')}", "subject": {"reference": f"urn:uuid:{patient_id}"}}
-            for n, path in enumerate(sources) for r in _load(path) if r["resourceType"] == kind]
+    return [
+        {**r, "id": f"{n}-{r.get('id')}", "subject": {"reference": f"urn:uuid:{patient_id}"}}
+        for n, path in enumerate(sources)
+        for r in _load(path)
+        if r["resourceType"] == kind
+    ]
 
 
 def payloads() -> tuple[dict[str, bytes], datetime]:
@@ -69,11 +74,14 @@ def payloads() -> tuple[dict[str, bytes], datetime]:
     cbc = [o for o in observations if _codes(o) & CBC_CODES and _time_of(o) <= as_of]
 
     def body(obs: list[dict], conds: list[dict]) -> bytes:
-        return orjson.dumps({
-            "hook": "patient-view", "hookInstance": str(uuid.uuid4()),
-            "context": {"userId": "Practitioner/bench", "patientId": patient["id"]},
-            "prefetch": {"patient": patient, "bloodCounts": _searchset(obs), "conditions": _searchset(conds)},
-        })
+        return orjson.dumps(
+            {
+                "hook": "patient-view",
+                "hookInstance": str(uuid.uuid4()),
+                "context": {"userId": "Practitioner/bench", "patientId": patient["id"]},
+                "prefetch": {"patient": patient, "bloodCounts": _searchset(obs), "conditions": _searchset(conds)},
+            }
+        )
 
     if len(cbc) < 30 or len(observations) < 500 or len(conditions) < 50:
         sys.exit("the Synthea fixtures are too small for the benchmark payloads")
@@ -115,24 +123,35 @@ def main() -> int:
     # its cards, as a first view of the chart does (a held-back repeat is cheaper); a rate limit above
     # what one benchmark client sends.
     database = Path(tempfile.mkdtemp(prefix="cytopenia-bench-")) / "bench.sqlite3"
-    settings = Settings(dev=True, database_url=f"sqlite:///{database}", repeat_window_hours=0,
-                        rate_limit="1000000 per minute")
+    settings = Settings(
+        dev=True, database_url=f"sqlite:///{database}", repeat_window_hours=0, rate_limit="1000000 per minute"
+    )
     service = create_app(settings, clock=lambda: as_of)
     floor = floor_app()
     print(f"patient-view in-process, {RUNS} calls after {WARMUP} warm-up, evaluated as of {as_of:%Y-%m-%d}")
-    print(f"{'payload':<8} {'KiB':>6} {'p50 ms':>8} {'p95 ms':>8} {'floor p50':>10} {'floor p95':>10} {'x floor':>8}  target p50")
+    print(
+        f"{'payload':<8} {'KiB':>6} {'p50 ms':>8} {'p95 ms':>8} {'floor p50':>10} {'floor p95':>10} "
+        f"{'x floor':>8}  target p50"
+    )
     missed = False
     for name, body in bodies.items():
-        cards = len(orjson.loads(service.test_client().post(URL, data=body, content_type="application/json").data)["cards"])
+        cards = len(
+            orjson.loads(service.test_client().post(URL, data=body, content_type="application/json").data)["cards"]
+        )
         ours, base = measure(service, body), measure(floor, body)
         p50 = p(ours, 50)
         verdict = "met" if p50 <= TARGETS_MS[name] else "MISSED"
         missed |= verdict == "MISSED"
-        print(f"{name:<8} {len(body) / 1024:>6.0f} {p50:>8.2f} {p(ours, 95):>8.2f} {p(base, 50):>10.2f} {p(base, 95):>10.2f} "
-              f"{p50 / p(base, 50):>8.1f}  <= {TARGETS_MS[name]:g} ms {verdict} ({cards} cards)")
+        print(
+            f"{name:<8} {len(body) / 1024:>6.0f} {p50:>8.2f} {p(ours, 95):>8.2f} {p(base, 50):>10.2f} "
+            f"{p(base, 95):>10.2f} "
+            f"{p50 / p(base, 50):>8.1f}  <= {TARGETS_MS[name]:g} ms {verdict} ({cards} cards)"
+        )
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss_mb:.0f} MB (target <= {TARGET_RSS_MB} MB: {'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'})")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: the machine is shared, figures vary with it")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: the machine is shared, figures vary with it"
+    )
     print()
     fallback.main()
     print()

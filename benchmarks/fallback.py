@@ -4,13 +4,14 @@ Prints the whole call's latency, the engine's own time for the same queries (sen
 service sends them) and the difference: what the service adds on top of the FHIR server.
 Run: `make bench`, or `.venv/bin/python -m benchmarks.fallback` (needs `npm ci --prefix tests/fhir_server`).
 """
+
 from __future__ import annotations
 
 import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 
@@ -23,7 +24,7 @@ from tests.fhir_engine import FhirEngine
 
 PATIENT_FILE = "synthea-r4/Whitney_Ortiz_b9bbc884-486e-4159-9bf3-c666ecb90df7.json"
 PATIENT = "2744ab6f-91dd-4e4f-8208-fe52ee2c27d1"
-AS_OF = datetime(2016, 1, 20, tzinfo=timezone.utc)
+AS_OF = datetime(2016, 1, 20, tzinfo=UTC)
 WARM_UP, RUNS = 3, 15
 
 
@@ -49,9 +50,19 @@ def main() -> None:
         settings = Settings(dev=True, fhir_deadline_ms=5000, fhir_read_timeout_ms=5000, database_url="sqlite://")
         client = create_app(settings, clock=lambda: AS_OF).test_client()
         context = {"userId": "Practitioner/bench", "patientId": PATIENT}
-        request = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "context": context, "fhirServer": engine.base,
-                   "fhirAuthorization": {"access_token": "bench", "token_type": "Bearer", "expires_in": 60,
-                                         "scope": "patient/*.read", "subject": "bench"}}
+        request = {
+            "hook": "patient-view",
+            "hookInstance": str(uuid.uuid4()),
+            "context": context,
+            "fhirServer": engine.base,
+            "fhirAuthorization": {
+                "access_token": "bench",
+                "token_type": "Bearer",
+                "expires_in": 60,
+                "scope": "patient/*.read",
+                "subject": "bench",
+            },
+        }
         urls = [f"{engine.base}/{fill(t.query, context)}" for t in SERVICE.prefetch]
         pool = ThreadPoolExecutor(len(urls))
         session = requests.Session()  # a fresh connection per run would measure TCP set-up, not the engine
@@ -70,7 +81,7 @@ def main() -> None:
         for _ in range(RUNS):  # interleaved, so both see the same machine load
             engine_ms += _timed(engine_alone, 1)
             call_ms += _timed(whole_call, 1)
-        added = [c - e for c, e in zip(call_ms, engine_ms)]
+        added = [c - e for c, e in zip(call_ms, engine_ms, strict=True)]
         print(f"fallback path, patient-view, nothing prefetched ({len(urls)} queries in parallel, {RUNS} runs):")
         print(f"  whole hook call       {_percentiles(call_ms)}")
         print(f"  FHIR engine alone     {_percentiles(engine_ms)}")

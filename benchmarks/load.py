@@ -5,6 +5,7 @@ concurrency) and the workers' resident memory after 1,000 requests and after LOA
 100,000). Run with `make bench` or `python -m benchmarks.load`. Needs `wrk` (Debian package `wrk`);
 without it a Python load generator is used, which competes with the server for the same CPUs.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -99,9 +100,20 @@ def run_wrk(port: int, connections: int, seconds: float) -> dict[str, float]:
         script.write(WRK_SCRIPT)
     try:
         output = subprocess.run(
-            ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-             "-s", script.name, f"http://127.0.0.1:{port}{PATH}"],
-            capture_output=True, text=True, check=True, env={**os.environ, "LOAD_PAYLOAD": str(PAYLOAD)},
+            [
+                "wrk",
+                f"-t{min(2, connections)}",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                "--latency",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}{PATH}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "LOAD_PAYLOAD": str(PAYLOAD)},
         ).stdout
     finally:
         os.unlink(script.name)
@@ -140,8 +152,14 @@ def run_threads(port: int, connections: int, seconds: float) -> dict[str, float]
         thread.join()
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"connections": connections, "requests": len(latencies), "rps": len(latencies) / elapsed,
-            "p99_ms": latencies[int(0.99 * (len(latencies) - 1))], "non_2xx": failures[0], "socket_errors": 0}
+    return {
+        "connections": connections,
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))],
+        "non_2xx": failures[0],
+        "socket_errors": 0,
+    }
 
 
 def main() -> int:
@@ -150,14 +168,29 @@ def main() -> int:
     workers = os.environ.get("LOAD_WORKERS", str(len(os.sched_getaffinity(0))))
     metrics_dir = tempfile.mkdtemp(prefix="cytopenia-metrics-")
     # A fresh store, every call a first view (no repeat hold-back) and a rate limit above the load we send.
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-           "CYTOPENIA_DATABASE_URL": f"sqlite:///{Path(metrics_dir) / 'load.sqlite3'}",
-           "CYTOPENIA_REPEAT_WINDOW_HOURS": "0", "CYTOPENIA_RATE_LIMIT": "10000000 per minute"}
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "CYTOPENIA_DATABASE_URL": f"sqlite:///{Path(metrics_dir) / 'load.sqlite3'}",
+        "CYTOPENIA_REPEAT_WINDOW_HOURS": "0",
+        "CYTOPENIA_RATE_LIMIT": "10000000 per minute",
+    }
     env.pop("CYTOPENIA_CONFIG", None)
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "cytopenia-cds"), "serve", "--dev", "--port", str(port), "--workers", workers,
-         "--gunicorn-config", str(ROOT / "docker" / "gunicorn.conf.py")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).parent / "cytopenia-cds"),
+            "serve",
+            "--dev",
+            "--port",
+            str(port),
+            "--workers",
+            workers,
+            "--gunicorn-config",
+            str(ROOT / "docker" / "gunicorn.conf.py"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_ready(port, server)
@@ -167,22 +200,29 @@ def main() -> int:
             raise SystemExit(f"warm-up got statuses {sorted(statuses)}")
         after_1k = worker_memory(server.pid)
         sent = 1000
-        print(f"load check: {PAYLOAD.name} -> {PATH}, {workers} gunicorn workers, "
-              f"generator {'wrk' if drive is run_wrk else 'python threads'}, {os.cpu_count()} CPUs on the machine")
+        print(
+            f"load check: {PAYLOAD.name} -> {PATH}, {workers} gunicorn workers, "
+            f"generator {'wrk' if drive is run_wrk else 'python threads'}, {os.cpu_count()} CPUs on the machine"
+        )
         print(f"{'conns':>5} {'req/s':>8} {'p99 ms':>8} {'non-2xx':>8}")
         steps = []
         for connections in CONCURRENCY:
             step = drive(port, connections, STEP_SECONDS)
             sent += step["requests"]
             steps.append(step)
-            print(f"{step['connections']:>5} {step['rps']:>8.0f} {step['p99_ms']:>8.1f} {step['non_2xx'] + step['socket_errors']:>8}")
+            print(
+                f"{step['connections']:>5} {step['rps']:>8.0f} {step['p99_ms']:>8.1f} "
+                f"{step['non_2xx'] + step['socket_errors']:>8}"
+            )
             if step["p99_ms"] > 4 * P99_BUDGET_MS:
                 break
         within = [s for s in steps if s["p99_ms"] < P99_BUDGET_MS and not s["non_2xx"] and not s["socket_errors"]]
         best = max(within, key=lambda s: s["rps"]) if within else None
         if best:
-            print(f"throughput with p99 < {P99_BUDGET_MS:.0f} ms: {best['rps']:.0f} req/s "
-                  f"(at {best['connections']} connections, p99 {best['p99_ms']:.1f} ms)")
+            print(
+                f"throughput with p99 < {P99_BUDGET_MS:.0f} ms: {best['rps']:.0f} req/s "
+                f"(at {best['connections']} connections, p99 {best['p99_ms']:.1f} ms)"
+            )
         else:
             print(f"no step kept p99 under {P99_BUDGET_MS:.0f} ms")
         rate = best["rps"] if best else max(s["rps"] for s in steps)

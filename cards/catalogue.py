@@ -1,4 +1,5 @@
 """Card sources and override reasons, loaded from `cards/data`."""
+
 from __future__ import annotations
 
 from functools import cache
@@ -19,5 +20,6 @@ def card_source(finding: str) -> Source:
 @cache
 def override_reasons() -> tuple[Coding, ...]:
     return tuple(
-        Coding(OVERRIDE_REASON_SYSTEM, row["code"], row["display"]) for row in read_table("cards", "override_reasons.csv")
+        Coding(OVERRIDE_REASON_SYSTEM, row["code"], row["display"])
+        for row in read_table("cards", "override_reasons.csv")
     )

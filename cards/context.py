@@ -4,6 +4,7 @@ The Condition is validated with fhir.resources' R4B model before it is offered, 
 receives is valid R4: category problem-list-item, verificationStatus provisional, the verified
 ICD-10-CM code chosen by `clinical/data/problem_list_codes.csv`, and the results it rests on.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,7 +47,9 @@ def _code_text(code: str | None) -> str:
 def _documented_text(d: Documented) -> str:
     since = f"since {d.since:%Y-%m-%d}" if d.since else "date not recorded"
     code = _code_text(d.code)
-    return f"{escape(d.display)} {since}" + (f" ({escape(code)}; {escape(d.source)})" if code else f" ({escape(d.source)})")
+    return f"{escape(d.display)} {since}" + (
+        f" ({escape(code)}; {escape(d.source)})" if code else f" ({escape(d.source)})"
+    )
 
 
 def _contributor_text(c: Contributor) -> str:
@@ -73,12 +76,19 @@ def context_blocks(context: FindingContext | None) -> list[str]:
         blocks.append("Documented for over 4 weeks and no worse than before: shown as information.")
     if context.previously_documented:
         blocks.append(
-            "Previously documented, now resolved: " + "; ".join(_documented_text(d) for d in context.previously_documented) + "."
+            "Previously documented, now resolved: "
+            + "; ".join(_documented_text(d) for d in context.previously_documented)
+            + "."
         )
     if context.contributors:
-        blocks.append("**Possible contributors on the chart:**\n" + bullets([_contributor_text(c) for c in context.contributors]))
+        blocks.append(
+            "**Possible contributors on the chart:**\n" + bullets([_contributor_text(c) for c in context.contributors])
+        )
     elif context.unexplained:
-        blocks.append("**Nothing on the chart explains this:** no cause found on the problem list or in the active medication orders.")
+        blocks.append(
+            "**Nothing on the chart explains this:** no cause found on the problem list or in the active "
+            "medication orders."
+        )
     if context.treatments:
         blocks.append("Also on the chart:\n" + bullets([_contributor_text(c) for c in context.treatments]))
     if context.not_checked:
@@ -87,12 +97,14 @@ def context_blocks(context: FindingContext | None) -> list[str]:
         blocks.append(
             "**Persisting over 4 weeks and unexplained.** To consider:\n"
             + bullets([escape(s.text) for s in context.next_steps])
-            + "\n\nSources: " + escape(" | ".join(dict.fromkeys(s.source for s in context.next_steps)))
+            + "\n\nSources: "
+            + escape(" | ".join(dict.fromkeys(s.source for s in context.next_steps)))
         )
     if context.problem_list:
         entry = context.problem_list
         blocks.append(
-            f"**Not on the problem list.** Suggested entry: {escape(_code_label(entry))}, because {escape(entry.reason)} "
+            f"**Not on the problem list.** Suggested entry: {escape(_code_label(entry))}, because "
+            f"{escape(entry.reason)} "
             f"(code source: {escape(entry.source)})."
         )
     elif context.problem_list_note:
@@ -125,7 +137,10 @@ def problem_list_condition(entry: ProblemListEntry, patient_id: str, encounter_i
                 ]
             }
         ],
-        "code": {"coding": [{"system": entry.system, "code": entry.code, "display": entry.display}], "text": entry.display},
+        "code": {
+            "coding": [{"system": entry.system, "code": entry.code, "display": entry.display}],
+            "text": entry.display,
+        },
         "subject": {"reference": f"Patient/{patient_id}"},
         "note": [{"text": f"Suggested by cytopenia-cds: {entry.reason}."}],
     }
@@ -140,7 +155,9 @@ def problem_list_condition(entry: ProblemListEntry, patient_id: str, encounter_i
     return resource
 
 
-def problem_list_suggestions(context: FindingContext | None, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+def problem_list_suggestions(
+    context: FindingContext | None, patient_id: str, encounter_id: str | None
+) -> tuple[Suggestion, ...]:
     if context is None or context.problem_list is None:
         return ()
     entry = context.problem_list

@@ -1,4 +1,5 @@
 """Cytopenia findings -> CDS Hooks cards with their evidence and suggested orders."""
+
 from __future__ import annotations
 
 from cards.catalogue import card_source, override_reasons
@@ -79,7 +80,15 @@ def _evidence_rows(finding: Finding) -> list[tuple[str, ...]]:
     for source in finding.lineages or (finding,):
         point = source.latest
         if point.derivation:
-            rows.append(("ANC (computed)", f"{number(point.value)} ×10⁹/L", escape(point.derivation), when(point.time), "computed"))
+            rows.append(
+                (
+                    "ANC (computed)",
+                    f"{number(point.value)} ×10⁹/L",
+                    escape(point.derivation),
+                    when(point.time),
+                    "computed",
+                )
+            )
         for m in point.evidence:
             rows.append(
                 (
@@ -102,16 +111,23 @@ def _trend_text(finding: Finding) -> str | None:
     if trend.falling:
         parts.append("falling since the previous result")
     if trend.low_since:
-        parts.append(f"low since {trend.low_since:%Y-%m-%d}" + (" (persistent, over 4 weeks)" if finding.persistent else ""))
+        parts.append(
+            f"low since {trend.low_since:%Y-%m-%d}" + (" (persistent, over 4 weeks)" if finding.persistent else "")
+        )
     return "; ".join(parts) + "."
 
 
 def _detail(finding: Finding, assessment: Assessment) -> str:
     blocks = []
     grade = _grade_text(finding)
-    lead = f"**{_headline(finding)}** on {when(finding.latest.time)}" if finding.kind is not F.PANCYTOPENIA else (
-        "**All three lineages are low on the same draw** (" + "; ".join(
-            f"{_headline(f)}: {_grade_text(f)}" for f in finding.lineages) + ")"
+    lead = (
+        f"**{_headline(finding)}** on {when(finding.latest.time)}"
+        if finding.kind is not F.PANCYTOPENIA
+        else (
+            "**All three lineages are low on the same draw** ("
+            + "; ".join(f"{_headline(f)}: {_grade_text(f)}" for f in finding.lineages)
+            + ")"
+        )
     )
     if grade and finding.kind is not F.PANCYTOPENIA:
         lead += f": {grade} ({escape(finding.grade.term) if finding.grade else 'WHO'})"
@@ -147,7 +163,9 @@ def _issue_text(issue: DataIssue) -> str:
     return f"{escape(issue.source)}: {escape(issue.problem)}"
 
 
-def _suggestion(orders: tuple[str, ...], label: str, patient_id: str, encounter_id: str | None, reason: str) -> Suggestion:
+def _suggestion(
+    orders: tuple[str, ...], label: str, patient_id: str, encounter_id: str | None, reason: str
+) -> Suggestion:
     return Suggestion(
         label=label,
         actions=tuple(
@@ -173,16 +191,25 @@ def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) ->
         suggestions.append(offer(("peripheral_smear",)))
     if kind is F.ANAEMIA:
         suggestions.append(
-            offer(("reticulocytes", "ferritin", "vitamin_b12", "folate"), "Anaemia work-up: reticulocytes, ferritin, vitamin B12, folate")
+            offer(
+                ("reticulocytes", "ferritin", "vitamin_b12", "folate"),
+                "Anaemia work-up: reticulocytes, ferritin, vitamin B12, folate",
+            )
         )
         rbc = threshold("red_cell_transfusion_hemoglobin")
         if finding.latest.value < rbc.value:
-            suggestions.append(offer(("red_cell_transfusion",), f"Consider red-cell transfusion (Hb below {rbc.value:g} g/dL, AABB 2023)"))
+            suggestions.append(
+                offer(
+                    ("red_cell_transfusion",), f"Consider red-cell transfusion (Hb below {rbc.value:g} g/dL, AABB 2023)"
+                )
+            )
     if kind is F.THROMBOCYTOPENIA:
         platelets = threshold("platelet_transfusion")
         if finding.latest.value < platelets.value:
             suggestions.append(
-                offer(("platelet_transfusion",), f"Consider platelet transfusion (below {platelets.value:g} ×10⁹/L, AABB)")
+                offer(
+                    ("platelet_transfusion",), f"Consider platelet transfusion (below {platelets.value:g} ×10⁹/L, AABB)"
+                )
             )
     if kind is F.PANCYTOPENIA or (finding.persistent and finding.significant):
         suggestions.append(offer(("haematology_referral",)))
@@ -190,14 +217,19 @@ def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) ->
 
 
 def finding_card(
-    finding: Finding, assessment: Assessment, patient_id: str, encounter_id: str | None, context: FindingContext | None = None
+    finding: Finding,
+    assessment: Assessment,
+    patient_id: str,
+    encounter_id: str | None,
+    context: FindingContext | None = None,
 ) -> Card:
     return Card(
         summary=_summary(finding),
         indicator=settled_indicator(_indicator(finding), context),
         source=card_source(finding.kind.value),
         detail="\n\n".join([_detail(finding, assessment), *context_blocks(context)]),
-        suggestions=_suggestions(finding, patient_id, encounter_id) + problem_list_suggestions(context, patient_id, encounter_id),
+        suggestions=_suggestions(finding, patient_id, encounter_id)
+        + problem_list_suggestions(context, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),
         finding=finding.kind.value,
@@ -229,9 +261,14 @@ def data_gap_card(assessment: Assessment) -> Card | None:
 
 
 def cytopenia_cards(
-    assessment: Assessment, patient_id: str, encounter_id: str | None = None, contexts: dict[FindingKind, FindingContext] | None = None
+    assessment: Assessment,
+    patient_id: str,
+    encounter_id: str | None = None,
+    contexts: dict[FindingKind, FindingContext] | None = None,
 ) -> list[Card]:
-    cards = [finding_card(f, assessment, patient_id, encounter_id, (contexts or {}).get(f.kind)) for f in assessment.findings]
+    cards = [
+        finding_card(f, assessment, patient_id, encounter_id, (contexts or {}).get(f.kind)) for f in assessment.findings
+    ]
     if not cards and (gap := data_gap_card(assessment)):
         cards.append(gap)
     return cards

@@ -6,6 +6,7 @@ its suggestions are the empirical antibiotic choice (at-most-one); the companion
 carries the work-up the clinician may take all of (any): two blood-culture sets, daily CBC, and
 vancomycin only when an indication is documented.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -62,8 +63,12 @@ def _evidence(a: FnAssessment) -> list[str]:
     blocks = []
     episode = a.fever.episode
     if episode:
-        blocks.append(f"**Fever** ({escape(episode.rule)}: {escape(episode.description)}), onset {when(episode.onset)}:")
-        blocks.append(table(("Temperature", "As reported", "Site", "Time", "Source"), _temperature_rows(episode.readings)))
+        blocks.append(
+            f"**Fever** ({escape(episode.rule)}: {escape(episode.description)}), onset {when(episode.onset)}:"
+        )
+        blocks.append(
+            table(("Temperature", "As reported", "Site", "Time", "Source"), _temperature_rows(episode.readings))
+        )
     n = a.neutrophils
     if n.latest:
         age = f"{n.age_hours:.0f} h before this evaluation" + ("" if n.current else ": **not current**")
@@ -84,15 +89,25 @@ def _rules(a: FnAssessment) -> str:
     ctcae_anc = fn_rule("ctcae_fn_anc").value
     n = a.neutrophils
     if a.idsa_fn:
-        why = f"ANC <{idsa_anc:g}" if n.below_idsa else f"ANC expected <{idsa_anc:g} within {fn_rule('idsa_prediction_horizon_hours').value:g} h"
+        why = (
+            f"ANC <{idsa_anc:g}"
+            if n.below_idsa
+            else f"ANC expected <{idsa_anc:g} within {fn_rule('idsa_prediction_horizon_hours').value:g} h"
+        )
         idsa = f"**IDSA 2010 FN: met** (IDSA fever and {why} ×10⁹/L)."
     else:
-        missing = "no IDSA fever" if a.fever.idsa is None else f"ANC not <{idsa_anc:g} ×10⁹/L and not projected below it"
+        missing = (
+            "no IDSA fever" if a.fever.idsa is None else f"ANC not <{idsa_anc:g} ×10⁹/L and not projected below it"
+        )
         idsa = f"IDSA 2010 FN: not met ({missing})."
     if a.ctcae_fn:
         ctcae = f"**CTCAE v5.0 FN: met** (CTCAE fever and ANC <{ctcae_anc:g} ×10⁹/L)."
     else:
-        missing = "no CTCAE fever (>38.3 °C single, or ≥38 °C for more than 1 h)" if a.fever.ctcae is None else f"ANC not <{ctcae_anc:g} ×10⁹/L"
+        missing = (
+            "no CTCAE fever (>38.3 °C single, or ≥38 °C for more than 1 h)"
+            if a.fever.ctcae is None
+            else f"ANC not <{ctcae_anc:g} ×10⁹/L"
+        )
         ctcae = f"CTCAE v5.0 FN: not met ({missing})."
     return bullets([idsa, ctcae])
 
@@ -108,14 +123,18 @@ def _score_block(score: ScoreRange, cut_text: str) -> str:
     verdict = (
         f"possible range **{score.low}–{score.high}**: {score.conclusion}"
         if score.conclusion
-        else f"possible range **{score.low}–{score.high}**: not decided until the unknown items are assessed ({cut_text})"
+        else f"possible range **{score.low}–{score.high}**: "
+        f"not decided until the unknown items are assessed ({cut_text})"
     )
     return "\n\n".join([f"{head}: {verdict}.", table(("Item", "Points", "Max", "Evidence"), rows)])
 
 
 def _oral_regimen(a: FnAssessment) -> str | None:
     if a.quinolone_prophylaxis:
-        return "Oral outpatient regimen: **not suggested**: fluoroquinolone prophylaxis was given before the fever (ASCO/IDSA 2018); no oral quinolone."
+        return (
+            "Oral outpatient regimen: **not suggested**: fluoroquinolone prophylaxis was given before the "
+            "fever (ASCO/IDSA 2018); no oral quinolone."
+        )
     if a.mascc is None or a.mascc.not_applicable or (a.mascc.conclusion or "").startswith("high"):
         return None
     hours = fn_rule("observation_before_discharge_hours").value
@@ -131,13 +150,24 @@ def _oral_regimen(a: FnAssessment) -> str | None:
 def _allergy_text(a: FnAssessment) -> list[str]:
     lines = [
         f"β-lactam allergy: {escape(x.substance)}: {escape(x.reaction_text)}"
-        + (" (**immediate-type**)" if x.immediate else " (type not immediate)" if x.immediate is False else " (type unknown)")
+        + (
+            " (**immediate-type**)"
+            if x.immediate
+            else " (type not immediate)"
+            if x.immediate is False
+            else " (type unknown)"
+        )
         + f" ({escape(x.source)})"
         for x in a.beta_lactam_allergies
     ]
-    lines += [f"{escape(c.display or c.code)} ({escape(c.code)}, {escape(c.source)}): reaction type unknown" for c in a.allergy_conditions]
+    lines += [
+        f"{escape(c.display or c.code)} ({escape(c.code)}, {escape(c.source)}): reaction type unknown"
+        for c in a.allergy_conditions
+    ]
     if lines and not a.immediate_beta_lactam_allergy:
-        lines.append("Most penicillin-allergic patients tolerate cephalosporins (IDSA 2010); options that clash are flagged.")
+        lines.append(
+            "Most penicillin-allergic patients tolerate cephalosporins (IDSA 2010); options that clash are flagged."
+        )
     return lines
 
 
@@ -148,37 +178,60 @@ def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
     blocks = [
         "**Febrile neutropenia is an emergency.** "
         f"Goal: first dose of empirical IV antibiotics within **{minutes:g} minutes** of triage (ASCO/IDSA 2018). "
-        f"Fever onset {when(onset)} ({elapsed:.0f} min before this evaluation). Draw blood cultures first if that does not delay the dose.",
+        f"Fever onset {when(onset)} ({elapsed:.0f} min before this evaluation). Draw blood cultures first if "
+        "that does not delay the dose.",
         _rules(a),
         *_evidence(a),
     ]
-    choice = ["Choose **one** empirical regimen below (anti-pseudomonal β-lactam monotherapy, IDSA 2010). Adjust every dose for renal function."]
-    choice += [f"Withheld: {escape(medication_label(r.orders[0]))}: {escape(r.reason)}" for r in a.regimens if r.status == "withheld"]
+    choice = [
+        "Choose **one** empirical regimen below (anti-pseudomonal β-lactam monotherapy, IDSA 2010). Adjust every "
+        "dose for renal function."
+    ]
+    choice += [
+        f"Withheld: {escape(medication_label(r.orders[0]))}: {escape(r.reason)}"
+        for r in a.regimens
+        if r.status == "withheld"
+    ]
     choice += _allergy_text(a)
     for q in a.quinolone_prophylaxis:
         choice.append(
-            f"**Fever on fluoroquinolone prophylaxis** ({escape(q.text)}, {escape(q.source)}): stop the quinolone and start IV "
+            f"**Fever on fluoroquinolone prophylaxis** ({escape(q.text)}, {escape(q.source)}): stop the "
+            "quinolone and start IV "
             "anti-pseudomonal therapy; no oral quinolone."
         )
     blocks.append(bullets(choice))
     if a.vancomycin_indications:
-        blocks.append("Vancomycin indicated: " + "; ".join(f"{escape(i.name)}: {escape(i.evidence)}" for i in a.vancomycin_indications) + ".")
+        blocks.append(
+            "Vancomycin indicated: "
+            + "; ".join(f"{escape(i.name)}: {escape(i.evidence)}" for i in a.vancomycin_indications)
+            + "."
+        )
     else:
-        blocks.append(f"Vancomycin is **not routine** in the initial regimen (IDSA 2010): no documented indication. Note: {NOT_CHECKABLE}.")
+        blocks.append(
+            "Vancomycin is **not routine** in the initial regimen (IDSA 2010): no documented indication. Note: "
+            f"{NOT_CHECKABLE}."
+        )
     blocks.extend(escape(note) for note in a.gram_positive_notes)
     blocks.append(
-        "Macrolide for documented pneumonia: pneumonia could not be checked (no verified code) and no macrolide product is "
+        "Macrolide for documented pneumonia: pneumonia could not be checked (no verified code) and no macrolide "
+        "product is "
         "verified in the reference pack, so none is suggested; add one if pneumonia is present."
     )
     low_from = "low risk needs ≥21"
     if a.mascc:
         blocks.append(_score_block(a.mascc, low_from))
     if a.cisne:
-        blocks.append(_score_block(a.cisne, "0 low, 1–2 intermediate, ≥3 high") + "\n\nCISNE is for clinically stable adults with solid tumours.")
+        blocks.append(
+            _score_block(a.cisne, "0 low, 1–2 intermediate, ≥3 high")
+            + "\n\nCISNE is for clinically stable adults with solid tumours."
+        )
     if oral := _oral_regimen(a):
         blocks.append(oral)
     blocks.extend(gaps)
-    blocks.append(f"Sources: IDSA 2010 (Freifeld, CID 2011), ASCO/IDSA 2018 (Taplitz, JCO 2018), CTCAE v5.0, MASCC (Klastersky 2000). {DISCLAIMER}")
+    blocks.append(
+        "Sources: IDSA 2010 (Freifeld, CID 2011), ASCO/IDSA 2018 (Taplitz, JCO 2018), CTCAE v5.0, MASCC "
+        f"(Klastersky 2000). {DISCLAIMER}"
+    )
     return "\n\n".join(blocks)
 
 
@@ -189,7 +242,9 @@ def _regimen_suggestion(choice, reason: str, patient_id: str, encounter_id: str 
         label=label,
         is_recommended=False if choice.status == "flagged" else None,
         actions=tuple(
-            Action("create", f"Draft order: {medication_label(o)}", draft_medication(o, patient_id, encounter_id, reason))
+            Action(
+                "create", f"Draft order: {medication_label(o)}", draft_medication(o, patient_id, encounter_id, reason)
+            )
             for o in choice.orders
         ),
     )
@@ -204,17 +259,31 @@ def _cbc_daily(patient_id: str, encounter_id: str | None, reason: str, note: str
 def _workup_card(a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None) -> Card:
     until = f"until ANC ≥{fn_rule('idsa_neutropenia_anc').value:g} ×10⁹/L and afebrile"
     cultures = tuple(
-        Action("create", f"Draft order: blood culture set {i} of 2", draft_order("blood_culture", patient_id, encounter_id, reason, note))
+        Action(
+            "create",
+            f"Draft order: blood culture set {i} of 2",
+            draft_order("blood_culture", patient_id, encounter_id, reason, note),
+        )
         for i, note in (
             (1, "Set 1 of 2: peripheral venepuncture, before the first antibiotic dose."),
-            (2, "Set 2 of 2: from each lumen of a central venous catheter if one is present, otherwise a second peripheral site."),
+            (
+                2,
+                "Set 2 of 2: from each lumen of a central venous catheter if one is present, otherwise a second "
+                "peripheral site.",
+            ),
         )
     )
     suggestions = [
         Suggestion("Blood cultures: 2 sets before antibiotics", cultures),
         Suggestion(
             f"CBC with differential daily {until}",
-            (Action("create", "Draft order: daily CBC with differential", _cbc_daily(patient_id, encounter_id, reason, f"Daily {until}.")),),
+            (
+                Action(
+                    "create",
+                    "Draft order: daily CBC with differential",
+                    _cbc_daily(patient_id, encounter_id, reason, f"Daily {until}."),
+                ),
+            ),
         ),
     ]
     if a.vancomycin_indications:
@@ -222,19 +291,31 @@ def _workup_card(a: FnAssessment, reason: str, patient_id: str, encounter_id: st
         suggestions.append(
             Suggestion(
                 f"Add vancomycin ({names})"[:200],
-                (Action("create", "Draft order: vancomycin", draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a))),),
+                (
+                    Action(
+                        "create",
+                        "Draft order: vancomycin",
+                        draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a)),
+                    ),
+                ),
             )
         )
     detail = "\n\n".join(
         [
             bullets(
                 [
-                    "Blood cultures: two sets, peripheral and, when a central venous catheter is present, one from each lumen. "
+                    "Blood cultures: two sets, peripheral and, when a central venous catheter is present, one "
+                    "from each lumen. "
                     "A central line could not be checked (no verified code): look for one.",
-                    "Other cultures (urine, sputum, stool, site-specific) as clinically indicated: no verified codes, not drafted.",
+                    "Other cultures (urine, sputum, stool, site-specific) as clinically indicated: no verified "
+                    "codes, not drafted.",
                     f"CBC with differential daily {until}.",
-                    "Vancomycin: " + ("indicated: " + escape("; ".join(f"{i.name}: {i.evidence}" for i in a.vancomycin_indications))
-                                      if a.vancomycin_indications else "not routine; offered only with a documented indication."),
+                    "Vancomycin: "
+                    + (
+                        "indicated: " + escape("; ".join(f"{i.name}: {i.evidence}" for i in a.vancomycin_indications))
+                        if a.vancomycin_indications
+                        else "not routine; offered only with a documented indication."
+                    ),
                 ]
             ),
             DISCLAIMER,
@@ -255,8 +336,10 @@ def _per_kg_text(a: FnAssessment) -> str | None:
     if a.weight is None:
         return "No body weight recorded: weigh the patient to compute the dose."
     low, high = fn_rule("vancomycin_mg_per_kg_low").value, fn_rule("vancomycin_mg_per_kg_high").value
-    return (f"{low * a.weight.value:.0f}-{high * a.weight.value:.0f} mg for {number(a.weight.value)} kg "
-            f"(weighed {a.weight.time:%Y-%m-%d}).")
+    return (
+        f"{low * a.weight.value:.0f}-{high * a.weight.value:.0f} mg for {number(a.weight.value)} kg "
+        f"(weighed {a.weight.time:%Y-%m-%d})."
+    )
 
 
 def _fn_summary(a: FnAssessment) -> str:
@@ -264,7 +347,10 @@ def _fn_summary(a: FnAssessment) -> str:
     rule = "IDSA" if a.idsa_fn else "CTCAE"
     if a.idsa_fn and a.ctcae_fn:
         rule = "IDSA+CTCAE"
-    return f"Febrile neutropenia ({rule}): {_anc_text(a.neutrophils.latest)}, {_temp_text(peak)}: antibiotics within 1 hour"
+    return (
+        f"Febrile neutropenia ({rule}): {_anc_text(a.neutrophils.latest)}, {_temp_text(peak)}: antibiotics "
+        "within 1 hour"
+    )
 
 
 def fn_cards(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> list[Card]:
@@ -282,18 +368,32 @@ def fn_cards(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: st
     return [main, _workup_card(a, summary, patient_id, encounter_id)]
 
 
-def _filgrastim(a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None) -> tuple[list[str], tuple[Suggestion, ...]]:
+def _filgrastim(
+    a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None
+) -> tuple[list[str], tuple[Suggestion, ...]]:
     per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
     if a.g_csf:
         return [f"G-CSF already active ({escape(', '.join(m.text for m in a.g_csf))}): no further G-CSF suggested."], ()
     if a.weight is None:
-        return [f"G-CSF: filgrastim {per_kg:g} mcg/kg/day SC may be considered; **no body weight recorded**, so no dose is computed."], ()
+        return [
+            f"G-CSF: filgrastim {per_kg:g} mcg/kg/day SC may be considered; **no body weight recorded**, so no "
+            "dose is computed."
+        ], ()
     dose = per_kg * a.weight.value
     old = " (**over 30 days old: re-weigh**)" if a.weight_old else ""
-    text = f"{dose:.0f} mcg daily = {per_kg:g} mcg/kg × {number(a.weight.value)} kg weighed {a.weight.time:%Y-%m-%d}{old}."
+    text = (
+        f"{dose:.0f} mcg daily = {per_kg:g} mcg/kg × {number(a.weight.value)} kg weighed {a.weight.time:%Y-%m-%d}{old}."
+    )
     suggestion = Suggestion(
-        f"Consider filgrastim {dose:.0f} mcg SC daily ({per_kg:g} mcg/kg, {number(a.weight.value)} kg on {a.weight.time:%Y-%m-%d})",
-        (Action("create", "Draft order: filgrastim", draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_ug=dose, dose_text=text)),),
+        f"Consider filgrastim {dose:.0f} mcg SC daily ({per_kg:g} mcg/kg, {number(a.weight.value)} kg on "
+        f"{a.weight.time:%Y-%m-%d})",
+        (
+            Action(
+                "create",
+                "Draft order: filgrastim",
+                draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_ug=dose, dose_text=text),
+            ),
+        ),
     )
     return [f"G-CSF consideration: filgrastim {escape(text)} ({escape(a.weight.source)})"], (suggestion,)
 
@@ -303,20 +403,27 @@ def _temperature_sentence(a: FnAssessment) -> str:
     if not a.fever.readings:
         return f"**No temperature recorded in the last {hours:g} h: febrile neutropenia cannot be excluded.**"
     latest = a.fever.readings[-1]
-    return f"Afebrile by IDSA and CTCAE rules over the last {hours:g} h ({len(a.fever.readings)} readings; latest {_temp_text(latest)} at {when(latest.time)})."
+    return (
+        f"Afebrile by IDSA and CTCAE rules over the last {hours:g} h ({len(a.fever.readings)} readings; "
+        f"latest {_temp_text(latest)} at {when(latest.time)})."
+    )
 
 
 def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
     n = a.neutrophils
     no_temp = not a.fever.readings
     summary = f"Severe neutropenia without fever: {_anc_text(n.latest)}" + (
-        "; no temperature: FN not excluded" if no_temp else "; watch for fever")
+        "; no temperature: FN not excluded" if no_temp else "; watch for fever"
+    )
     single, sustained = fn_rule("idsa_fever_single").value, fn_rule("idsa_fever_sustained").value
     profound, days = fn_rule("profound_neutropenia_anc").value, fn_rule("profound_neutropenia_days").value
     prophylaxis = (
-        f"Profound neutropenia now (ANC <{profound:g} ×10⁹/L)." if a.profound else f"ANC not below {profound:g} ×10⁹/L now."
+        f"Profound neutropenia now (ANC <{profound:g} ×10⁹/L)."
+        if a.profound
+        else f"ANC not below {profound:g} ×10⁹/L now."
     ) + (
-        f" ASCO/IDSA 2018: fluoroquinolone and antifungal prophylaxis for patients expected to have profound neutropenia "
+        " ASCO/IDSA 2018: fluoroquinolone and antifungal prophylaxis for patients expected to have profound "
+        "neutropenia "
         f"(<{profound:g} ×10⁹/L) for more than {days:g} days; whether that is expected is the clinician's judgement."
     )
     gcsf_lines, gcsf = _filgrastim(a, summary, patient_id, encounter_id)
@@ -326,20 +433,28 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
             *_evidence(a),
             bullets(
                 [
-                    f"Monitoring: check temperature regularly; a single reading ≥{single:g} °C, or ≥{sustained:g} °C over 1 hour, "
+                    f"Monitoring: check temperature regularly; a single reading ≥{single:g} °C, or "
+                    f"≥{sustained:g} °C over 1 hour, "
                     "is febrile neutropenia: empirical IV antibiotics within 1 hour.",
                     prophylaxis,
                     *gcsf_lines,
                 ]
             ),
             *gaps,
-            f"Sources: IDSA 2010; ASCO/IDSA 2018 prophylaxis (Taplitz, JCO 2018;36:3043); filgrastim label. {DISCLAIMER}",
+            "Sources: IDSA 2010; ASCO/IDSA 2018 prophylaxis (Taplitz, JCO 2018;36:3043); filgrastim label. "
+            f"{DISCLAIMER}",
         ]
     )
     reason = summary
     cbc = Suggestion(
         "Repeat CBC with differential",
-        (Action("create", "Draft order: CBC with differential", draft_order("cbc_with_differential", patient_id, encounter_id, reason)),),
+        (
+            Action(
+                "create",
+                "Draft order: CBC with differential",
+                draft_order("cbc_with_differential", patient_id, encounter_id, reason),
+            ),
+        ),
     )
     return Card(
         summary=summary,
@@ -356,21 +471,48 @@ def fever_without_anc_card(a: FnAssessment, gaps: list[str], patient_id: str, en
     peak = a.fever.episode.peak
     summary = f"Fever {_temp_text(peak)} with no current ANC: febrile neutropenia cannot be excluded"
     n = a.neutrophils
-    stale = f"Latest ANC {number(n.latest.value)} ×10⁹/L from {when(n.latest.time)} is not current." if n.latest else "No ANC or differential on record."
-    detail = "\n\n".join([stale, *_evidence(a), "Check a CBC with differential now; if neutropenic, treat as FN: antibiotics within 1 hour.", *gaps, DISCLAIMER])
+    stale = (
+        f"Latest ANC {number(n.latest.value)} ×10⁹/L from {when(n.latest.time)} is not current."
+        if n.latest
+        else "No ANC or differential on record."
+    )
+    detail = "\n\n".join(
+        [
+            stale,
+            *_evidence(a),
+            "Check a CBC with differential now; if neutropenic, treat as FN: antibiotics within 1 hour.",
+            *gaps,
+            DISCLAIMER,
+        ]
+    )
     cbc = Suggestion(
         "CBC with differential now",
-        (Action("create", "Draft order: CBC with differential", draft_order("cbc_with_differential", patient_id, encounter_id, summary)),),
+        (
+            Action(
+                "create",
+                "Draft order: CBC with differential",
+                draft_order("cbc_with_differential", patient_id, encounter_id, summary),
+            ),
+        ),
     )
-    return Card(summary=summary, indicator="warning", source=card_source("febrile_neutropenia"), detail=detail,
-                suggestions=(cbc,), selection_behavior="any", override_reasons=override_reasons())
+    return Card(
+        summary=summary,
+        indicator="warning",
+        source=card_source("febrile_neutropenia"),
+        detail=detail,
+        suggestions=(cbc,),
+        selection_behavior="any",
+        override_reasons=override_reasons(),
+    )
 
 
 def not_excluded_card(a: FnAssessment, gaps: list[str]) -> Card:
     n = a.neutrophils
     hours = (a.as_of - a.fever.window_start).total_seconds() / 3600
     if n.current:
-        summary = f"No temperature in the last {hours:g} h: febrile neutropenia cannot be excluded ({_anc_text(n.latest)})"
+        summary = (
+            f"No temperature in the last {hours:g} h: febrile neutropenia cannot be excluded ({_anc_text(n.latest)})"
+        )
     else:
         summary = f"Febrile neutropenia not assessed: no current ANC and no temperature in the last {hours:g} h"
     detail = "\n\n".join(["This is **not** a statement that the patient is well.", *_evidence(a), *gaps, DISCLAIMER])

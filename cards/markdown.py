@@ -1,4 +1,5 @@
 """Plain GitHub-flavoured Markdown for card details: EHR text is escaped, never rendered as HTML."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -4,6 +4,7 @@ Each template is validated once with fhir.resources' R4B MedicationRequest model
 loads. Codes are RxNorm SCD (or SCDG where no SCD is verified) from the reference pack; a drug
 without a verified code is sent as text, and a dose the pack does not verify is not sent at all.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,7 +28,11 @@ def _dosage(row: dict[str, str]) -> dict[str, Any]:
     if row["route"]:
         dosage["route"] = {"text": row["route"]}
     if row["period"]:
-        repeat: dict[str, Any] = {"frequency": int(row["frequency"]), "period": float(row["period"]), "periodUnit": row["period_unit"]}
+        repeat: dict[str, Any] = {
+            "frequency": int(row["frequency"]),
+            "period": float(row["period"]),
+            "periodUnit": row["period_unit"],
+        }
         if row["period_max"]:
             repeat["periodMax"] = float(row["period_max"])
         dosage["timing"] = {"repeat": repeat}
@@ -35,7 +40,12 @@ def _dosage(row: dict[str, str]) -> dict[str, Any]:
         dosage["doseAndRate"] = [{"doseQuantity": _quantity(row["dose_value"], row["dose_unit"])}]
     elif row["dose_low"]:
         dosage["doseAndRate"] = [
-            {"doseRange": {"low": _quantity(row["dose_low"], row["dose_unit"]), "high": _quantity(row["dose_high"], row["dose_unit"])}}
+            {
+                "doseRange": {
+                    "low": _quantity(row["dose_low"], row["dose_unit"]),
+                    "high": _quantity(row["dose_high"], row["dose_unit"]),
+                }
+            }
         ]
     return dosage
 
@@ -64,8 +74,15 @@ def medication_label(order: str) -> str:
     return medication_catalogue()[order]["medicationCodeableConcept"]["text"]
 
 
-def draft_medication(order: str, patient_id: str, encounter_id: str | None = None, reason: str | None = None,
-                     *, dose_ug: float | None = None, dose_text: str | None = None) -> dict[str, Any]:
+def draft_medication(
+    order: str,
+    patient_id: str,
+    encounter_id: str | None = None,
+    reason: str | None = None,
+    *,
+    dose_ug: float | None = None,
+    dose_text: str | None = None,
+) -> dict[str, Any]:
     """A copy of the template for this patient; a weight-based dose is filled in when computed."""
     resource = address(copy.deepcopy(medication_catalogue()[order]), patient_id, encounter_id, reason)
     dosage = resource["dosageInstruction"][0]

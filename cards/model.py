@@ -3,6 +3,7 @@
 The spec forbids null and empty members; `to_json` omits them, every card and suggestion gets a
 uuid (feedback needs it), and a card with suggestions always states its selectionBehavior.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -49,7 +50,12 @@ class Action:
 
     def to_json(self) -> dict[str, Any]:
         return _compact(
-            {"type": self.type, "description": self.description, "resource": self.resource, "resourceId": self.resource_id}
+            {
+                "type": self.type,
+                "description": self.description,
+                "resource": self.resource,
+                "resourceId": self.resource_id,
+            }
         )
 
 

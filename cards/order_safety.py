@@ -1,4 +1,5 @@
 """Order-safety alerts -> CDS Hooks cards: evidence, rule and source, and what the prescriber can do."""
+
 from __future__ import annotations
 
 from functools import cache
@@ -33,7 +34,9 @@ def _evidence_row(status: CountStatus) -> tuple[str, ...]:
         return (status.label, "–", "–", "–", escape(status.gap() or ""))
     age = f"{status.age_days:.1f} days" + (" (**not current**)" if status.stale else "")
     measured = point.evidence[0]
-    how = escape(point.derivation) if point.derivation else f"{escape(measured.reported)}, {escape(measured.system_code)}"
+    how = (
+        escape(point.derivation) if point.derivation else f"{escape(measured.reported)}, {escape(measured.system_code)}"
+    )
     sources = ", ".join(escape(m.source) for m in point.evidence)
     return (status.label, f"{point.value:.3g} {status.unit}", when(point.time), age, f"{how}; {sources}")
 
@@ -47,7 +50,10 @@ def _detail(alert: OrderAlert, issues: tuple[DataIssue, ...]) -> str:
         table(("Result", "Value", "Time", "Age", "Source"), [_evidence_row(s) for s in alert.evidence]),
     ]
     if issues:
-        blocks.append("**Data not used or not sent:**\n" + bullets([f"{escape(i.source)}: {escape(i.problem)}" for i in issues[:8]]))
+        blocks.append(
+            "**Data not used or not sent:**\n"
+            + bullets([f"{escape(i.source)}: {escape(i.problem)}" for i in issues[:8]])
+        )
     blocks.append(f"Rule source: {escape(alert.source)}. {DISCLAIMER}")
     return "\n\n".join(blocks)
 
@@ -56,28 +62,46 @@ def _suggestions(alert: OrderAlert, patient_id: str, encounter_id: str | None) -
     reason = _short(alert.summary)
     suggestions = []
     if alert.order_count:
-        suggestions.append(Suggestion(
-            "Order CBC with differential (ANC)",
-            (Action("create", f"Draft order: {order_label('cbc_with_differential')}",
-                    draft_order("cbc_with_differential", patient_id, encounter_id, reason)),),
-            is_recommended=True,
-        ))
+        suggestions.append(
+            Suggestion(
+                "Order CBC with differential (ANC)",
+                (
+                    Action(
+                        "create",
+                        f"Draft order: {order_label('cbc_with_differential')}",
+                        draft_order("cbc_with_differential", patient_id, encounter_id, reason),
+                    ),
+                ),
+                is_recommended=True,
+            )
+        )
     if alert.consult:
-        suggestions.append(Suggestion(
-            "Haematology consult",
-            (Action("create", f"Draft order: {order_label('haematology_referral')}",
-                    draft_order("haematology_referral", patient_id, encounter_id, reason)),),
-        ))
+        suggestions.append(
+            Suggestion(
+                "Haematology consult",
+                (
+                    Action(
+                        "create",
+                        f"Draft order: {order_label('haematology_referral')}",
+                        draft_order("haematology_referral", patient_id, encounter_id, reason),
+                    ),
+                ),
+            )
+        )
     if alert.hold and alert.draft.has_id:
         name = alert.draft.medication.ingredients[0]
-        suggestions.append(Suggestion(
-            f"Remove the draft {name} order (hold)",
-            (Action("delete", f"Remove the draft order for {name}", resource_id=alert.draft.reference),),
-        ))
+        suggestions.append(
+            Suggestion(
+                f"Remove the draft {name} order (hold)",
+                (Action("delete", f"Remove the draft order for {name}", resource_id=alert.draft.reference),),
+            )
+        )
     return tuple(suggestions)
 
 
-def order_card(alert: OrderAlert, patient_id: str, encounter_id: str | None, issues: tuple[DataIssue, ...] = ()) -> Card:
+def order_card(
+    alert: OrderAlert, patient_id: str, encounter_id: str | None, issues: tuple[DataIssue, ...] = ()
+) -> Card:
     suggestions = _suggestions(alert, patient_id, encounter_id)
     return Card(
         summary=_short(alert.summary),
@@ -90,6 +114,7 @@ def order_card(alert: OrderAlert, patient_id: str, encounter_id: str | None, iss
     )
 
 
-def order_cards(alerts: tuple[OrderAlert, ...], patient_id: str, encounter_id: str | None,
-                issues: tuple[DataIssue, ...] = ()) -> list[Card]:
+def order_cards(
+    alerts: tuple[OrderAlert, ...], patient_id: str, encounter_id: str | None, issues: tuple[DataIssue, ...] = ()
+) -> list[Card]:
     return [order_card(a, patient_id, encounter_id, issues) for a in alerts]

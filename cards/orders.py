@@ -3,13 +3,13 @@
 Each template is validated once with fhir.resources' R4B models when the catalogue loads; a
 suggestion only adds the patient (and encounter) to a copy, so what we send is valid R4.
 """
+
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
 import orjson
-
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from fhir_mappings.knowledge import read_table
@@ -46,8 +46,9 @@ def address(resource: dict[str, Any], patient_id: str, encounter_id: str | None,
     return resource
 
 
-def draft_order(order: str, patient_id: str, encounter_id: str | None = None, reason: str | None = None,
-                note: str | None = None) -> dict[str, Any]:
+def draft_order(
+    order: str, patient_id: str, encounter_id: str | None = None, reason: str | None = None, note: str | None = None
+) -> dict[str, Any]:
     resource = address(orjson.loads(orjson.dumps(catalogue()[order])), patient_id, encounter_id, reason)
     if note:
         resource["note"] = [{"text": note}]

@@ -4,6 +4,7 @@ A card is held back when the same finding for the same patient was shown within 
 the same triggering result and is no worse, or while an override with a reason snoozes it and it is no
 worse. Critical cards and cards without a triggering result (e.g. "data missing") are always shown.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,10 +1,11 @@
 """The Flask app factory: configuration in, a ready WSGI app out."""
+
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, Response
 
@@ -40,7 +41,7 @@ HSTS = "max-age=31536000; includeSubDomains"  # outside dev the service is only 
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def check_startable(settings: Settings) -> None:

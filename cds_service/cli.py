@@ -1,10 +1,11 @@
 """`cytopenia-cds`: serve the CDS Hooks API, or evaluate a saved request offline."""
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -17,7 +18,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from cds_service.serving import gunicorn_options, prepare_metrics_directory, remove_metrics_directory
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v is not None}
+    overrides = {
+        k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v is not None
+    }
     if args.dev:
         overrides["dev"] = True
     settings = load_settings(args.config, **overrides)
@@ -58,9 +61,9 @@ def _config_check(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
 
-    as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(timezone.utc)
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
     if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=timezone.utc)
+        as_of = as_of.replace(tzinfo=UTC)
     body = Path(args.request).read_bytes()
     service_id = args.service or _default_service(body)
     app = create_app(load_settings(args.config, dev=True, database_url="sqlite://"), clock=lambda: as_of)
@@ -78,7 +81,7 @@ def _report(args: argparse.Namespace) -> int:
     since = None
     if args.since:
         since = datetime.fromisoformat(args.since)
-        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
     store = open_store(load_settings(args.config).database_url)
     cards, feedback, call_ms = load(store.engine, since)
     sys.stdout.write(FORMATS[args.format](summarise(cards, feedback, call_ms, since)))

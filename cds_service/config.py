@@ -1,4 +1,5 @@
 """One configuration model: environment (`CYTOPENIA_*`) over the TOML file over defaults."""
+
 from __future__ import annotations
 
 import os
@@ -50,7 +51,7 @@ class ClientConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_key_set(self) -> "ClientConfig":
+    def _one_key_set(self) -> ClientConfig:
         if (self.jwks_url is None) == (self.jwks_file is None):
             raise ValueError(f"client {self.issuer!r} needs exactly one of jwks_url or jwks_file")
         return self
@@ -118,7 +119,9 @@ class Settings(BaseSettings):
         """A site may retune a cited threshold by name; it cannot invent one or make it non-positive."""
         unknown = sorted(set(value) - _known_thresholds())
         if unknown:
-            raise ValueError(f"unknown threshold {', '.join(unknown)} (known: {', '.join(sorted(_known_thresholds()))})")
+            raise ValueError(
+                f"unknown threshold {', '.join(unknown)} (known: {', '.join(sorted(_known_thresholds()))})"
+            )
         bad = sorted(name for name, number in value.items() if not number > 0)
         if bad:
             raise ValueError(f"threshold {', '.join(bad)} must be a positive number")
@@ -167,9 +170,7 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
     try:
         return Settings(**overrides)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
     except (OSError, ValueError) as error:
         raise ConfigError(f"invalid configuration: {error}") from None

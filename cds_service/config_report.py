@@ -1,4 +1,5 @@
 """The effective configuration as an operator may see it: secrets masked, changed thresholds marked."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -50,7 +51,11 @@ def threshold_report(settings: Settings) -> dict[str, dict[str, Any]]:
     rows = {}
     for name, cited in thresholds().items():
         effective = site_threshold(cited, settings.thresholds.get(name, cited.value))
-        row: dict[str, Any] = {"value": effective.value, "unit": cited.unit, "changed": effective.cited_default is not None}
+        row: dict[str, Any] = {
+            "value": effective.value,
+            "unit": cited.unit,
+            "changed": effective.cited_default is not None,
+        }
         if row["changed"]:
             row["cited_default"] = cited.value
         row["source"] = cited.source
@@ -60,5 +65,8 @@ def threshold_report(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def changed_thresholds(settings: Settings) -> dict[str, str]:
     """For the startup log: name -> 'site value (cited default)'."""
-    return {name: f"{row['value']:g} {row['unit']} (cited default {row['cited_default']:g})"
-            for name, row in threshold_report(settings).items() if row["changed"]}
+    return {
+        name: f"{row['value']:g} {row['unit']} (cited default {row['cited_default']:g})"
+        for name, row in threshold_report(settings).items()
+        if row["changed"]
+    }

@@ -1,4 +1,5 @@
 """Every error leaves as a FHIR OperationOutcome with the right status, never with internals."""
+
 from __future__ import annotations
 
 import logging
@@ -10,9 +11,18 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-               412: "incomplete", 413: "too-costly", 415: "not-supported", 429: "throttled",
-               503: "transient"}
+ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    412: "incomplete",
+    413: "too-costly",
+    415: "not-supported",
+    429: "throttled",
+    503: "transient",
+}
 
 
 class ApiError(Exception):
@@ -37,7 +47,9 @@ def operation_outcome(status: int, message: str, expression: list[str] | None = 
     return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
-def outcome_response(status: int, message: str, expression: list[str] | None = None, headers: dict | None = None) -> Response:
+def outcome_response(
+    status: int, message: str, expression: list[str] | None = None, headers: dict | None = None
+) -> Response:
     return Response(
         orjson.dumps(operation_outcome(status, message, expression)),
         status=status,

@@ -1,4 +1,5 @@
 """How `cytopenia-cds serve` runs the app under gunicorn: workers, timeouts, metrics across processes."""
+
 from __future__ import annotations
 
 import math

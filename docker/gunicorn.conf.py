@@ -5,6 +5,7 @@ preload, timeouts from the request deadline and no control socket (gunicorn >= 2
 home directory for it; the image's user has none). Bind address, port and worker count come from
 CYTOPENIA_HOST / CYTOPENIA_PORT / CYTOPENIA_WORKERS.
 """
+
 preload_app = True
 control_socket_disable = True
 worker_tmp_dir = "/dev/shm"  # heartbeat files off the (possibly read-only) root filesystem

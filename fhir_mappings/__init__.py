@@ -3,6 +3,7 @@
 Nothing here knows about HTTP or CDS Hooks: callers hand over parsed JSON and receive immutable
 facts plus a list of what could not be used and why.
 """
+
 from fhir_mappings.facts import (
     Analyte,
     ClinicalRecord,

@@ -6,6 +6,7 @@ immediate-type when a manifestation reads as hives, bronchospasm or anaphylaxis
 (`data/immediate_reactions.csv`, IDSA 2010 via clinical-knowledge §4.4); when no reaction is
 recorded the type is unknown, never assumed harmless.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,9 @@ def _classes() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
 
 @cache
 def _immediate() -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(row["pattern"], re.IGNORECASE) for row in read_table("fhir_mappings", "immediate_reactions.csv"))
+    return tuple(
+        re.compile(row["pattern"], re.IGNORECASE) for row in read_table("fhir_mappings", "immediate_reactions.csv")
+    )
 
 
 def _code(concept) -> str | None:

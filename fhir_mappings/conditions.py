@@ -3,6 +3,7 @@
 
 Entered-in-error and refuted Conditions are ignored; resolved ones are kept as history.
 """
+
 from __future__ import annotations
 
 import re

@@ -3,6 +3,7 @@
 Encounter.class is read against the v3 ActEncounterCode table in `data/encounter_classes.csv`; an
 unknown class gives an unknown setting, never a guessed one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,7 +37,10 @@ class EncounterFact:
 
 @cache
 def _classes() -> dict[tuple[str, str], tuple[str, str]]:
-    return {(r["system"], r["code"]): (r["setting"], r["display"]) for r in read_table("fhir_mappings", "encounter_classes.csv")}
+    return {
+        (r["system"], r["code"]): (r["setting"], r["display"])
+        for r in read_table("fhir_mappings", "encounter_classes.csv")
+    }
 
 
 def read_encounter(resource: Json) -> EncounterFact | None:

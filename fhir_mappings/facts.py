@@ -1,4 +1,5 @@
 """Immutable clinical facts: the only shapes the clinical logic sees."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

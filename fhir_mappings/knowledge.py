@@ -1,4 +1,5 @@
 """Loads the mapping tables shipped in `fhir_mappings/data` once, at import."""
+
 from __future__ import annotations
 
 import csv

@@ -3,6 +3,7 @@
 Recognition order: an RxNorm ingredient code, then an RxNorm product code mapped to its
 ingredients (`data/drug_products.csv`), then the ingredient's name in the text or display.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,12 +54,16 @@ def _ingredients() -> dict[str, _Ingredient]:
 
 @cache
 def _ingredient_codes() -> dict[str, str]:
-    return {row["rxcui"]: row["ingredient"] for row in read_table("fhir_mappings", "drug_ingredients.csv") if row["rxcui"]}
+    return {
+        row["rxcui"]: row["ingredient"] for row in read_table("fhir_mappings", "drug_ingredients.csv") if row["rxcui"]
+    }
 
 
 @cache
 def _products() -> dict[str, tuple[str, ...]]:
-    return {row["rxcui"]: tuple(row["ingredients"].split(";")) for row in read_table("fhir_mappings", "drug_products.csv")}
+    return {
+        row["rxcui"]: tuple(row["ingredients"].split(";")) for row in read_table("fhir_mappings", "drug_products.csv")
+    }
 
 
 @cache

@@ -1,4 +1,5 @@
 """Observation -> Measurement, with every rejection explained."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -85,8 +86,10 @@ class ObservationReader:
     def _read_value(self, source, code: LabCode, element: Json, time, status, draw, site=None) -> None:
         spec = analyte_specs()[code.analyte]
         quantity = element.get("valueQuantity")
-        if not isinstance(quantity, dict) or isinstance(quantity.get("value"), bool) or not isinstance(
-            quantity.get("value"), (int, float)
+        if (
+            not isinstance(quantity, dict)
+            or isinstance(quantity.get("value"), bool)
+            or not isinstance(quantity.get("value"), (int, float))
         ):
             absent = element.get("dataAbsentReason")
             reason = f" (data absent: {_first_code(absent)})" if absent else ""

@@ -4,6 +4,7 @@ Accepts what real clients send: a Bundle without `type`, `MedicationRequest.cate
 object (the CDS Hooks Sandbox), `medicationReference` to a contained Medication or to a Medication
 elsewhere in the Bundle, ServiceRequests among the drafts, and an empty Bundle.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,18 @@ from fhir_mappings.medications import MedicationFact, medication_index, read_med
 from fhir_mappings.resources import Json, concept_text, resources_in
 from fhir_mappings.times import parse_datetime
 
-ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest", "NutritionOrder", "DeviceRequest", "VisionPrescription",
-                         "SupplyRequest", "CommunicationRequest", "ImmunizationRecommendation"})
+ORDER_TYPES = frozenset(
+    {
+        "MedicationRequest",
+        "ServiceRequest",
+        "NutritionOrder",
+        "DeviceRequest",
+        "VisionPrescription",
+        "SupplyRequest",
+        "CommunicationRequest",
+        "ImmunizationRecommendation",
+    }
+)
 PERIOD_PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7}
 
 

@@ -1,4 +1,5 @@
 """Everything the service received for one patient -> one ClinicalRecord."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -8,9 +9,8 @@ from fhir_mappings.conditions import read_condition
 from fhir_mappings.encounters import read_encounter
 from fhir_mappings.facts import ClinicalRecord, DataIssue
 from fhir_mappings.medications import medication_index, read_medication_request
-from fhir_mappings.observations import ObservationReader
+from fhir_mappings.observations import Draw, ObservationReader, effective_time
 from fhir_mappings.patient import read_patient
-from fhir_mappings.observations import Draw, effective_time
 from fhir_mappings.resources import Json, operation_outcome_issues
 
 

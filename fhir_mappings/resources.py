@@ -1,4 +1,5 @@
 """Tolerant access to the resources inside whatever a client sent (Bundle or bare resource)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -3,6 +3,7 @@
 A generic UCUM engine reads `K/uL` as kelvin per microlitre; lab feeds mean thousands per
 microlitre. Only units listed in `data/units.csv` are accepted, each with its source.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,11 @@ def normalise(value: float, unit: str | None, spec: AnalyteSpec) -> Normalised:
     if spec.plausible_min <= converted <= spec.plausible_max:
         return Normalised(converted)
     thousands_unit = rule.factor == 1 and rule.offset == 0
-    if spec.repair_divisor and thousands_unit and spec.plausible_min <= converted / spec.repair_divisor <= spec.plausible_max:
+    if (
+        spec.repair_divisor
+        and thousands_unit
+        and spec.plausible_min <= converted / spec.repair_divisor <= spec.plausible_max
+    ):
         repaired = round(converted / spec.repair_divisor, DECIMALS)
         return Normalised(
             repaired,

@@ -1,10 +1,11 @@
 """Shared fixtures: the app under test, and the real-world data in ../shared/fixtures."""
+
 from __future__ import annotations
 
 import json
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from cds_service.http.schemas import validator
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(os.environ.get("CYTOPENIA_FIXTURES", ROOT.parent / "shared" / "fixtures"))
-AS_OF = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def load_fixture(relative: str) -> dict:
@@ -76,3 +77,25 @@ def database_url(request, tmp_path):
         with admin.connect() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+class Clock:
+    """A clock the test moves forward, shared by the app and the assertions."""
+
+    def __init__(self, now: datetime = AS_OF):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(database_url, clock):
+    application = create_app(Settings(dev=True, database_url=database_url, audit_key="test-key"), clock=clock)
+    yield application
+    application.extensions["cytopenia.store"].engine.dispose()

@@ -1,4 +1,5 @@
 """The real FHIR engine for tests and benchmarks: Medplum's router (tests/fhir_server) on a loopback port."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,10 @@ class FhirEngine:
             raise RuntimeError(f"run `npm ci --prefix {SERVER_DIR}` first (make test does)")
         process = subprocess.Popen(
             ["node", "--experimental-websocket", "server.mjs"],
-            cwd=SERVER_DIR, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=SERVER_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         first_line: list[str] = []
         reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
@@ -60,7 +64,9 @@ def stored_form(bundle: dict[str, Any]) -> dict[str, Any]:
     """A fixture bundle as a server would hold it: `urn:uuid:` references rewritten to `Type/id`."""
     if bundle.get("resourceType") != "Bundle":
         return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": bundle}]}
-    resources = [e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") in STORED_TYPES]
+    resources = [
+        e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") in STORED_TYPES
+    ]
     local = {
         e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
         for e in bundle.get("entry", [])

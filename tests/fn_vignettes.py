@@ -1,4 +1,5 @@
 """Builders for febrile-neutropenia vignettes: a patient-view request from a few clinical facts."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -43,8 +44,17 @@ def anc(value: float, hours_before: float) -> dict:
 
 def bp(systolic: float, minutes_before: float = 30) -> dict:
     resource = observation("85354-9", None, "", minutes_before)
-    resource["component"] = [{"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
-                              "valueQuantity": {"value": systolic, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]
+    resource["component"] = [
+        {
+            "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+            "valueQuantity": {
+                "value": systolic,
+                "unit": "mm[Hg]",
+                "system": "http://unitsofmeasure.org",
+                "code": "mm[Hg]",
+            },
+        }
+    ]
     return resource
 
 
@@ -53,9 +63,15 @@ def weight(kg: float, days_before: float = 2) -> dict:
 
 
 def condition(system: str, code: str, text: str) -> dict:
-    return {"resourceType": "Condition", "id": f"cond-{next(_ids)}", "subject": {"reference": f"Patient/{PID}"},
-            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-            "code": {"coding": [{"system": system, "code": code}], "text": text}}
+    return {
+        "resourceType": "Condition",
+        "id": f"cond-{next(_ids)}",
+        "subject": {"reference": f"Patient/{PID}"},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": system, "code": code}], "text": text},
+    }
 
 
 SOLID_TUMOUR = condition(ICD, "C50.911", "Breast cancer")
@@ -67,9 +83,17 @@ PENICILLIN_ALLERGY_STATUS = condition(ICD, "Z88.0", "Allergy status to penicilli
 
 
 def allergy(text: str, reaction: str | None = None, rxnorm: str | None = None) -> dict:
-    resource = {"resourceType": "AllergyIntolerance", "id": f"alg-{next(_ids)}", "patient": {"reference": f"Patient/{PID}"},
-                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
-                "code": {"text": text}}
+    resource = {
+        "resourceType": "AllergyIntolerance",
+        "id": f"alg-{next(_ids)}",
+        "patient": {"reference": f"Patient/{PID}"},
+        "clinicalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}
+            ]
+        },
+        "code": {"text": text},
+    }
     if rxnorm:
         resource["code"]["coding"] = [{"system": RXNORM, "code": rxnorm}]
     if reaction:
@@ -78,15 +102,25 @@ def allergy(text: str, reaction: str | None = None, rxnorm: str | None = None) -
 
 
 def medication(rxcui: str, text: str, status: str = "active") -> dict:
-    return {"resourceType": "MedicationRequest", "id": f"med-{next(_ids)}", "status": status, "intent": "order",
-            "subject": {"reference": f"Patient/{PID}"},
-            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxcui}], "text": text}}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": f"med-{next(_ids)}",
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PID}"},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxcui}], "text": text},
+    }
 
 
 def encounter(cls: str, start_minutes_before: float, status: str = "in-progress") -> dict:
-    return {"resourceType": "Encounter", "id": f"enc-{next(_ids)}", "status": status,
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": cls},
-            "subject": {"reference": f"Patient/{PID}"}, "period": {"start": at(start_minutes_before)}}
+    return {
+        "resourceType": "Encounter",
+        "id": f"enc-{next(_ids)}",
+        "status": status,
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": cls},
+        "subject": {"reference": f"Patient/{PID}"},
+        "period": {"start": at(start_minutes_before)},
+    }
 
 
 def bundle(resources: list[dict]) -> dict:
@@ -95,7 +129,12 @@ def bundle(resources: list[dict]) -> dict:
 
 def request(*resources: dict, birth_date: str = "1970-01-01", omit: tuple[str, ...] = ()) -> dict:
     by_key = {"vitals": [], "neutrophils": [], "conditions": [], "allergies": [], "medications": [], "encounters": []}
-    kinds = {"Condition": "conditions", "AllergyIntolerance": "allergies", "MedicationRequest": "medications", "Encounter": "encounters"}
+    kinds = {
+        "Condition": "conditions",
+        "AllergyIntolerance": "allergies",
+        "MedicationRequest": "medications",
+        "Encounter": "encounters",
+    }
     for r in resources:
         if r["resourceType"] == "Observation":
             key = "neutrophils" if r["code"]["coding"][0]["code"] in ("751-8", "6690-2", "770-8", "742-7") else "vitals"
@@ -104,5 +143,9 @@ def request(*resources: dict, birth_date: str = "1970-01-01", omit: tuple[str, .
         by_key[key].append(r)
     prefetch = {"patient": {"resourceType": "Patient", "id": PID, "birthDate": birth_date, "gender": "female"}}
     prefetch.update({k: bundle(v) for k, v in by_key.items() if k not in omit})
-    return {"hook": "patient-view", "hookInstance": "6f1c2d1e-0000-4000-8000-000000000004",
-            "context": {"userId": "Practitioner/example", "patientId": PID, "encounterId": "enc-now"}, "prefetch": prefetch}
+    return {
+        "hook": "patient-view",
+        "hookInstance": "6f1c2d1e-0000-4000-8000-000000000004",
+        "context": {"userId": "Practitioner/example", "patientId": PID, "encounterId": "enc-now"},
+        "prefetch": prefetch,
+    }

@@ -1,4 +1,5 @@
 """Keys the tests generate and tokens they mint, the way an EHR would sign CDS Hooks calls."""
+
 from __future__ import annotations
 
 import base64
@@ -28,7 +29,7 @@ class SigningKey:
     private: Any
 
     @classmethod
-    def generate(cls, alg: str, kid: str | None = None) -> "SigningKey":
+    def generate(cls, alg: str, kid: str | None = None) -> SigningKey:
         curves = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1}
         private = ec.generate_private_key(curves[alg]()) if alg in curves else rsa.generate_private_key(65537, 2048)
         return cls(alg, kid or f"{alg.lower()}-{uuid.uuid4()}", private)
@@ -38,12 +39,16 @@ class SigningKey:
         return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
     def public_pem(self) -> bytes:
-        return self.private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def mint(self, claims: dict[str, Any], **header: Any) -> str:
         """`typ=None` leaves typ out (PyJWT drops an empty one); other None values leave their member out."""
         headers = {"kid": self.kid, "typ": "JWT", **header}
-        headers = {k: ("" if k == "typ" and v is None else v) for k, v in headers.items() if v is not None or k == "typ"}
+        headers = {
+            k: ("" if k == "typ" and v is None else v) for k, v in headers.items() if v is not None or k == "typ"
+        }
         return jwt.encode(claims, self.private, algorithm=self.alg, headers=headers)
 
 

@@ -1,4 +1,5 @@
 """Small HTTP servers on loopback that misbehave the way real FHIR servers do (fault injection)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 Answer = Callable[[BaseHTTPRequestHandler], None]
 
 
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/fhir+json",
-         headers: dict[str, str] | None = None) -> None:
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str = "application/fhir+json",
+    headers: dict[str, str] | None = None,
+) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(body)))
@@ -31,11 +37,13 @@ def slow(seconds: float, then: Answer) -> Answer:
     def answer(handler):
         time.sleep(seconds)
         then(handler)
+
     return answer
 
 
 def dripping(total_bytes: int, every_s: float) -> Answer:
     """Sends a body one byte at a time: each read is quick, the whole never ends in time."""
+
     def answer(handler):
         handler.send_response(200)
         handler.send_header("Content-Type", "application/fhir+json")
@@ -45,6 +53,7 @@ def dripping(total_bytes: int, every_s: float) -> Answer:
             handler.wfile.write(b" ")
             handler.wfile.flush()
             time.sleep(every_s)
+
     return answer
 
 
@@ -58,6 +67,7 @@ def huge(megabytes: int, declare_length: bool) -> Answer:
         chunk = b" " * (1024 * 1024)
         for _ in range(megabytes):
             handler.wfile.write(chunk)
+
     return answer
 
 
@@ -69,7 +79,9 @@ def endless_next(handler: BaseHTTPRequestHandler) -> None:
         "resourceType": "Bundle",
         "type": "searchset",
         "link": [{"relation": "next", "url": f"http://{handler.headers['Host']}/{resource_type}?page={page + 1}"}],
-        "entry": [{"resource": {"resourceType": resource_type, "id": f"r{page}", "subject": {"reference": "Patient/p1"}}}],
+        "entry": [
+            {"resource": {"resourceType": resource_type, "id": f"r{page}", "subject": {"reference": "Patient/p1"}}}
+        ],
     }
     send(handler, 200, json.dumps(bundle).encode())
 
@@ -81,10 +93,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.seen.append({"path": self.path, "authorization": self.headers.get("Authorization")})
         resource_path = self.path.split("?", 1)[0].strip("/")
-        answer = self.answers.get(resource_path) or self.answers.get(resource_path.split("/", 1)[0]) or self.answers.get("*")
+        answer = (
+            self.answers.get(resource_path) or self.answers.get(resource_path.split("/", 1)[0]) or self.answers.get("*")
+        )
         try:
             if answer is None:
-                send(self, 404, b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}')
+                send(
+                    self, 404, b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}'
+                )
             else:
                 answer(self)
         except (BrokenPipeError, ConnectionResetError):

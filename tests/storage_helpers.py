@@ -1,36 +1,10 @@
 """Helpers for tests that look inside the database the app writes to."""
+
 from __future__ import annotations
 
-from datetime import datetime
-
-import pytest
 from sqlalchemy import select
 
-from cds_service.app import create_app
-from cds_service.config import Settings
-from tests.conftest import AS_OF, assert_valid
-
-
-class Clock:
-    """A clock the test moves forward, shared by the app and the assertions."""
-
-    def __init__(self, now: datetime = AS_OF):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def app(database_url, clock):
-    application = create_app(Settings(dev=True, database_url=database_url, audit_key="test-key"), clock=clock)
-    yield application
-    application.extensions["cytopenia.store"].engine.dispose()
+from tests.conftest import assert_valid
 
 
 def rows(app, table) -> list:

@@ -1,5 +1,6 @@
 """Alert-fatigue control on SQLite and PostgreSQL: no repeats for an unchanged patient, snooze on override,
 worse findings and critical cards always shown, and the database (not a process) deciding across workers."""
+
 from __future__ import annotations
 
 import copy
@@ -13,7 +14,7 @@ from cds_service.storage.alert_state import screen_card
 from cds_service.storage.engine import upgrade
 from cds_service.storage.models import CardRecord
 from tests.conftest import AS_OF
-from tests.storage_helpers import app, cards_for, clock, rows, summaries  # noqa: F401 (fixtures)
+from tests.storage_helpers import cards_for, rows, summaries
 
 POLICY = Policy(repeat_window=timedelta(hours=24), override_snooze=timedelta(hours=72))
 
@@ -59,8 +60,12 @@ def test_a_new_result_or_a_higher_grade_is_shown_within_the_window(app, example_
 def test_an_override_with_a_reason_snoozes_the_card_unless_it_gets_worse(app, clock, example_request):
     client = app.test_client()
     card = neutropenia(cards_for(client, with_anc(example_request, 1.2)))
-    override = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:01:00Z",
-                "overrideReason": {"reason": {"system": "urn:cytopenia-cds:override-reason", "code": "already-managed"}}}
+    override = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-20T10:01:00Z",
+        "overrideReason": {"reason": {"system": "urn:cytopenia-cds:override-reason", "code": "already-managed"}},
+    }
     assert client.post("/cds-services/cytopenia-review/feedback", json={"feedback": [override]}).status_code == 200
     clock.now = AS_OF + timedelta(hours=30)
     assert neutropenia(cards_for(client, with_anc(example_request, 1.1, "anc-new"))) is None, "snoozed: same grade"
@@ -84,16 +89,24 @@ def test_critical_cards_are_never_held_back():
 
 
 def febrile_neutropenia() -> Card:
-    return Card(summary="Febrile neutropenia", indicator="critical", source=Source("test"),
-                finding="febrile_neutropenia", trigger="Observation/anc=0.3;Observation/temp=38.6", grade=4)
+    return Card(
+        summary="Febrile neutropenia",
+        indicator="critical",
+        source=Source("test"),
+        finding="febrile_neutropenia",
+        trigger="Observation/anc=0.3;Observation/temp=38.6",
+        grade=4,
+    )
 
 
 def test_critical_cards_are_shown_every_time_through_the_database(database_url):
     store = Store(database_url)
     try:
         upgrade(store.engine)
-        results = [screen_card(store.engine, "fn", "patient-key", febrile_neutropenia(), AS_OF + timedelta(minutes=i), POLICY)
-                   for i in range(3)]
+        results = [
+            screen_card(store.engine, "fn", "patient-key", febrile_neutropenia(), AS_OF + timedelta(minutes=i), POLICY)
+            for i in range(3)
+        ]
         assert all(r.shown for r in results)
         assert "Shown before on 2026-11-20 10:01 UTC" in results[2].card.detail
     finally:
@@ -105,8 +118,14 @@ def test_concurrent_workers_show_a_repeat_once(database_url):
     stores = [Store(database_url) for _ in range(8)]
     upgrade(stores[0].engine)
     card = febrile_neutropenia()
-    warning = Card(summary="Neutropenia", indicator="warning", source=Source("test"), finding="neutropenia",
-                   trigger=card.trigger, grade=4)
+    warning = Card(
+        summary="Neutropenia",
+        indicator="warning",
+        source=Source("test"),
+        finding="neutropenia",
+        trigger=card.trigger,
+        grade=4,
+    )
     start = threading.Barrier(len(stores))
     shown = []
 

@@ -1,4 +1,5 @@
 """A trust configuration that cannot be used stops the server at start-up, naming the field."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,12 +11,12 @@ from cds_service.app import create_app
 from cds_service.config import ConfigError, load_settings
 from tests.jwt_support import SigningKey, write_jwks
 
-GOOD_CLIENT = '''
+GOOD_CLIENT = """
 [[clients]]
 issuer = "https://ehr.test"
 jwks_file = "{jwks}"
 algorithms = ["RS384"]
-'''
+"""
 
 
 @pytest.fixture
@@ -39,17 +40,21 @@ def start(path):
 
 
 BAD_CONFIGS = {
-    "public_base_url: required": 'workers = 1\n' + GOOD_CLIENT,
+    "public_base_url: required": "workers = 1\n" + GOOD_CLIENT,
     "public_base_url: must be an https URL": 'workers = 1\npublic_base_url = "http://cds.test"\n' + GOOD_CLIENT,
     "clients.0.algorithms": 'public_base_url = "https://cds.test"\n' + GOOD_CLIENT.replace('"RS384"', '"HS256"'),
-    "clients.0: Value error, client 'https://ehr.test' needs exactly one of jwks_url or jwks_file":
-        'public_base_url = "https://cds.test"\n' + GOOD_CLIENT + 'jwks_url = "https://ehr.test/jwks"\n',
-    "clients[0].jwks_file": 'workers = 1\npublic_base_url = "https://cds.test"\n' + GOOD_CLIENT.replace("{jwks}", "/nonexistent/keys.json"),
+    "clients.0: Value error, client 'https://ehr.test' needs exactly one of jwks_url or jwks_file": 'public_base_url = "https://cds.test"\n'
+    + GOOD_CLIENT
+    + 'jwks_url = "https://ehr.test/jwks"\n',
+    "clients[0].jwks_file": 'workers = 1\npublic_base_url = "https://cds.test"\n'
+    + GOOD_CLIENT.replace("{jwks}", "/nonexistent/keys.json"),
     "clients[0].jwks_url: must be an https URL": 'workers = 1\npublic_base_url = "https://cds.test"\n[[clients]]\n'
-        'issuer = "https://ehr.test"\njwks_url = "http://ehr.test/jwks.json"\n',
+    'issuer = "https://ehr.test"\njwks_url = "http://ehr.test/jwks.json"\n',
     "clients[1].issuer": 'workers = 1\npublic_base_url = "https://cds.test"\n' + GOOD_CLIENT + GOOD_CLIENT,
-    "redis_url: required with more than one worker": 'workers = 2\npublic_base_url = "https://cds.test"\n' + GOOD_CLIENT,
-    "redis_url: cannot reach Redis": 'public_base_url = "https://cds.test"\nredis_url = "redis://127.0.0.1:1/0"\n' + GOOD_CLIENT,
+    "redis_url: required with more than one worker": 'workers = 2\npublic_base_url = "https://cds.test"\n'
+    + GOOD_CLIENT,
+    "redis_url: cannot reach Redis": 'public_base_url = "https://cds.test"\nredis_url = "redis://127.0.0.1:1/0"\n'
+    + GOOD_CLIENT,
     "rate_limit": 'workers = 1\npublic_base_url = "https://cds.test"\nrate_limit = "plenty"\n' + GOOD_CLIENT,
     "clients.0.issuer": 'public_base_url = "https://cds.test"\n' + GOOD_CLIENT.replace('"https://ehr.test"', '" "'),
 }
@@ -63,13 +68,15 @@ def test_bad_trust_configuration_is_refused_naming_the_field(config_file, field)
 
 
 def test_the_cli_prints_the_problem_and_exits_2(config_file, capsys):
-    path = config_file('workers = 1\n' + GOOD_CLIENT)
+    path = config_file("workers = 1\n" + GOOD_CLIENT)
     assert cli.main(["serve", "--config", str(path)]) == 2
     assert "public_base_url" in capsys.readouterr().err
 
 
 def test_a_complete_production_configuration_starts(config_file):
-    app = start(config_file('workers = 1\npublic_base_url = "https://cds.test/"\njwt_leeway_seconds = 10\n' + GOOD_CLIENT))
+    app = start(
+        config_file('workers = 1\npublic_base_url = "https://cds.test/"\njwt_leeway_seconds = 10\n' + GOOD_CLIENT)
+    )
     assert app.test_client().get("/cds-services").status_code == 401
 
 

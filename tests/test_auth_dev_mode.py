@@ -1,4 +1,5 @@
 """Development mode: unsigned calls accepted, Sandbox tokens checked against its shipped key set; never outside it."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,11 @@ def test_dev_mode_trusts_the_sandbox_key_and_production_does_not():
     dev = trusted_clients(Settings(dev=True))
     assert dev[SANDBOX_ISSUER].keys.key(SANDBOX_KID).algorithm_name == "ES384"
     assert SANDBOX_JKU in dev[SANDBOX_ISSUER].config.accepted_jku
-    production = Settings(dev=False, public_base_url=BASE_URL, clients=[
-        ClientConfig(issuer="https://ehr.test", jwks_url="https://ehr.test/jwks.json")])
+    production = Settings(
+        dev=False,
+        public_base_url=BASE_URL,
+        clients=[ClientConfig(issuer="https://ehr.test", jwks_url="https://ehr.test/jwks.json")],
+    )
     assert SANDBOX_ISSUER not in trusted_clients(production)
 
 
@@ -43,13 +47,20 @@ def test_a_token_claiming_to_be_the_sandbox_must_still_verify_in_dev_mode(make_a
     """Signed with our key under the Sandbox's kid and jku: the shipped public key does not verify it."""
     impostor = SigningKey.generate("ES384", kid=SANDBOX_KID)
     token = impostor.mint(claims(aud="http://localhost" + SERVICE_PATH, iss=SANDBOX_ISSUER), jku=SANDBOX_JKU)
-    assert make_app(dev=True).test_client().post(SERVICE_PATH, json=example_request, headers=bearer(token)).status_code == 401
+    assert (
+        make_app(dev=True).test_client().post(SERVICE_PATH, json=example_request, headers=bearer(token)).status_code
+        == 401
+    )
 
 
 def test_sandbox_tokens_are_refused_outside_dev_mode(make_app, example_request, tmp_path):
     key = SigningKey.generate("ES384", kid=SANDBOX_KID)
-    app = make_app(dev=False, workers=1, public_base_url=BASE_URL, clients=[
-        ClientConfig(issuer="https://ehr.test", jwks_file=write_jwks(tmp_path / "k.json", key))])
+    app = make_app(
+        dev=False,
+        workers=1,
+        public_base_url=BASE_URL,
+        clients=[ClientConfig(issuer="https://ehr.test", jwks_file=write_jwks(tmp_path / "k.json", key))],
+    )
     token = key.mint(claims(iss=SANDBOX_ISSUER), jku=SANDBOX_JKU)
     assert app.test_client().post(SERVICE_PATH, json=example_request, headers=bearer(token)).status_code == 401
 
@@ -58,8 +69,13 @@ def test_sandbox_tokens_are_refused_outside_dev_mode(make_app, example_request, 
 def order_sign_echo(monkeypatch):
     """A stand-in order-sign service that records who called; the request's body goes through real validation."""
     seen = []
-    echo = CdsService(id="order-sign-echo", hook="order-sign", title="echo", description="records the caller",
-                      handler=lambda call: seen.append((flask_request.environ["cytopenia.caller"], call)) or [])
+    echo = CdsService(
+        id="order-sign-echo",
+        hook="order-sign",
+        title="echo",
+        description="records the caller",
+        handler=lambda call: seen.append((flask_request.environ["cytopenia.caller"], call)) or [],
+    )
     monkeypatch.setattr(hooks, "SERVICES", (*hooks.SERVICES, echo))
     return seen
 
@@ -70,14 +86,22 @@ def test_the_real_sandbox_request_is_accepted_in_dev_mode_signed_by_a_dev_client
     request = load_fixture("sandbox/order-sign-clozapine.json")
     key = SigningKey.generate("ES384")
     jku = "https://dev-ehr.test/.well-known/jwks.json"
-    client = ClientConfig(issuer="https://dev-ehr.test", jwks_file=write_jwks(tmp_path / "dev.json", key),
-                          algorithms=["ES384"], jku_allowlist=[jku], fhir_servers=[request["fhirServer"]])
+    client = ClientConfig(
+        issuer="https://dev-ehr.test",
+        jwks_file=write_jwks(tmp_path / "dev.json", key),
+        algorithms=["ES384"],
+        jku_allowlist=[jku],
+        fhir_servers=[request["fhirServer"]],
+    )
     http = make_app(dev=True, clients=[client]).test_client()
     url = "http://localhost/cds-services/order-sign-echo"
-    response = http.post("/cds-services/order-sign-echo", json=request,
-                         headers=bearer(key.mint(claims(aud=url, iss="https://dev-ehr.test"), jku=jku)))
+    response = http.post(
+        "/cds-services/order-sign-echo",
+        json=request,
+        headers=bearer(key.mint(claims(aud=url, iss="https://dev-ehr.test"), jku=jku)),
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert_valid("response", response.get_json())
-    (caller, call), = order_sign_echo
+    ((caller, call),) = order_sign_echo
     assert (caller.issuer, caller.dev, caller.fhir_servers) == ("https://dev-ehr.test", True, (request["fhirServer"],))
     assert call.context["patientId"] == request["context"]["patientId"]

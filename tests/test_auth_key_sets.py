@@ -1,4 +1,5 @@
 """Client key sets: the spec's own example, and a JWK Set published at a URL (cached, refreshed within limits)."""
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,19 @@ SPEC_TOKEN = (
     ".eyJpc3MiOiJodHRwczovL2ZoaXItZWhyLmV4YW1wbGUuY29tLyIsImF1ZCI6Imh0dHBzOi8vY2RzLmV4YW1wbGUub3JnL2Nkcy1zZXJ2aWNlcy9zb21lLXNlcnZpY2UiLCJleHAiOjE0MjI1Njg4NjAsImlhdCI6MTMxMTI4MDk3MCwianRpIjoiZWUyMmIwMjEtZTFiNy00NjExLWJhNWItOGVlYzZhMzNhYzFlIiwidGVuYW50IjoiMmRkZDZjM2EtOGU5YS00NGM2LWEzMDUtNTIxMTFhZDMwMmEyIn0"
     ".d1WfLjGRKlcWB94l9do4cM8REXeYJLL6SGUBO8VHZhfM8mwKYP70EMxJ67War4TQblEpaQrp11wx5p7oPFm2ETYgCicS84vXWEIYTdjooZdooCSDf2L8-i4awdoUwiEb"
 )
-SPEC_JWKS = {"keys": [{
-    "kty": "EC", "use": "sig", "crv": "P-384", "kid": "example-kid", "alg": "ES384",
-    "x": "46SDH7Znh821wblCBglA61sNE9ZrHYKKt3qRtRTmSXyOI_FIGBLWrWa0GPUkDCEk",
-    "y": "XMcRuuoGW7CXjQdy-F5i3FeBE0x9hPLdeFdSoDd3ELmx404tLX0VRRcqzAsPhXcI",
-}]}
+SPEC_JWKS = {
+    "keys": [
+        {
+            "kty": "EC",
+            "use": "sig",
+            "crv": "P-384",
+            "kid": "example-kid",
+            "alg": "ES384",
+            "x": "46SDH7Znh821wblCBglA61sNE9ZrHYKKt3qRtRTmSXyOI_FIGBLWrWa0GPUkDCEk",
+            "y": "XMcRuuoGW7CXjQdy-F5i3FeBE0x9hPLdeFdSoDd3ELmx404tLX0VRRcqzAsPhXcI",
+        }
+    ]
+}
 
 
 @pytest.fixture
@@ -35,14 +44,23 @@ def spec_jwks_file(tmp_path):
 
 def test_the_spec_example_token_verifies_with_expiry_checking_off(spec_jwks_file):
     key = FileKeySet(spec_jwks_file).key("example-kid")
-    verified = jwt.decode(SPEC_TOKEN, key.key, algorithms=["ES384"], options={"verify_exp": False},
-                          audience="https://cds.example.org/cds-services/some-service")
+    verified = jwt.decode(
+        SPEC_TOKEN,
+        key.key,
+        algorithms=["ES384"],
+        options={"verify_exp": False},
+        audience="https://cds.example.org/cds-services/some-service",
+    )
     assert verified["tenant"] == "2ddd6c3a-8e9a-44c6-a305-52111ad302a2"
 
 
 def test_the_spec_example_token_is_refused_by_the_service_because_it_expired(make_app, spec_jwks_file, caplog):
-    client = ClientConfig(issuer="https://fhir-ehr.example.com/", jwks_file=spec_jwks_file, algorithms=["ES384"],
-                          jku_allowlist=["https://fhir-ehr.example.com/jwk_uri"])
+    client = ClientConfig(
+        issuer="https://fhir-ehr.example.com/",
+        jwks_file=spec_jwks_file,
+        algorithms=["ES384"],
+        jku_allowlist=["https://fhir-ehr.example.com/jwk_uri"],
+    )
     http = make_app(dev=False, workers=1, public_base_url="https://cds.example.org", clients=[client]).test_client()
     with caplog.at_level(logging.WARNING):
         response = http.post("/cds-services/some-service", json={}, headers=bearer(SPEC_TOKEN))
@@ -112,7 +130,9 @@ def test_a_rotated_key_is_fetched_but_random_kids_cannot_flood_the_ehr(url_app, 
     assert key_server.fetches == 2
     for _ in range(5):
         stranger = SigningKey.generate("ES384")
-        assert url_app.post(SERVICE_PATH, json=example_request, headers=bearer(stranger.mint(claims()))).status_code == 401
+        assert (
+            url_app.post(SERVICE_PATH, json=example_request, headers=bearer(stranger.mint(claims()))).status_code == 401
+        )
     assert key_server.fetches == 2
 
 

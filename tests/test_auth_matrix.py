@@ -1,4 +1,5 @@
 """Outside development mode every CDS Hooks call must carry a JWT that a registered client signed."""
+
 from __future__ import annotations
 
 import base64
@@ -8,14 +9,21 @@ import time
 from dataclasses import replace
 
 import pytest
-
 from flask import request as flask_request
 
 from cds_service import hooks
 from cds_service.config import ClientConfig
 from tests.conftest import assert_valid
 from tests.jwt_support import (
-    BASE_URL, EHR_ISSUER, SERVICE_PATH, SigningKey, bearer, claims, hs256_with_secret, unsigned, write_jwks,
+    BASE_URL,
+    EHR_ISSUER,
+    SERVICE_PATH,
+    SigningKey,
+    bearer,
+    claims,
+    hs256_with_secret,
+    unsigned,
+    write_jwks,
 )
 
 TENANT = "hospital-a"
@@ -30,8 +38,13 @@ def keys() -> dict[str, SigningKey]:
 @pytest.fixture
 def production_app(make_app, keys, tmp_path):
     def factory(**client_overrides):
-        client = {"issuer": EHR_ISSUER, "jwks_file": write_jwks(tmp_path / "ehr-jwks.json", *keys.values()),
-                  "algorithms": ["ES384", "RS384"], "fhir_servers": [FHIR_SERVER], **client_overrides}
+        client = {
+            "issuer": EHR_ISSUER,
+            "jwks_file": write_jwks(tmp_path / "ehr-jwks.json", *keys.values()),
+            "algorithms": ["ES384", "RS384"],
+            "fhir_servers": [FHIR_SERVER],
+            **client_overrides,
+        }
         return make_app(dev=False, workers=1, public_base_url=BASE_URL, clients=[ClientConfig(**client)])
 
     return factory
@@ -69,7 +82,9 @@ def test_an_rsa_key_published_without_alg_verifies_rs384(make_app, keys, example
     (tmp_path / "no-alg.json").write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
     client = ClientConfig(issuer=EHR_ISSUER, jwks_file=tmp_path / "no-alg.json", algorithms=["RS384"])
     http = make_app(dev=False, workers=1, public_base_url=BASE_URL, clients=[client]).test_client()
-    assert http.post(SERVICE_PATH, json=example_request, headers=bearer(keys["RS384"].mint(claims()))).status_code == 200
+    assert (
+        http.post(SERVICE_PATH, json=example_request, headers=bearer(keys["RS384"].mint(claims()))).status_code == 200
+    )
 
 
 def test_aud_may_be_a_list_that_contains_the_url_called(http, keys, example_request):
@@ -125,8 +140,14 @@ def _header(key: SigningKey, **extra) -> dict:
 
 def test_missing_and_malformed_authorization_are_refused(http, keys, example_request):
     valid = keys["ES384"].mint(claims())
-    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer not.a.jwt"},
-                    {"Authorization": f"Basic {valid}"}, {"Authorization": valid}, {"Authorization": "Bearer ...."}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer not.a.jwt"},
+        {"Authorization": f"Basic {valid}"},
+        {"Authorization": valid},
+        {"Authorization": "Bearer ...."},
+    ):
         assert_refused(http.post(SERVICE_PATH, json=example_request, headers=headers))
 
 
@@ -166,7 +187,9 @@ def _replace(token: str, segment: int, content: dict) -> str:
 def test_an_algorithm_outside_the_clients_list_is_refused(production_app, keys, example_request):
     http = production_app(algorithms=["ES384"]).test_client()
     assert_refused(http.post(SERVICE_PATH, json=example_request, headers=bearer(keys["RS384"].mint(claims()))))
-    assert http.post(SERVICE_PATH, json=example_request, headers=bearer(keys["ES384"].mint(claims()))).status_code == 200
+    assert (
+        http.post(SERVICE_PATH, json=example_request, headers=bearer(keys["ES384"].mint(claims()))).status_code == 200
+    )
 
 
 def test_a_replayed_token_is_refused(http, keys, example_request):
@@ -194,9 +217,26 @@ def test_feedback_is_verified_by_path_with_its_own_aud(http, keys):
 
 def test_the_caller_carries_its_clients_fhir_servers(production_app, keys, example_request, monkeypatch):
     seen = []
-    monkeypatch.setattr(hooks, "SERVICES", (replace(hooks.SERVICES[0], handler=lambda call: seen.append(
-        flask_request.environ["cytopenia.caller"]) or []),))
+    monkeypatch.setattr(
+        hooks,
+        "SERVICES",
+        (
+            replace(
+                hooks.SERVICES[0], handler=lambda call: seen.append(flask_request.environ["cytopenia.caller"]) or []
+            ),
+        ),
+    )
     http = production_app(tenants=[TENANT]).test_client()
-    assert http.post(SERVICE_PATH, json=example_request, headers=bearer(keys["ES384"].mint(claims(tenant=TENANT)))).status_code == 200
+    assert (
+        http.post(
+            SERVICE_PATH, json=example_request, headers=bearer(keys["ES384"].mint(claims(tenant=TENANT)))
+        ).status_code
+        == 200
+    )
     (caller,) = seen
-    assert (caller.issuer, caller.tenant, caller.dev, caller.fhir_servers) == (EHR_ISSUER, TENANT, False, (FHIR_SERVER,))
+    assert (caller.issuer, caller.tenant, caller.dev, caller.fhir_servers) == (
+        EHR_ISSUER,
+        TENANT,
+        False,
+        (FHIR_SERVER,),
+    )

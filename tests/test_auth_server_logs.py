@@ -1,4 +1,5 @@
 """A real server (gunicorn, two workers, shared Redis): signed calls served, the rest refused, logs clean."""
+
 from __future__ import annotations
 
 import copy
@@ -29,22 +30,28 @@ def server(tmp_path):
     prefix = f"cytopenia-test-{uuid.uuid4().hex}:"
     port = free_port()
     config = tmp_path / "cytopenia.toml"
-    config.write_text(f'''
+    config.write_text(
+        f'''
 public_base_url = "https://cds.test"
 workers = 2
 redis_url = "{REDIS_URL}"
 redis_key_prefix = "{prefix}"
 audit_key = "test-audit-key"
-database_url = "sqlite:///{tmp_path / 'audit.sqlite3'}"
+database_url = "sqlite:///{tmp_path / "audit.sqlite3"}"
 [[clients]]
 issuer = "https://ehr.test"
-jwks_file = "{write_jwks(tmp_path / 'jwks.json', key)}"
+jwks_file = "{write_jwks(tmp_path / "jwks.json", key)}"
 algorithms = ["RS384"]
-''', encoding="utf-8")
+''',
+        encoding="utf-8",
+    )
     log = tmp_path / "server.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "cds_service.cli", "serve", "--config", str(config),
-                                    "--port", str(port)], stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cds_service.cli", "serve", "--config", str(config), "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -75,7 +82,12 @@ def test_a_full_run_logs_refusals_but_no_token_and_no_phi(server, example_reques
     replays = [requests.post(url, json=request, headers=bearer(token), timeout=10).status_code for _ in range(4)]
     assert replays == [401] * 4  # whichever worker answers
     assert requests.post(url, json=request, timeout=10).status_code == 401
-    assert requests.post(url, json={**request, "hookInstance": 7}, headers=bearer(key.mint(claims())), timeout=10).status_code == 400
+    assert (
+        requests.post(
+            url, json={**request, "hookInstance": 7}, headers=bearer(key.mint(claims())), timeout=10
+        ).status_code
+        == 400
+    )
     time.sleep(0.2)
     logged = log.read_text(encoding="utf-8", errors="replace")
     assert "CDS Hooks call refused: jti already used" in logged

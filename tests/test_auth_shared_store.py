@@ -1,4 +1,5 @@
 """Two workers (two app instances) sharing the machine's real Redis: a jti is accepted once, limits are shared."""
+
 from __future__ import annotations
 
 import uuid
@@ -29,9 +30,18 @@ def key() -> SigningKey:
 @pytest.fixture
 def workers(make_app, key, tmp_path, prefix):
     def factory(rate_limit: str = "600 per minute"):
-        client = ClientConfig(issuer=EHR_ISSUER, jwks_file=write_jwks(tmp_path / "jwks.json", key), algorithms=["ES384"])
-        settings = dict(dev=False, workers=2, public_base_url=BASE_URL, clients=[client], redis_url=REDIS_URL,
-                        redis_key_prefix=prefix, rate_limit=rate_limit)
+        client = ClientConfig(
+            issuer=EHR_ISSUER, jwks_file=write_jwks(tmp_path / "jwks.json", key), algorithms=["ES384"]
+        )
+        settings = dict(
+            dev=False,
+            workers=2,
+            public_base_url=BASE_URL,
+            clients=[client],
+            redis_url=REDIS_URL,
+            redis_key_prefix=prefix,
+            rate_limit=rate_limit,
+        )
         return make_app(**settings).test_client(), make_app(**settings).test_client()
 
     return factory

@@ -1,4 +1,5 @@
 """One configuration: `config check` shows it masked and stops on a bad file; site thresholds change the cards."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,11 @@ def write(tmp_path, text: str):
 
 
 def test_config_check_prints_effective_configuration_with_secrets_masked(tmp_path, capsys, monkeypatch):
-    path = write(tmp_path, 'dev = true\nredis_url = "redis://:hunter2@127.0.0.1:6379/0"\n'
-                           '[thresholds]\nstale_result_days = 14\n[deadlines]\nrequest_seconds = 5\n')
+    path = write(
+        tmp_path,
+        'dev = true\nredis_url = "redis://:hunter2@127.0.0.1:6379/0"\n'
+        "[thresholds]\nstale_result_days = 14\n[deadlines]\nrequest_seconds = 5\n",
+    )
     monkeypatch.setenv("CYTOPENIA_DATABASE_URL", "postgresql://cds:s3cret@db.example.org/cds")
     assert main(["config", "check", "--config", str(path)]) == 0
     out = capsys.readouterr().out

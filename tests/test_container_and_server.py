@@ -1,4 +1,5 @@
 """The deployable artefacts: a lint-clean Dockerfile, and `cytopenia-cds serve` under gunicorn with shared metrics."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ from tests.conftest import EXAMPLES, ROOT
 
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    result = subprocess.run([hadolint, str(ROOT / "docker" / "Dockerfile")], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [hadolint, str(ROOT / "docker" / "Dockerfile")], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -41,7 +44,12 @@ def test_gunicorn_settings_follow_the_configuration(tmp_path):
     site = tmp_path / "gunicorn.conf.py"
     site.write_text("keepalive = 2\nworkers = 7\n")
     assert gunicorn_options(Settings(dev=True, workers=3), str(site)) | {"child_exit": None} == options | {
-        "bind": "127.0.0.1:8080", "workers": 3, "keepalive": 2, "timeout": 30, "child_exit": None}
+        "bind": "127.0.0.1:8080",
+        "workers": 3,
+        "keepalive": 2,
+        "timeout": 30,
+        "child_exit": None,
+    }
 
 
 def free_port() -> int:
@@ -59,13 +67,28 @@ def fetch(url: str, body: bytes | None = None) -> tuple[int, bytes]:
 @pytest.mark.server
 def test_serve_under_gunicorn_aggregates_metrics_across_workers(tmp_path):
     port = free_port()
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "HOME": "/nonexistent",
-           "CYTOPENIA_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.sqlite3'}"}
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "HOME": "/nonexistent",
+        "CYTOPENIA_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.sqlite3'}",
+    }
     env.pop("CYTOPENIA_CONFIG", None)
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "cytopenia-cds"), "serve", "--dev", "--port", str(port), "--workers", "2",
-         "--gunicorn-config", str(ROOT / "docker" / "gunicorn.conf.py")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "cytopenia-cds"),
+            "serve",
+            "--dev",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--gunicorn-config",
+            str(ROOT / "docker" / "gunicorn.conf.py"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -80,8 +103,10 @@ def test_serve_under_gunicorn_aggregates_metrics_across_workers(tmp_path):
         assert all(status == 200 for status, _ in answers)
         assert json.loads(answers[0][1])["cards"]  # later calls repeat it: held back by alert-fatigue control
         metrics = fetch(f"{base}/metrics")[1].decode()
-        assert ('cytopenia_hook_request_duration_seconds_count{hook="patient-view",service="cytopenia-review",status="200"} 6.0'
-                in metrics)
+        count = (
+            'cytopenia_hook_request_duration_seconds_count{hook="patient-view",service="cytopenia-review",status="200"}'
+        )
+        assert f"{count} 6.0" in metrics
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0].decode()

@@ -4,6 +4,7 @@ Synthea R4 (30 patients with CBCs, 2 without), the official FHIR R4 examples. Ea
 once per session; the prefetch is what an EHR would send: the Patient, a searchset of the patient's
 Observations and one of its Conditions.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,11 @@ def index() -> tuple[dict[str, str], ...]:
 
 
 def synthea_rows(category_prefix: str = "") -> list[dict[str, str]]:
-    return [r for r in index() if r["file"].startswith(("smart-r4-synthea/", "synthea-covid")) and r["category"].startswith(category_prefix)]
+    return [
+        r
+        for r in index()
+        if r["file"].startswith(("smart-r4-synthea/", "synthea-covid")) and r["category"].startswith(category_prefix)
+    ]
 
 
 def bundle_path(row: dict[str, str]) -> Path:
@@ -77,13 +82,17 @@ def synthea_request(row: dict[str, str]) -> dict:
     items = resources(bundle_path(row))
     [patient] = of_type(items, "Patient")
     assert patient["id"] == row["patient_resource_id"]
-    return request(patient, of_type(items, "Observation"), of_type(items, "Condition"), of_type(items, "MedicationRequest"))
+    return request(
+        patient, of_type(items, "Observation"), of_type(items, "Condition"), of_type(items, "MedicationRequest")
+    )
 
 
 def cbc_times(row: dict[str, str], code_set=CBC_CODES) -> list[tuple[datetime, dict]]:
     items = resources(bundle_path(row))
-    return sorted(((parse_datetime(o["effectiveDateTime"]), o) for o in of_type(items, "Observation") if codes(o) & code_set),
-                  key=lambda pair: pair[0])
+    return sorted(
+        ((parse_datetime(o["effectiveDateTime"]), o) for o in of_type(items, "Observation") if codes(o) & code_set),
+        key=lambda pair: pair[0],
+    )
 
 
 def evaluate(make_app, body: dict, as_of: datetime) -> list[dict]:
@@ -100,7 +109,9 @@ def starting(cards: list[dict], prefix: str) -> dict:
     return matches[0]
 
 
-@pytest.mark.parametrize("row", [r for r in synthea_rows() if not r["category"].startswith("H_")], ids=lambda r: r["name"])
+@pytest.mark.parametrize(
+    "row", [r for r in synthea_rows() if not r["category"].startswith("H_")], ids=lambda r: r["name"]
+)
 def test_every_synthea_patient_as_of_its_last_cbc_gets_a_valid_answer(make_app, row):
     last_cbc = cbc_times(row)[-1][0]
     for card in evaluate(make_app, synthea_request(row), last_cbc):
@@ -138,7 +149,9 @@ def test_normal_controls_get_no_card(make_app, row):
 @pytest.mark.parametrize("row", synthea_rows("H_"), ids=lambda r: r["name"])
 def test_patients_without_any_cbc_get_the_data_gap_card_never_normal(make_app, row):
     items = resources(bundle_path(row))
-    last = max(parse_datetime(o.get("effectiveDateTime")) or parse_datetime("1900") for o in of_type(items, "Observation"))
+    last = max(
+        parse_datetime(o.get("effectiveDateTime")) or parse_datetime("1900") for o in of_type(items, "Observation")
+    )
     [card] = evaluate(make_app, synthea_request(row), last)
     assert card["summary"] == "Cytopenia not assessed: no usable blood count"
 

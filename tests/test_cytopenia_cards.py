@@ -1,4 +1,5 @@
 """Findings -> cards: the headline number, evidence, staleness, gaps and suggestions a clinician expects."""
+
 from __future__ import annotations
 
 from cards.cytopenia import cytopenia_cards
@@ -8,7 +9,8 @@ from tests.builders import ANC, HB, NEUT_PCT, PLT, WBC, condition, day, draw, ob
 from tests.conftest import assert_valid
 
 
-def cards_for(*resources, as_of=day(1), patient_resource=None):
+def cards_for(*resources, as_of=None, patient_resource=None):
+    as_of = as_of or day(1)
     cards = cytopenia_cards(assess(record_of(*resources, patient_resource=patient_resource), as_of), "p1", "enc-1")
     documents = [c.to_json() for c in cards]
     assert_valid("response", {"cards": documents})
@@ -70,8 +72,12 @@ def test_a_stale_result_is_said_in_summary_and_detail():
 
 
 def test_trend_nadir_and_persistence_on_the_card_with_haematology_referral():
-    neutropenia = card(cards_for(observation(ANC, 0.9, on=0), observation(ANC, 0.4, on=10), observation(ANC, 0.6, on=30),
-                                 as_of=day(30)), "Neutropenia")
+    neutropenia = card(
+        cards_for(
+            observation(ANC, 0.9, on=0), observation(ANC, 0.4, on=10), observation(ANC, 0.6, on=30), as_of=day(30)
+        ),
+        "Neutropenia",
+    )
     assert "3 results; nadir 0.4 ×10⁹/L on 2026-11-11" in neutropenia["detail"]
     assert "(persistent, over 4 weeks)" in neutropenia["detail"]
     assert "Referral to haematology" in labels(neutropenia)
@@ -92,7 +98,9 @@ def test_platelet_transfusion_below_10_only_and_as_text_without_a_code():
     low = card(cards_for(observation(PLT, 9)), "Thrombocytopenia")
     transfusion = next(s for s in low["suggestions"] if "platelet transfusion" in s["label"])
     assert transfusion["actions"][0]["resource"]["code"] == {"text": "Platelet transfusion (consider)"}
-    assert not any("platelet transfusion" in label for label in labels(card(cards_for(observation(PLT, 10)), "Thrombocytopenia")))
+    assert not any(
+        "platelet transfusion" in label for label in labels(card(cards_for(observation(PLT, 10)), "Thrombocytopenia"))
+    )
 
 
 def test_pancytopenia_card_lists_all_three_and_refers():
@@ -105,7 +113,10 @@ def test_pancytopenia_card_lists_all_three_and_refers():
 def test_duffy_null_anc_within_interval_is_said_and_suggests_no_work_up():
     documents = cards_for(observation(ANC, 1.3), condition("Duffy-null phenotype"))
     reading = card(documents, "ANC 1.3")
-    assert reading["summary"] == "ANC 1.3 ×10⁹/L: within the Duffy-null reference interval (CTCAE v5 grade 2 for toxicity reporting)"
+    assert (
+        reading["summary"]
+        == "ANC 1.3 ×10⁹/L: within the Duffy-null reference interval (CTCAE v5 grade 2 for toxicity reporting)"
+    )
     assert reading["indicator"] == "info" and "suggestions" not in reading
 
 
@@ -122,7 +133,9 @@ def test_every_card_has_uuid_short_summary_and_override_reasons():
 
 def test_markdown_escape_neutralises_ehr_text():
     """No tag reaches an EHR that renders HTML, and Markdown syntax from the EHR is inert."""
-    assert escape("<script>*x*</script> | [a](b) & c") == "&lt;script&gt;\\*x\\*&lt;/script&gt; \\| \\[a\\]\\(b\\) &amp; c"
+    assert (
+        escape("<script>*x*</script> | [a](b) & c") == "&lt;script&gt;\\*x\\*&lt;/script&gt; \\| \\[a\\]\\(b\\) &amp; c"
+    )
 
 
 def test_female_patient_hb_card_names_the_who_population():

@@ -1,18 +1,36 @@
 """The cytopenia rules as a clinician would check them: ANC derivation, grades, pancytopenia,
 Duffy-null reading, WHO anaemia, trends, staleness and what is missing."""
+
 from __future__ import annotations
 
 import pytest
 
 from cds_service.clinical.cytopenia import assess
 from cds_service.clinical.findings import FindingKind
-from tests.builders import (ANC, BANDS, BANDS_PCT, HB, HB_MOLAR, NEUT_PCT, PLT, SEGS, SEGS_PCT, WBC, condition, day,
-                            draw, observation, patient, record_of)
+from tests.builders import (
+    ANC,
+    BANDS,
+    BANDS_PCT,
+    HB,
+    HB_MOLAR,
+    NEUT_PCT,
+    PLT,
+    SEGS,
+    SEGS_PCT,
+    WBC,
+    condition,
+    day,
+    draw,
+    observation,
+    patient,
+    record_of,
+)
 
 F = FindingKind
 
 
-def findings(*resources, as_of=day(1), patient_resource=None):
+def findings(*resources, as_of=None, patient_resource=None):
+    as_of = as_of or day(1)
     return assess(record_of(*resources, patient_resource=patient_resource), as_of)
 
 
@@ -127,8 +145,13 @@ def test_duffy_null_wbc_within_its_interval_is_not_leukopenia():
 
 
 def test_trend_gives_nadir_and_falling():
-    finding = neutropenia(observation(ANC, 1.2, on=0), observation(ANC, 0.4, on=3), observation(ANC, 0.7, on=6),
-                          observation(ANC, 0.6, on=9), as_of=day(9))
+    finding = neutropenia(
+        observation(ANC, 1.2, on=0),
+        observation(ANC, 0.4, on=3),
+        observation(ANC, 0.7, on=6),
+        observation(ANC, 0.6, on=9),
+        as_of=day(9),
+    )
     assert finding.trend.count == 4
     assert (finding.trend.nadir.value, finding.trend.nadir.time) == (0.4, day(3))
     assert finding.trend.falling is True
@@ -147,8 +170,9 @@ def test_low_for_more_than_4_weeks_is_persistent_exactly_4_weeks_is_not():
 
 
 def test_a_normal_result_in_between_breaks_persistence():
-    finding = neutropenia(observation(ANC, 0.9, on=0), observation(ANC, 2.5, on=15), observation(ANC, 0.9, on=30),
-                          as_of=day(30))
+    finding = neutropenia(
+        observation(ANC, 0.9, on=0), observation(ANC, 2.5, on=15), observation(ANC, 0.9, on=30), as_of=day(30)
+    )
     assert finding.trend.low_since == day(30) and finding.persistent is False
 
 
@@ -206,7 +230,9 @@ def test_child_uses_the_age_specific_who_cut_off():
 
 
 def test_unknown_age_is_said_on_anaemia():
-    finding = findings(observation(HB, 7.5), patient_resource={"resourceType": "Patient", "id": "p1"}).finding(F.ANAEMIA)
+    finding = findings(observation(HB, 7.5), patient_resource={"resourceType": "Patient", "id": "p1"}).finding(
+        F.ANAEMIA
+    )
     assert finding.grade.grade == 3 and "could not be chosen" in finding.notes[0]
 
 

@@ -1,9 +1,10 @@
 """Issue #9: cards say what is documented, what on the chart may explain a cytopenia, and suggest the
 problem-list entry the chart supports. Vignettes run the real pipeline (FHIR JSON -> facts -> rules -> cards)."""
+
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fhir.resources.R4B.condition import Condition
@@ -18,9 +19,14 @@ from tests.conftest import FIXTURES, assert_valid, load_fixture
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 SCT = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1960-01-01"}
-LOINC = {"anc": ("751-8", "10*3/uL"), "wbc": ("6690-2", "10*3/uL"), "hb": ("718-7", "g/dL"), "plt": ("777-3", "10*3/uL")}
+LOINC = {
+    "anc": ("751-8", "10*3/uL"),
+    "wbc": ("6690-2", "10*3/uL"),
+    "hb": ("718-7", "g/dL"),
+    "plt": ("777-3", "10*3/uL"),
+}
 
 
 def obs(kind: str, value: float, days_ago: float = 1) -> dict:
@@ -37,8 +43,16 @@ def obs(kind: str, value: float, days_ago: float = 1) -> dict:
     }
 
 
-def condition(code: str, display: str, system: str = ICD, onset: str = "2026-01-05", clinical: str = "active",
-              verification: str = "confirmed", ident: str | None = None, abated: str | None = None) -> dict:
+def condition(
+    code: str,
+    display: str,
+    system: str = ICD,
+    onset: str = "2026-01-05",
+    clinical: str = "active",
+    verification: str = "confirmed",
+    ident: str | None = None,
+    abated: str | None = None,
+) -> dict:
     resource = {
         "resourceType": "Condition",
         "id": ident or f"c-{code}",
@@ -53,7 +67,9 @@ def condition(code: str, display: str, system: str = ICD, onset: str = "2026-01-
     return resource
 
 
-def order(rxcui: str | None, text: str, status: str = "active", authored: str = "2026-11-01", ident: str = "mr1") -> dict:
+def order(
+    rxcui: str | None, text: str, status: str = "active", authored: str = "2026-11-01", ident: str = "mr1"
+) -> dict:
     concept = {"text": text}
     if rxcui:
         concept["coding"] = [{"system": RXNORM, "code": rxcui, "display": text}]
@@ -68,8 +84,9 @@ def order(rxcui: str | None, text: str, status: str = "active", authored: str = 
     }
 
 
-def respond(*resources: dict, coverage: ChartCoverage = ChartCoverage(), as_of: datetime = NOW) -> dict[str, dict]:
+def respond(*resources: dict, coverage: ChartCoverage | None = None, as_of: datetime = NOW) -> dict[str, dict]:
     """Cards by summary prefix ('Neutropenia', 'Anaemia', ...), each checked against the response schema."""
+    coverage = ChartCoverage() if coverage is None else coverage
     record = read_record(PATIENT, resources, "p1")
     assessment = assess(record, as_of)
     cards = [c.to_json() for c in cytopenia_cards(assessment, "p1", "e1", chart_context(assessment, record, coverage))]
@@ -79,8 +96,12 @@ def respond(*resources: dict, coverage: ChartCoverage = ChartCoverage(), as_of: 
 
 def problem_list(card: dict) -> dict | None:
     """The draft Condition of the card's problem-list suggestion, validated as R4B."""
-    found = [a["resource"] for s in card.get("suggestions", ()) for a in s["actions"]
-             if a.get("resource", {}).get("resourceType") == "Condition"]
+    found = [
+        a["resource"]
+        for s in card.get("suggestions", ())
+        for a in s["actions"]
+        if a.get("resource", {}).get("resourceType") == "Condition"
+    ]
     assert len(found) <= 1
     if not found:
         return None
@@ -93,6 +114,7 @@ def icd(resource: dict) -> str:
 
 
 # -- problem-list code choice -------------------------------------------------------------------
+
 
 def test_neutropenia_on_active_chemotherapy_suggests_d70_1_with_the_regimen_and_its_last_date():
     cards = respond(obs("anc", 0.4), order("3002", "cyclophosphamide 500 MG Injection", authored="2026-11-10"))
@@ -120,7 +142,13 @@ def test_unexplained_persistent_neutropenia_suggests_d70_9_and_the_next_steps():
     detail = card["detail"]
     assert "**Nothing on the chart explains this:**" in detail
     assert "Persisting over 4 weeks and unexplained" in detail
-    for step in ("Peripheral blood smear", "vitamin B12, folate", "Haematology referral", "Bone-marrow evaluation", "CCUS/ICUS"):
+    for step in (
+        "Peripheral blood smear",
+        "vitamin B12, folate",
+        "Haematology referral",
+        "Bone-marrow evaluation",
+        "CCUS/ICUS",
+    ):
         assert step in detail
     resource = problem_list(card)
     assert icd(resource) == "D70.9"
@@ -156,7 +184,9 @@ def test_pancytopenia_code_follows_the_chart_and_lineage_cards_defer_to_it(chart
         assert "see the pancytopenia card" in cards[lineage]["detail"]
 
 
-@pytest.mark.parametrize(("chart", "expected"), [((order("4492", "fluorouracil 500 MG Injection"),), "D64.81"), ((), "D64.9")])
+@pytest.mark.parametrize(
+    ("chart", "expected"), [((order("4492", "fluorouracil 500 MG Injection"),), "D64.81"), ((), "D64.9")]
+)
 def test_anaemia_code_is_chemotherapy_specific_only_with_chemotherapy_on_the_chart(chart, expected):
     assert icd(problem_list(respond(obs("hb", 8.5), *chart)["Anaemia"])) == expected
 
@@ -166,23 +196,33 @@ def test_chemotherapy_encounter_condition_supports_d70_1_without_an_order():
     assert icd(problem_list(card)) == "D70.1"
 
 
-@pytest.mark.parametrize(("kind", "value", "title", "expected"), [("plt", 40, "Thrombocytopenia", "D69.6"), ("wbc", 1.5, "Leukopenia", "D72.819")])
+@pytest.mark.parametrize(
+    ("kind", "value", "title", "expected"),
+    [("plt", 40, "Thrombocytopenia", "D69.6"), ("wbc", 1.5, "Leukopenia", "D72.819")],
+)
 def test_other_lineages_get_their_unspecified_code(kind, value, title, expected):
     assert icd(problem_list(respond(obs(kind, value))[title])) == expected
 
 
 def test_stopped_and_draft_orders_are_not_contributors():
-    card = respond(obs("anc", 0.8), order("3002", "cyclophosphamide", status="stopped"),
-                   order("6835", "methimazole", status="draft", ident="mr2"))["Neutropenia"]
+    card = respond(
+        obs("anc", 0.8),
+        order("3002", "cyclophosphamide", status="stopped"),
+        order("6835", "methimazole", status="draft", ident="mr2"),
+    )["Neutropenia"]
     assert "Possible contributors" not in card["detail"]
     assert icd(problem_list(card)) == "D70.9"
 
 
 # -- what is documented ---------------------------------------------------------------------------
 
+
 def test_documented_neutropenia_is_named_with_its_date_and_source_and_no_suggestion():
     card = respond(obs("anc", 0.8), condition("D70.9", "Neutropenia, unspecified", onset="2026-11-15"))["Neutropenia"]
-    assert "**Documented:** Neutropenia, unspecified since 2026-11-15 (ICD-10-CM D70.9; Condition/c-D70.9)" in card["detail"]
+    assert (
+        "**Documented:** Neutropenia, unspecified since 2026-11-15 (ICD-10-CM D70.9; Condition/c-D70.9)"
+        in card["detail"]
+    )
     assert problem_list(card) is None
 
 
@@ -190,8 +230,12 @@ def test_documented_neutropenia_is_named_with_its_date_and_source_and_no_suggest
     ("status", "verification", "listed_as_resolved"),
     [("resolved", "confirmed", True), ("active", "entered-in-error", False), ("active", "refuted", False)],
 )
-def test_resolved_entered_in_error_and_refuted_diagnoses_do_not_count_as_documented(status, verification, listed_as_resolved):
-    card = respond(obs("anc", 0.8), condition("D70.9", "Neutropenia, unspecified", clinical=status, verification=verification))["Neutropenia"]
+def test_resolved_entered_in_error_and_refuted_diagnoses_do_not_count_as_documented(
+    status, verification, listed_as_resolved
+):
+    card = respond(
+        obs("anc", 0.8), condition("D70.9", "Neutropenia, unspecified", clinical=status, verification=verification)
+    )["Neutropenia"]
     assert "**Documented:**" not in card["detail"]
     assert ("Previously documented, now resolved" in card["detail"]) is listed_as_resolved
     assert icd(problem_list(card)) == "D70.9"
@@ -203,7 +247,9 @@ def test_a_diagnosis_recorded_after_the_evaluation_moment_is_not_yet_known():
 
 
 def test_a_diagnosis_resolved_after_the_evaluation_moment_was_still_active_then():
-    card = respond(obs("anc", 0.8), condition("D70.9", "Neutropenia", clinical="resolved", abated="2026-12-10"))["Neutropenia"]
+    card = respond(obs("anc", 0.8), condition("D70.9", "Neutropenia", clinical="resolved", abated="2026-12-10"))[
+        "Neutropenia"
+    ]
     assert "**Documented:** Neutropenia since 2026-01-05" in card["detail"]
 
 
@@ -214,8 +260,13 @@ def test_ehr_text_in_a_diagnosis_is_escaped():
 
 # -- less noise for the known and stable --------------------------------------------------------
 
+
 def test_documented_chronic_neutropenia_no_worse_than_before_is_info_not_warning():
-    chart = (obs("anc", 0.6, 30), obs("anc", 0.8, 1), condition("D70.9", "Neutropenia, unspecified", onset="2025-06-01"))
+    chart = (
+        obs("anc", 0.6, 30),
+        obs("anc", 0.8, 1),
+        condition("D70.9", "Neutropenia, unspecified", onset="2025-06-01"),
+    )
     card = respond(*chart)["Neutropenia"]
     assert "grade 3" in card["summary"]
     assert card["indicator"] == "info"
@@ -223,7 +274,11 @@ def test_documented_chronic_neutropenia_no_worse_than_before_is_info_not_warning
 
 
 def test_documented_neutropenia_at_a_new_nadir_keeps_its_warning():
-    chart = (obs("anc", 0.9, 30), obs("anc", 0.6, 1), condition("D70.9", "Neutropenia, unspecified", onset="2025-06-01"))
+    chart = (
+        obs("anc", 0.9, 30),
+        obs("anc", 0.6, 1),
+        condition("D70.9", "Neutropenia, unspecified", onset="2025-06-01"),
+    )
     assert respond(*chart)["Neutropenia"]["indicator"] == "warning"
 
 
@@ -232,6 +287,7 @@ def test_undocumented_severe_neutropenia_keeps_its_warning():
 
 
 # -- each category of cause -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("lab", "title", "code", "system", "display", "heading"),
@@ -248,8 +304,22 @@ def test_undocumented_severe_neutropenia_keeps_its_warning():
         (("plt", 40), "Thrombocytopenia", "D69.3", ICD, "Immune thrombocytopenic purpura", "Autoimmune"),
         (("anc", 0.8), "Neutropenia", "Z94.84", ICD, "Stem cells transplant status", "Transplant"),
         (("anc", 0.8), "Neutropenia", "D73.81", ICD, "Neutropenic splenomegaly", "Spleen"),
-        (("anc", 0.8), "Neutropenia", "Z92.21", ICD, "Personal history of antineoplastic chemotherapy", "Chemotherapy or radiation"),
-        (("anc", 0.8), "Neutropenia", "Z51.0", ICD, "Encounter for antineoplastic radiation therapy", "Chemotherapy or radiation"),
+        (
+            ("anc", 0.8),
+            "Neutropenia",
+            "Z92.21",
+            ICD,
+            "Personal history of antineoplastic chemotherapy",
+            "Chemotherapy or radiation",
+        ),
+        (
+            ("anc", 0.8),
+            "Neutropenia",
+            "Z51.0",
+            ICD,
+            "Encounter for antineoplastic radiation therapy",
+            "Chemotherapy or radiation",
+        ),
         (("plt", 40), "Thrombocytopenia", "D69.42", ICD, "Congenital thrombocytopenia", "Genetic or constitutional"),
     ],
 )
@@ -273,6 +343,7 @@ def test_g_csf_on_the_chart_is_shown_as_treatment_not_as_a_cause():
 
 # -- data that could not be read ------------------------------------------------------------------
 
+
 def test_unread_medications_are_said_and_never_called_unexplained():
     card = respond(obs("anc", 0.8), coverage=ChartCoverage(medications=False))["Neutropenia"]
     assert "**Not checked:** active medications" in card["detail"]
@@ -287,6 +358,7 @@ def test_unread_problem_list_gives_no_suggestion_and_says_why():
 
 
 # -- the data files -------------------------------------------------------------------------------
+
 
 def test_every_suggested_code_is_a_verified_code_in_the_shared_terminology():
     terminology = {
@@ -312,6 +384,7 @@ def test_every_condition_code_row_is_in_the_shared_terminology_and_not_unverifie
 
 # -- real data: Synthea categories A (chemotherapy) and E (anaemia documented) ---------------------
 
+
 def _synthea(file_name: str) -> tuple[dict, list[dict]]:
     bundle = load_fixture(f"synthea-r4/{file_name}")
     resources = [e["resource"] for e in bundle["entry"]]
@@ -320,8 +393,11 @@ def _synthea(file_name: str) -> tuple[dict, list[dict]]:
 
 def _request(patient: dict, resources: list[dict]) -> dict:
     def bundle(kinds, keep=lambda r: True):
-        return {"resourceType": "Bundle", "type": "searchset",
-                "entry": [{"resource": r} for r in resources if r["resourceType"] in kinds and keep(r)]}
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r} for r in resources if r["resourceType"] in kinds and keep(r)],
+        }
 
     return {
         "hook": "patient-view",
@@ -348,7 +424,9 @@ def _lowest(resources: list[dict], loinc: str) -> dict:
 
 def _cards_at(make_app, patient, resources, moment: str) -> list[dict]:
     as_of = datetime.fromisoformat(moment) + timedelta(hours=1)
-    response = make_app(as_of=as_of).test_client().post("/cds-services/cytopenia-review", json=_request(patient, resources))
+    response = (
+        make_app(as_of=as_of).test_client().post("/cds-services/cytopenia-review", json=_request(patient, resources))
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     document = response.get_json()
     assert_valid("response", document)
@@ -366,8 +444,13 @@ def _card_at_nadir(make_app, row: dict, loinc: str, title: str) -> tuple[dict, l
 @pytest.mark.parametrize("row", _index("A_"), ids=lambda r: r["name"])
 def test_synthea_chemotherapy_patients_show_the_regimen_at_their_white_count_nadir(make_app, row):
     card, resources, nadir = _card_at_nadir(make_app, row, "6690-2", "Leukopenia")
-    chemo = [r for r in resources if r["resourceType"] == "MedicationRequest" and r["status"] == "active"
-             and any(n in r["medicationCodeableConcept"]["text"].lower() for n in ("oxaliplatin", "docetaxel"))]
+    chemo = [
+        r
+        for r in resources
+        if r["resourceType"] == "MedicationRequest"
+        and r["status"] == "active"
+        and any(n in r["medicationCodeableConcept"]["text"].lower() for n in ("oxaliplatin", "docetaxel"))
+    ]
     assert chemo and all(r["authoredOn"] <= nadir["effectiveDateTime"] for r in chemo)
     assert "Chemotherapy or radiation: **active chemotherapy:" in card["detail"]
     assert f"last ordered {chemo[-1]['authoredOn'][:10]}" in card["detail"]
@@ -395,4 +478,6 @@ def test_synthea_documented_anaemia_is_named_and_not_suggested_again(make_app, r
 
 def test_discovery_asks_only_for_active_medication_requests(client):
     service = next(s for s in client.get("/cds-services").get_json()["services"] if s["id"] == "cytopenia-review")
-    assert service["prefetch"]["medications"] == "MedicationRequest?patient={{context.patientId}}&status=active&_count=100"
+    assert (
+        service["prefetch"]["medications"] == "MedicationRequest?patient={{context.patientId}}&status=active&_count=100"
+    )

@@ -1,10 +1,11 @@
 """POST /cds-services/{id}/feedback on SQLite and PostgreSQL: stored durably, once, unknown cards flagged."""
+
 from __future__ import annotations
 
 import pytest
 
 from cds_service.storage.models import FeedbackRecord
-from tests.storage_helpers import app, cards_for, clock, rows  # noqa: F401 (fixtures)
+from tests.storage_helpers import cards_for, rows
 
 FEEDBACK = "/cds-services/cytopenia-review/feedback"
 
@@ -16,8 +17,12 @@ def issued(app, example_request):
 
 
 def accepted(card: dict) -> dict:
-    return {"card": card["uuid"], "outcome": "accepted", "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
-            "outcomeTimestamp": "2026-11-20T10:05:00.52Z"}
+    return {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+        "outcomeTimestamp": "2026-11-20T10:05:00.52Z",
+    }
 
 
 def test_accepted_feedback_is_stored_against_the_issued_card(app, issued):
@@ -46,26 +51,42 @@ def test_feedback_for_a_card_never_issued_is_stored_and_flagged(app, issued):
     assert stored.card_uuid == "not-a-card-we-issued" and not stored.known_card
 
 
-@pytest.mark.parametrize("override", [
-    {"reason": {"code": "already-aware", "system": "urn:cytopenia-cds:override-reason"}, "userComment": "known, on G-CSF"},
-    {"code": "already-aware", "system": "urn:cytopenia-cds:override-reason"},  # the old Sandbox shape (PR #135)
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {
+            "reason": {"code": "already-aware", "system": "urn:cytopenia-cds:override-reason"},
+            "userComment": "known, on G-CSF",
+        },
+        {"code": "already-aware", "system": "urn:cytopenia-cds:override-reason"},  # the old Sandbox shape (PR #135)
+    ],
+)
 def test_override_reason_is_read_in_both_sandbox_shapes(app, issued, override):
     client, cards = issued
-    item = {"card": cards[0]["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:05:00Z",
-            "overrideReason": override}
+    item = {
+        "card": cards[0]["uuid"],
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-20T10:05:00Z",
+        "overrideReason": override,
+    }
     assert client.post(FEEDBACK, json={"feedback": [item]}).status_code == 200
     (stored,) = rows(app, FeedbackRecord)
     assert (stored.override_system, stored.override_code) == ("urn:cytopenia-cds:override-reason", "already-aware")
     assert stored.user_comment == override.get("userComment")
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({"feedback": [{"card": "x", "outcome": "maybe", "outcomeTimestamp": "2026-11-20T10:05:00Z"}]}, "outcome"),
-    ({"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T10:05:00Z"}]}, "acceptedSuggestions"),
-    ({"feedback": [{"card": "x", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}, "outcomeTimestamp"),
-    ({"feedback": []}, "feedback"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({"feedback": [{"card": "x", "outcome": "maybe", "outcomeTimestamp": "2026-11-20T10:05:00Z"}]}, "outcome"),
+        (
+            {"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T10:05:00Z"}]},
+            "acceptedSuggestions",
+        ),
+        ({"feedback": [{"card": "x", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}, "outcomeTimestamp"),
+        ({"feedback": []}, "feedback"),
+    ],
+)
 def test_bad_feedback_is_400_operation_outcome_and_nothing_is_stored(app, body, expected):
     response = app.test_client().post(FEEDBACK, json=body)
     assert response.status_code == 400

@@ -1,5 +1,6 @@
 """Feedback survives a killed worker: a burst through a real 3-worker server, one worker SIGKILLed mid-burst,
 the server restarted; every feedback answered 200 is in the database exactly once."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,9 @@ class Server:
     def __init__(self, database_url: str, log: Path):
         self.port = free_port()
         env = {**os.environ, "CYTOPENIA_DATABASE_URL": database_url, "CYTOPENIA_AUDIT_KEY": "durability"}
-        self.process = subprocess.Popen([*CLI, "--port", str(self.port)], env=env, stdout=log.open("ab"),
-                                        stderr=subprocess.STDOUT, cwd=log.parent)
+        self.process = subprocess.Popen(
+            [*CLI, "--port", str(self.port)], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=log.parent
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -63,8 +65,12 @@ class Server:
 
 
 def item(n: int) -> dict:
-    return {"card": f"burst-{n}", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:05:00Z",
-            "overrideReason": {"reason": {"system": "urn:cytopenia-cds:override-reason", "code": "not-relevant"}}}
+    return {
+        "card": f"burst-{n}",
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-20T10:05:00Z",
+        "overrideReason": {"reason": {"system": "urn:cytopenia-cds:override-reason", "code": "not-relevant"}},
+    }
 
 
 def test_feedback_answered_200_survives_a_killed_worker_and_a_restart(database_url, tmp_path):
@@ -80,8 +86,11 @@ def test_feedback_answered_200_survives_a_killed_worker_and_a_restart(database_u
         if not hasattr(session, "client"):
             session.client = requests.Session()
         try:
-            response = session.client.post(f"{server.url}/cds-services/cytopenia-review/feedback",
-                                   json={"feedback": [item(n % (BURST // 2))]}, timeout=10)
+            response = session.client.post(
+                f"{server.url}/cds-services/cytopenia-review/feedback",
+                json={"feedback": [item(n % (BURST // 2))]},
+                timeout=10,
+            )
         except requests.RequestException:
             return
         if response.status_code == 200:

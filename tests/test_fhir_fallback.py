@@ -1,9 +1,10 @@
 """Live fallback against a real FHIR engine (Medplum on loopback): nothing prefetched, everything fetched."""
+
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.fhir_engine import FhirEngine
 pytestmark = pytest.mark.server
 WHITNEY_FILE = "Whitney_Ortiz_b9bbc884-486e-4159-9bf3-c666ecb90df7.json"
 WHITNEY = "2744ab6f-91dd-4e4f-8208-fe52ee2c27d1"
-AFTER_WHITNEYS_CBC = datetime(2016, 1, 20, tzinfo=timezone.utc)
+AFTER_WHITNEYS_CBC = datetime(2016, 1, 20, tzinfo=UTC)
 ROOMY_DEADLINE_MS = 10_000  # correctness here; the engine's first (JIT-cold) searches on a shared machine are slow
 
 
@@ -35,15 +36,22 @@ def _request(engine: FhirEngine, patient_id: str, token: str, **extra) -> dict:
         "hookInstance": str(uuid.uuid4()),
         "context": {"userId": "Practitioner/example", "patientId": patient_id},
         "fhirServer": engine.base,
-        "fhirAuthorization": {"access_token": token, "token_type": "Bearer", "expires_in": 300,
-                              "scope": "patient/*.read", "subject": "cytopenia-cds"},
+        "fhirAuthorization": {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "cytopenia-cds",
+        },
         **extra,
     }
 
 
 @pytest.fixture
 def client(make_app):
-    return make_app(AFTER_WHITNEYS_CBC, fhir_deadline_ms=ROOMY_DEADLINE_MS, fhir_read_timeout_ms=ROOMY_DEADLINE_MS).test_client()
+    return make_app(
+        AFTER_WHITNEYS_CBC, fhir_deadline_ms=ROOMY_DEADLINE_MS, fhir_read_timeout_ms=ROOMY_DEADLINE_MS
+    ).test_client()
 
 
 def test_nothing_prefetched_everything_fetched_with_the_bearer_token(engine, client):
@@ -57,7 +65,12 @@ def test_nothing_prefetched_everything_fetched_with_the_bearer_token(engine, cli
     assert "Observation/3d4d78f5-c7da-4b2b-b8d0-7f1bd29dac78" in anaemia["detail"]
     assert "Observation/r1" not in anaemia["detail"]  # pat2's results on the same server stay out
     seen = [r for r in engine.requests_seen() if r["authorization"] == f"Bearer {token}"]
-    assert sorted(r["url"].split("?")[0] for r in seen) == ["/Condition", "/MedicationRequest", "/Observation", f"/Patient/{WHITNEY}"]
+    assert sorted(r["url"].split("?")[0] for r in seen) == [
+        "/Condition",
+        "/MedicationRequest",
+        "/Observation",
+        f"/Patient/{WHITNEY}",
+    ]
     assert all("_count=" in r["url"] for r in seen if "?" in r["url"])
 
 

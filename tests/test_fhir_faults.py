@@ -1,4 +1,5 @@
 """Fault injection: every misbehaving FHIR server costs at most the deadline plus a margin, with an outcome said."""
+
 from __future__ import annotations
 
 import time
@@ -10,9 +11,13 @@ from tests.conftest import assert_valid
 from tests.misbehaving_fhir import dripping, endless_next, fhir, huge, refused_base, send, serving, slow
 
 DEADLINE_MS = 300
-MARGIN_S = 1.5  # thread hand-over, Flask, audit and repeat-control writes on a shared 2-core machine; the faults take 5 s
-SERVER_ERROR = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception",
-                                                               "details": {"text": "database unavailable"}}]}
+MARGIN_S = (
+    1.5  # thread hand-over, Flask, audit and repeat-control writes on a shared 2-core machine; the faults take 5 s
+)
+SERVER_ERROR = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "exception", "details": {"text": "database unavailable"}}],
+}
 
 FAULTS = {
     "slow server": (slow(5, fhir({"resourceType": "Bundle", "type": "searchset"})), "in time"),
@@ -22,7 +27,10 @@ FAULTS = {
     "body dripping past the deadline": (dripping(4000, 0.01), "in time"),
     "huge declared response": (huge(16, declare_length=True), "larger than"),
     "huge undeclared response": (huge(16, declare_length=False), "larger than"),
-    "redirect to another host": (lambda h: send(h, 302, b"", headers={"Location": "https://elsewhere.example/x"}), "another host"),
+    "redirect to another host": (
+        lambda h: send(h, 302, b"", headers={"Location": "https://elsewhere.example/x"}),
+        "another host",
+    ),
     "token refused": (fhir(SERVER_ERROR, 401), "the access token was refused"),
 }
 
@@ -34,8 +42,13 @@ def app_client(make_app):
 
 def _call(app_client, request, base):
     request["fhirServer"] = base
-    request["fhirAuthorization"] = {"access_token": "fault-token", "token_type": "Bearer", "expires_in": 60,
-                                    "scope": "patient/*.read", "subject": "ehr"}
+    request["fhirAuthorization"] = {
+        "access_token": "fault-token",
+        "token_type": "Bearer",
+        "expires_in": 60,
+        "scope": "patient/*.read",
+        "subject": "ehr",
+    }
     started = time.monotonic()
     response = app_client.post("/cds-services/cytopenia-review", json=request)
     return response, time.monotonic() - started
@@ -70,8 +83,10 @@ def test_endless_next_chain_stops_at_the_page_limit_and_says_so(app_client, exam
     assert len(seen) <= 5
     document = response.get_json()
     assert_valid("response", document)
-    assert any("conditions" in c.get("detail", "") and "later pages were not read" in c.get("detail", "")
-               for c in document["cards"])
+    assert any(
+        "conditions" in c.get("detail", "") and "later pages were not read" in c.get("detail", "")
+        for c in document["cards"]
+    )
 
 
 def test_slow_optional_data_still_answers_in_time_and_names_what_is_missing(app_client, example_request):

@@ -1,4 +1,5 @@
 """Which FHIR servers get our queries and the EHR's token, and which prefetch templates we may declare."""
+
 from __future__ import annotations
 
 import socket
@@ -27,14 +28,17 @@ def test_declared_templates_use_only_cds_hooks_2_tokens_and_the_recommended_subs
         assert "_count=" in template.query or "?" not in template.query, f"{template.key} must bound its results"
 
 
-@pytest.mark.parametrize("query, problem", [
-    ("Observation?patient={{context.patientId}}", ""),
-    ("Observation?patient={{Patient.id}}", "not a CDS Hooks 2.0 token"),
-    ("Observation?patient={{context.draftOrders}}", "not a CDS Hooks 2.0 token"),
-    ("Observation?patient={{context.patientId}}&code:text=anc", "outside the recommended subset"),
-    ("Observation?patient={{context.patientId}}&date=gt{{today() - 90 days}}", "not a CDS Hooks 2.0 token"),
-    ("Observation", ""),
-])
+@pytest.mark.parametrize(
+    "query, problem",
+    [
+        ("Observation?patient={{context.patientId}}", ""),
+        ("Observation?patient={{Patient.id}}", "not a CDS Hooks 2.0 token"),
+        ("Observation?patient={{context.draftOrders}}", "not a CDS Hooks 2.0 token"),
+        ("Observation?patient={{context.patientId}}&code:text=anc", "outside the recommended subset"),
+        ("Observation?patient={{context.patientId}}&date=gt{{today() - 90 days}}", "not a CDS Hooks 2.0 token"),
+        ("Observation", ""),
+    ],
+)
 def test_template_checker_tells_what_is_outside_the_spec(query, problem):
     found = " ".join(template_problems("patient-view", query))
     assert (problem in found) if problem else found == ""
@@ -50,13 +54,21 @@ def test_tokens_are_filled_only_with_fhir_ids():
         fill("Patient/{{userPatientId}}", context)
 
 
-@pytest.mark.parametrize("settings, caller, fhir_server, refusal", [
-    (PRODUCTION, CALLER, "http://fhir.hospital.example/r4", "https"),
-    (PRODUCTION, CALLER, "https://attacker.example/r4", "not a FHIR server configured"),
-    (Settings(), CALLER, EHR, "no FHIR server is configured"),
-    (PRODUCTION, Caller(issuer="x", fhir_servers=("https://other.example/fhir",)), EHR, "not a FHIR server configured"),
-    (PRODUCTION, CALLER, "https://user:pw@fhir.hospital.example/r4", "not an http"),
-])
+@pytest.mark.parametrize(
+    "settings, caller, fhir_server, refusal",
+    [
+        (PRODUCTION, CALLER, "http://fhir.hospital.example/r4", "https"),
+        (PRODUCTION, CALLER, "https://attacker.example/r4", "not a FHIR server configured"),
+        (Settings(), CALLER, EHR, "no FHIR server is configured"),
+        (
+            PRODUCTION,
+            Caller(issuer="x", fhir_servers=("https://other.example/fhir",)),
+            EHR,
+            "not a FHIR server configured",
+        ),
+        (PRODUCTION, CALLER, "https://user:pw@fhir.hospital.example/r4", "not an http"),
+    ],
+)
 def test_fhir_server_outside_the_clients_binding_is_refused(settings, caller, fhir_server, refusal):
     with pytest.raises(Refused, match=refusal):
         trusted_server({"fhirServer": fhir_server, "fhirAuthorization": TOKEN}, settings, caller)
@@ -64,7 +76,9 @@ def test_fhir_server_outside_the_clients_binding_is_refused(settings, caller, fh
 
 def test_client_binding_takes_precedence_over_the_allowlist():
     caller = Caller(issuer="x", fhir_servers=("https://other.example/fhir",))
-    server = trusted_server({"fhirServer": "https://other.example/fhir/", "fhirAuthorization": TOKEN}, PRODUCTION, caller)
+    server = trusted_server(
+        {"fhirServer": "https://other.example/fhir/", "fhirAuthorization": TOKEN}, PRODUCTION, caller
+    )
     assert server.base == "https://other.example/fhir" and "t0ken" not in repr(server)
 
 

@@ -1,4 +1,5 @@
 """CTCAE v5.0 grades and neutropenia bands at every boundary (a value at a cut-off is the milder grade)."""
+
 from __future__ import annotations
 
 import pytest
@@ -74,8 +75,16 @@ def test_grade_label_is_written_as_clinicians_read_it():
 
 @pytest.mark.parametrize(
     "anc, band",
-    [(1.5, None), (1.49, "mild"), (1.0, "mild"), (0.99, "moderate"), (0.5, "moderate"), (0.49, "severe"),
-     (0.1, "severe"), (0.09, "profound")],
+    [
+        (1.5, None),
+        (1.49, "mild"),
+        (1.0, "mild"),
+        (0.99, "moderate"),
+        (0.5, "moderate"),
+        (0.49, "severe"),
+        (0.1, "severe"),
+        (0.09, "profound"),
+    ],
 )
 def test_classic_neutropenia_bands(anc, band):
     assert neutropenia_band(anc) == band

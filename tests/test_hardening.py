@@ -1,4 +1,5 @@
 """Hostile or careless input: deep JSON, wrong media types, preflights, headers, and logs free of tokens and PHI."""
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,9 @@ def key() -> SigningKey:
 @pytest.fixture
 def http(make_app, key, tmp_path):
     client = ClientConfig(issuer=EHR_ISSUER, jwks_file=write_jwks(tmp_path / "jwks.json", key), algorithms=["ES384"])
-    app = make_app(dev=False, workers=1, public_base_url=BASE_URL, clients=[client], cors_origins=[ORIGIN],
-                   max_json_depth=40)
+    app = make_app(
+        dev=False, workers=1, public_base_url=BASE_URL, clients=[client], cors_origins=[ORIGIN], max_json_depth=40
+    )
     return app.test_client()
 
 
@@ -62,7 +64,10 @@ def test_preflights_need_no_token_and_only_configured_origins_are_allowed(http):
 
 
 def test_security_headers_are_on_refusals_and_answers(http, key, example_request):
-    for response in (http.get("/cds-services"), http.post(SERVICE_PATH, json=example_request, headers=bearer(key.mint(claims())))):
+    for response in (
+        http.get("/cds-services"),
+        http.post(SERVICE_PATH, json=example_request, headers=bearer(key.mint(claims()))),
+    ):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["Strict-Transport-Security"].startswith("max-age=")

@@ -1,4 +1,5 @@
 """Every way a call can go wrong answers with an OperationOutcome and the right status, never internals."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,8 +64,9 @@ def test_body_over_the_configured_limit_is_413(make_app, example_request):
 def test_body_over_the_limit_without_content_length_is_413(make_app):
     client = make_app(max_request_bytes=2048).test_client()
     body = io.BytesIO(b"{" + b" " * 4096 + b"}")
-    response = client.post(URL, content_type="application/json",
-                           environ_overrides={"wsgi.input": body, "wsgi.input_terminated": True})
+    response = client.post(
+        URL, content_type="application/json", environ_overrides={"wsgi.input": body, "wsgi.input_terminated": True}
+    )
     outcome(response, 413)
 
 
@@ -98,14 +100,24 @@ def test_a_failing_handler_is_a_generic_500_without_internals(client, example_re
 @pytest.fixture
 def production_app(make_app):
     jwks = FIXTURES / "sandbox" / "jwks.json"
-    return make_app(dev=False, cors_origins=["https://ehr.example"], public_base_url="https://cds.example.org",
-                    workers=1, clients=[ClientConfig(issuer="https://ehr.example", jwks_file=jwks)])
+    return make_app(
+        dev=False,
+        cors_origins=["https://ehr.example"],
+        public_base_url="https://cds.example.org",
+        workers=1,
+        clients=[ClientConfig(issuer="https://ehr.example", jwks_file=jwks)],
+    )
 
 
 def test_cors_preflight_is_answered_without_authentication_for_an_allowed_origin(production_app):
-    response = production_app.test_client().options(URL, headers={
-        "Origin": "https://ehr.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+    response = production_app.test_client().options(
+        URL,
+        headers={
+            "Origin": "https://ehr.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "https://ehr.example"
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
@@ -113,8 +125,9 @@ def test_cors_preflight_is_answered_without_authentication_for_an_allowed_origin
 
 
 def test_cors_preflight_from_another_origin_gets_no_allow_origin(production_app):
-    response = production_app.test_client().options(URL, headers={"Origin": "https://evil.example",
-                                                                   "Access-Control-Request-Method": "POST"})
+    response = production_app.test_client().options(
+        URL, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
@@ -126,7 +139,9 @@ def test_production_denies_an_unauthenticated_call(production_app, example_reque
 
 def test_the_public_sandbox_origin_is_allowed_only_in_dev_mode(client, production_app):
     sandbox = {"Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST"}
-    assert client.options(URL, headers=sandbox).headers["Access-Control-Allow-Origin"] == "https://sandbox.cds-hooks.org"
+    assert (
+        client.options(URL, headers=sandbox).headers["Access-Control-Allow-Origin"] == "https://sandbox.cds-hooks.org"
+    )
     assert "Access-Control-Allow-Origin" not in production_app.test_client().options(URL, headers=sandbox).headers
 
 

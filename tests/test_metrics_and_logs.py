@@ -1,10 +1,12 @@
 """What an operator sees after traffic: Prometheus series and one JSON log line per request, without PHI."""
+
 from __future__ import annotations
 
 import json
 import re
 
 from prometheus_client.parser import text_string_to_metric_families
+
 from tests.conftest import FIXTURES
 
 
@@ -45,8 +47,12 @@ def test_unknown_service_ids_do_not_become_metric_labels(client, example_request
 
 
 def test_auth_failures_are_counted_by_reason(make_app):
-    client = make_app(dev=False, public_base_url="https://cds.example.org", workers=1,
-                     clients=[{"issuer": "https://ehr.example.org", "jwks_file": FIXTURES / "sandbox" / "jwks.json"}]).test_client()
+    client = make_app(
+        dev=False,
+        public_base_url="https://cds.example.org",
+        workers=1,
+        clients=[{"issuer": "https://ehr.example.org", "jwks_file": FIXTURES / "sandbox" / "jwks.json"}],
+    ).test_client()
     before = samples(client)
     assert client.get("/cds-services").status_code == 401
     after = samples(client)
@@ -73,8 +79,9 @@ def test_each_request_logs_one_json_line_with_ids_and_stage_timings_but_no_phi(m
     assert line["hook_instance"] == example_request["hookInstance"]
     assert line["status"] == 200 and line["service"] == "cytopenia-review" and line["cards"] >= 1
     assert line["gather_ms"] >= 0 and line["evaluate_ms"] > 0 and line["duration_ms"] >= line["evaluate_ms"]
-    refused = client.post("/cds-services/cytopenia-review", json=example_request,
-                          headers={"Authorization": "Bearer secret-token-value"})
+    refused = client.post(
+        "/cds-services/cytopenia-review", json=example_request, headers={"Authorization": "Bearer secret-token-value"}
+    )
     assert refused.status_code == 401  # a token sent in dev mode must still verify
     err += capsys.readouterr().err
     patient = example_request["context"]["patientId"]

@@ -1,4 +1,5 @@
 """Observation JSON -> measurements: statuses, attribution, times, reference ranges, draws."""
+
 from __future__ import annotations
 
 from fhir_mappings import Analyte
@@ -10,7 +11,14 @@ A = Analyte
 def test_a_final_result_keeps_value_unit_time_source_and_lab_range():
     record = record_of(observation(ANC, 900, "/uL", low=1800, id="anc-1"))
     [m] = record.measurements
-    assert (m.analyte, m.value, m.unit, m.time, m.source, m.code) == (A.ABSOLUTE_NEUTROPHIL_COUNT, 0.9, "10*9/L", day(0), "Observation/anc-1", ANC)
+    assert (m.analyte, m.value, m.unit, m.time, m.source, m.code) == (
+        A.ABSOLUTE_NEUTROPHIL_COUNT,
+        0.9,
+        "10*9/L",
+        day(0),
+        "Observation/anc-1",
+        ANC,
+    )
     assert m.reference_low == 1.8
     assert m.reported == "900 /uL"
 
@@ -49,7 +57,9 @@ def test_results_of_another_patient_or_without_subject_are_refused():
 
 
 def test_urn_uuid_and_absolute_subject_references_are_this_patient():
-    record = record_of(observation(WBC, 4.0, subject="urn:uuid:p1"), observation(WBC, 4.1, subject="https://ehr/fhir/Patient/p1"))
+    record = record_of(
+        observation(WBC, 4.0, subject="urn:uuid:p1"), observation(WBC, 4.1, subject="https://ehr/fhir/Patient/p1")
+    )
     assert len(record.measurements) == 2
 
 
@@ -97,7 +107,9 @@ def test_repaired_magnitude_is_kept_with_a_note():
 
 def test_codes_outside_the_catalogue_are_not_read_and_display_text_is_never_matched():
     other = observation(WBC, 1.0)
-    other["code"] = {"coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "Leukocytes [#/volume] in Blood"}]}
+    other["code"] = {
+        "coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "Leukocytes [#/volume] in Blood"}]
+    }
     assert record_of(other).measurements == ()
 
 
@@ -107,12 +119,17 @@ def test_results_of_one_diagnostic_report_share_a_draw():
 
 
 def test_results_sharing_a_specimen_share_a_draw():
-    record = record_of(observation(WBC, 2.0, specimen="Specimen/s1"), observation(HB, 9.0, on=0.01, specimen="Specimen/s1"))
+    record = record_of(
+        observation(WBC, 2.0, specimen="Specimen/s1"), observation(HB, 9.0, on=0.01, specimen="Specimen/s1")
+    )
     assert {m.draw for m in record.measurements} == {"Specimen/s1"}
 
 
 def test_an_operation_outcome_error_in_the_data_is_reported():
-    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout", "diagnostics": "search timed out"}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout", "diagnostics": "search timed out"}],
+    }
     record = record_of(outcome)
     assert "search timed out" in record.issues[0].problem
 
@@ -123,7 +140,9 @@ def test_patient_without_birth_date_or_sex_gives_unknown_demographics():
 
 
 def test_invalid_patient_is_read_as_sent_and_reported():
-    record = record_of(patient_resource={"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-02-30"})
+    record = record_of(
+        patient_resource={"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-02-30"}
+    )
     assert record.demographics.sex == "female" and record.demographics.birth_date is None
     assert "not valid FHIR R4" in record.issues[0].problem
 
@@ -132,8 +151,13 @@ def test_members_of_a_cbc_panel_take_the_panels_time_and_draw():
     """FHIR example Bundle-ghp: CBC results carry no time; their panel Observation (hasMember) does."""
     member = observation(ANC, 0.9, id="r9")
     del member["effectiveDateTime"]
-    panel = {"resourceType": "Observation", "id": "p2", "status": "final",
-             "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2"}]},
-             "effectiveDateTime": day(2).isoformat(), "hasMember": [{"reference": "Observation/r9"}]}
+    panel = {
+        "resourceType": "Observation",
+        "id": "p2",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2"}]},
+        "effectiveDateTime": day(2).isoformat(),
+        "hasMember": [{"reference": "Observation/r9"}],
+    }
     [m] = record_of(panel, member).measurements
     assert (m.time, m.draw) == (day(2), "Observation/p2")

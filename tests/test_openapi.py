@@ -1,14 +1,14 @@
 """/openapi.json describes the server truthfully: schemathesis drives every operation and finds nothing."""
+
 from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import AS_OF
 from cds_service.app import create_app
 from cds_service.config import Settings
-from tests.conftest import FIXTURES
+from tests.conftest import AS_OF, FIXTURES
 
 app = create_app(Settings(dev=True), clock=lambda: AS_OF)
 schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
@@ -26,8 +26,17 @@ def test_description_is_valid_openapi_3_1_built_from_the_declarations(client):
 
 
 def test_production_description_requires_the_ehr_jwt(make_app):
-    document = make_app(dev=False, public_base_url="https://cds.example.org", workers=1,
-                     clients=[{"issuer": "https://ehr.example.org", "jwks_file": FIXTURES / "sandbox" / "jwks.json"}]).test_client().get("/openapi.json").get_json()
+    document = (
+        make_app(
+            dev=False,
+            public_base_url="https://cds.example.org",
+            workers=1,
+            clients=[{"issuer": "https://ehr.example.org", "jwks_file": FIXTURES / "sandbox" / "jwks.json"}],
+        )
+        .test_client()
+        .get("/openapi.json")
+        .get_json()
+    )
     assert document["security"] == [{"cdsHooksJwt": []}]
     assert "401" in document["paths"]["/cds-services/cytopenia-review"]["post"]["responses"]
 

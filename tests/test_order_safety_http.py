@@ -1,4 +1,5 @@
 """order-select / order-sign vignettes through the HTTP API: myelotoxic drugs, G-CSF and antibiotics."""
+
 from __future__ import annotations
 
 import copy
@@ -22,10 +23,18 @@ def _time(days_ago: float) -> str:
 
 def result(code: str, value: float, days_ago: float = 1) -> dict:
     return {
-        "resourceType": "Observation", "id": f"obs-{uuid.uuid4().hex[:12]}", "status": "final",
+        "resourceType": "Observation",
+        "id": f"obs-{uuid.uuid4().hex[:12]}",
+        "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": f"Patient/{PATIENT_ID}"}, "effectiveDateTime": _time(days_ago),
-        "valueQuantity": {"value": value, "unit": UNITS[code], "system": "http://unitsofmeasure.org", "code": UNITS[code]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": _time(days_ago),
+        "valueQuantity": {
+            "value": value,
+            "unit": UNITS[code],
+            "system": "http://unitsofmeasure.org",
+            "code": UNITS[code],
+        },
     }
 
 
@@ -37,21 +46,39 @@ def platelets(value: float, days_ago: float = 1) -> dict:
     return result("777-3", value, days_ago)
 
 
-def medication(id_: str, rxcui: str | None = None, text: str | None = None, status: str = "draft",
-               authored_days_ago: float = 0, **extra) -> dict:
+def medication(
+    id_: str,
+    rxcui: str | None = None,
+    text: str | None = None,
+    status: str = "draft",
+    authored_days_ago: float = 0,
+    **extra,
+) -> dict:
     concept = {}
     if rxcui:
         concept["coding"] = [{"system": RXNORM, "code": rxcui}]
     if text:
         concept["text"] = text
-    return {"resourceType": "MedicationRequest", "id": id_, "status": status, "intent": "order",
-            "subject": {"reference": f"Patient/{PATIENT_ID}"}, "authoredOn": _time(authored_days_ago),
-            "medicationCodeableConcept": concept, **extra}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": id_,
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "authoredOn": _time(authored_days_ago),
+        "medicationCodeableConcept": concept,
+        **extra,
+    }
 
 
 def condition(text: str) -> dict:
-    return {"resourceType": "Condition", "id": f"c-{uuid.uuid4().hex[:8]}", "code": {"text": text},
-            "clinicalStatus": {"coding": [{"code": "active"}]}, "subject": {"reference": f"Patient/{PATIENT_ID}"}}
+    return {
+        "resourceType": "Condition",
+        "id": f"c-{uuid.uuid4().hex[:8]}",
+        "code": {"text": text},
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+    }
 
 
 def bundle(resources) -> dict:
@@ -59,12 +86,21 @@ def bundle(resources) -> dict:
 
 
 def request(drafts, counts=(), meds=(), conditions=(), hook="order-sign", selections=None, omit=()) -> dict:
-    context = {"userId": "Practitioner/1", "patientId": PATIENT_ID,
-               "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": d} for d in drafts]}}
+    context = {
+        "userId": "Practitioner/1",
+        "patientId": PATIENT_ID,
+        "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": d} for d in drafts]},
+    }
     if hook == "order-select":
-        context["selections"] = selections if selections is not None else [f"MedicationRequest/{d['id']}" for d in drafts]
-    prefetch = {"patient": {"resourceType": "Patient", "id": PATIENT_ID, "gender": "female", "birthDate": "1970-05-01"},
-                "counts": bundle(counts), "medications": bundle(meds), "conditions": bundle(conditions)}
+        context["selections"] = (
+            selections if selections is not None else [f"MedicationRequest/{d['id']}" for d in drafts]
+        )
+    prefetch = {
+        "patient": {"resourceType": "Patient", "id": PATIENT_ID, "gender": "female", "birthDate": "1970-05-01"},
+        "counts": bundle(counts),
+        "medications": bundle(meds),
+        "conditions": bundle(conditions),
+    }
     for key in omit:
         del prefetch[key]
     return {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch}
@@ -106,6 +142,7 @@ DUFFY_NULL = condition("Duffy-null phenotype Fy(a-b-)")
 
 # --- discovery ------------------------------------------------------------------------------
 
+
 def test_discovery_declares_one_id_for_order_select_and_order_sign(client):
     document = client.get("/cds-services").get_json()
     assert_valid("discovery", document)
@@ -116,6 +153,7 @@ def test_discovery_declares_one_id_for_order_select_and_order_sign(client):
 
 
 # --- clozapine, general population ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("value", [2.4, 1.5])
 def test_clozapine_in_the_normal_range_gets_no_card(client, value):
@@ -148,8 +186,12 @@ def test_clozapine_severe_neutropenia_is_critical_and_says_no_rechallenge(client
     assert card["indicator"] == "critical"
     assert "severe neutropenia: interrupt" in card["summary"]
     assert "do not rechallenge" in plain(card)
-    assert {r["code"] for r in card["overrideReasons"]} >= {"benefit-outweighs-risk", "haematology-agrees",
-                                                            "count-verified-elsewhere", "duffy-null-documented"}
+    assert {r["code"] for r in card["overrideReasons"]} >= {
+        "benefit-outweighs-risk",
+        "haematology-agrees",
+        "count-verified-elsewhere",
+        "duffy-null-documented",
+    }
 
 
 def test_clozapine_new_start_below_the_normal_range_is_a_warning(client):
@@ -159,6 +201,7 @@ def test_clozapine_new_start_below_the_normal_range_is_a_warning(client):
 
 
 # --- clozapine, benign ethnic neutropenia (Duffy-null) --------------------------------------------
+
 
 @pytest.mark.parametrize("value", [1.2, 1.0])
 def test_ben_clozapine_at_or_above_1_0_gets_no_card(client, value):
@@ -170,7 +213,9 @@ def test_ben_clozapine_500_to_999_continue_with_haematology_consult(client):
     assert card["indicator"] == "warning"
     assert "BEN neutropenia: continue, haematology consult" in card["summary"]
     assert not any(a["type"] == "delete" for a in actions(card))
-    assert any(a["type"] == "create" and a["resource"]["code"]["text"] == "Referral to haematology" for a in actions(card))
+    assert any(
+        a["type"] == "create" and a["resource"]["code"]["text"] == "Referral to haematology" for a in actions(card)
+    )
 
 
 @pytest.mark.parametrize("value", [0.49, 0.2])
@@ -187,6 +232,7 @@ def test_ben_new_start_needs_two_baseline_ancs(client):
 
 
 # --- clozapine: missing and stale ANC ------------------------------------------------------------
+
 
 def test_clozapine_without_any_anc_asks_for_one(client):
     card = one_card(client, request([clozapine_draft()], [platelets(250)]))
@@ -224,26 +270,39 @@ def test_real_sandbox_order_sign_for_whitney_ortiz_asks_for_a_baseline_anc(clien
 
 # --- recognition ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("draft, how", [
-    (medication("d1", "2626"), "RxNorm ingredient 2626"),
-    (medication("d1", "197535"), "RxNorm product 197535"),
-    (medication("d1", text="CloZAPine 25 mg tablet"), "ingredient name in the text"),
-])
+
+@pytest.mark.parametrize(
+    "draft, how",
+    [
+        (medication("d1", "2626"), "RxNorm ingredient 2626"),
+        (medication("d1", "197535"), "RxNorm product 197535"),
+        (medication("d1", text="CloZAPine 25 mg tablet"), "ingredient name in the text"),
+    ],
+)
 def test_clozapine_is_recognised_by_ingredient_product_or_text(client, draft, how):
     card = one_card(client, request([draft], [anc(0.7)], [on_clozapine()]))
     assert how in plain(card)
 
 
 def test_contained_medication_and_single_object_category_are_read(client):
-    draft = {"resourceType": "MedicationRequest", "id": "d-ref", "status": "draft", "intent": "order",
-             "category": {"coding": [{"code": "community"}]}, "subject": {"reference": f"Patient/{PATIENT_ID}"},
-             "contained": [{"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": RXNORM, "code": "282388"}]}}],
-             "medicationReference": {"reference": "#m1"}}
+    draft = {
+        "resourceType": "MedicationRequest",
+        "id": "d-ref",
+        "status": "draft",
+        "intent": "order",
+        "category": {"coding": [{"code": "community"}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "contained": [
+            {"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": RXNORM, "code": "282388"}]}}
+        ],
+        "medicationReference": {"reference": "#m1"},
+    }
     card = one_card(client, request([draft], [anc(0.8), platelets(200)]))
     assert card["summary"].startswith("Imatinib: ANC 0.8")
 
 
 # --- BCR-ABL TKIs (ELN 2016) ------------------------------------------------------------------
+
 
 def test_imatinib_stop_below_anc_1_0_and_resume_at_1_5_and_75(client):
     card = one_card(client, request([medication("tki", "282388")], [anc(0.9), platelets(120)]))
@@ -273,6 +332,7 @@ def test_tki_with_stale_counts_is_told_not_checked(client):
 
 # --- deferiprone, antithyroid and other agranulocytosis drugs --------------------------------------
 
+
 def test_deferiprone_by_text_interrupt_below_anc_1_5(client):
     card = one_card(client, request([medication("dfp", text="Ferriprox (deferiprone) 500 mg tablet")], [anc(1.4)]))
     assert card["indicator"] == "warning"
@@ -296,6 +356,7 @@ def test_methimazole_informs_when_anc_is_falling_below_the_lower_limit(client):
 
 # --- cytotoxic chemotherapy -------------------------------------------------------------------
 
+
 def test_chemotherapy_with_grade_3_platelets_asks_to_check_the_protocol(client):
     card = one_card(client, request([medication("cyc", "3002")], [anc(2.0), platelets(40)]))
     assert card["indicator"] == "warning"
@@ -306,9 +367,9 @@ def test_chemotherapy_with_grade_3_platelets_asks_to_check_the_protocol(client):
 
 # --- G-CSF ------------------------------------------------------------------------------------
 
+
 def test_pegfilgrastim_within_14_days_before_chemotherapy_warns(client):
-    chemo = medication("chemo-1", "3002", status="active",
-                       dosageInstruction=[{"timing": {"event": [_time(-5)]}}])
+    chemo = medication("chemo-1", "3002", status="active", dosageInstruction=[{"timing": {"event": [_time(-5)]}}])
     card = one_card(client, request([medication("peg", "338036")], [anc(3.0)], [chemo]))
     assert card["indicator"] == "warning"
     assert "5.0 days before" in card["summary"]
@@ -317,13 +378,19 @@ def test_pegfilgrastim_within_14_days_before_chemotherapy_warns(client):
 
 
 def test_pegfilgrastim_drafted_with_same_day_chemotherapy_gets_one_timing_card(client):
-    found = cards(client, request([medication("peg", "1161380"), medication("cyc", "3002")], [anc(3.0), platelets(200)]))
+    found = cards(
+        client, request([medication("peg", "1161380"), medication("cyc", "3002")], [anc(3.0), platelets(200)])
+    )
     assert [c["summary"].split(" planned")[0] for c in found] == ["Pegfilgrastim"]
 
 
 def test_filgrastim_dose_off_weight_based_dose_informs(client):
-    dosage = [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-               "doseAndRate": [{"doseQuantity": {"value": 480, "unit": "mcg"}}]}]
+    dosage = [
+        {
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 480, "unit": "mcg"}}],
+        }
+    ]
     card = one_card(client, request([medication("fil", "68442", dosageInstruction=dosage)], [result("29463-7", 70)]))
     assert card["indicator"] == "info"
     assert "480 mcg/day is +37 %" in card["summary"] and "350 mcg at 70 kg" in card["summary"]
@@ -332,6 +399,7 @@ def test_filgrastim_dose_off_weight_based_dose_informs(client):
 
 
 # --- antibiotics in neutropenia ------------------------------------------------------------------
+
 
 def test_fluoroquinolone_for_fn_while_on_quinolone_prophylaxis_warns(client):
     draft = medication("levo", "311296", reasonCode=[{"text": "Febrile neutropenia"}])
@@ -347,18 +415,33 @@ def test_vancomycin_in_neutropenia_without_indication_is_not_routine(client):
     card = one_card(client, request([medication("vanc", "1807513")], [anc(0.3)]))
     assert card["indicator"] == "info"
     assert "not routine" in card["summary"]
-    assert actions(card) == [{"type": "delete", "description": "Remove the draft order for vancomycin",
-                              "resourceId": "MedicationRequest/vanc"}]
-    assert cards(client, request([medication("vanc", "1807513")], [anc(0.3)], conditions=[condition("Community-acquired pneumonia")])) == []
+    assert actions(card) == [
+        {
+            "type": "delete",
+            "description": "Remove the draft order for vancomycin",
+            "resourceId": "MedicationRequest/vanc",
+        }
+    ]
+    assert (
+        cards(
+            client,
+            request(
+                [medication("vanc", "1807513")], [anc(0.3)], conditions=[condition("Community-acquired pneumonia")]
+            ),
+        )
+        == []
+    )
     assert cards(client, request([medication("vanc", "1807513")], [anc(3.1)])) == []
 
 
 # --- hook behaviour ---------------------------------------------------------------------------
 
+
 def test_order_select_evaluates_only_the_selected_drafts(client):
     drafts = [clozapine_draft(), medication("mmi", "6835")]
-    card = one_card(client, request(drafts, [anc(0.3)], [on_clozapine()], hook="order-select",
-                                    selections=["MedicationRequest/mmi"]))
+    card = one_card(
+        client, request(drafts, [anc(0.3)], [on_clozapine()], hook="order-select", selections=["MedicationRequest/mmi"])
+    )
     assert card["summary"].startswith("Methimazole")
 
 
@@ -380,8 +463,17 @@ def test_order_select_with_a_selection_not_in_the_drafts_is_400(client):
 def test_a_draft_listed_twice_and_a_service_request_give_one_card(client):
     body = request([clozapine_draft(), clozapine_draft()], [anc(0.7)], [on_clozapine()])
     body["context"]["draftOrders"]["entry"].append(
-        {"resource": {"resourceType": "ServiceRequest", "id": "sr", "status": "draft", "intent": "order",
-                      "code": {"text": "Chest X-ray"}, "subject": {"reference": f"Patient/{PATIENT_ID}"}}})
+        {
+            "resource": {
+                "resourceType": "ServiceRequest",
+                "id": "sr",
+                "status": "draft",
+                "intent": "order",
+                "code": {"text": "Chest X-ray"},
+                "subject": {"reference": f"Patient/{PATIENT_ID}"},
+            }
+        }
+    )
     assert len(cards(client, body)) == 1
 
 
@@ -394,12 +486,23 @@ def test_missing_patient_prefetch_is_412(client):
 
 
 def test_malformed_draft_members_are_tolerated_not_a_500(client):
-    odd = medication("odd", "68442", medicationReference="Medication/x", reasonCode="fever",
-                     dosageInstruction=[{"timing": ["daily"], "doseAndRate": [{"doseQuantity": {"value": "480", "unit": "mcg"}}]},
-                                        {"timing": {"repeat": {"frequency": "two", "period": 1, "periodUnit": "d"}},
-                                         "doseAndRate": [{"doseQuantity": {"value": True, "unit": "mcg"}}]}],
-                     dispenseRequest=[1, 2])
-    body = request([odd, "not a resource", {"resourceType": "MedicationRequest", "medicationReference": "x"}],
-                   [result("29463-7", 70)])
+    odd = medication(
+        "odd",
+        "68442",
+        medicationReference="Medication/x",
+        reasonCode="fever",
+        dosageInstruction=[
+            {"timing": ["daily"], "doseAndRate": [{"doseQuantity": {"value": "480", "unit": "mcg"}}]},
+            {
+                "timing": {"repeat": {"frequency": "two", "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": True, "unit": "mcg"}}],
+            },
+        ],
+        dispenseRequest=[1, 2],
+    )
+    body = request(
+        [odd, "not a resource", {"resourceType": "MedicationRequest", "medicationReference": "x"}],
+        [result("29463-7", 70)],
+    )
     card = one_card(client, body)
     assert card["summary"] == "Filgrastim dose not checked: no dose in micrograms or milligrams on the order"

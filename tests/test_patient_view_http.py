@@ -1,4 +1,5 @@
 """patient-view through the Flask app: discovery, a graded card, and errors as OperationOutcome."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,9 @@ def test_malformed_json_is_400_operation_outcome(client):
 
 def test_missing_required_field_names_the_field(client, example_request):
     del example_request["hookInstance"]
-    response = client.post("/cds-services/cytopenia-review", data=json.dumps(example_request), content_type="application/json")
+    response = client.post(
+        "/cds-services/cytopenia-review", data=json.dumps(example_request), content_type="application/json"
+    )
     assert response.status_code == 400
     assert "hookInstance" in response.get_json()["issue"][0]["details"]["text"]
 

@@ -1,4 +1,5 @@
 """Each CDS Hooks prefetch state per key, and what the service does with it (incl. 412)."""
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,10 @@ from tests.misbehaving_fhir import fhir, serving
 
 DEV = Settings(dev=True)
 DEV_CALLER = Caller(issuer=None, dev=True)
-OPERATION_OUTCOME = {"resourceType": "OperationOutcome",
-                     "issue": [{"severity": "error", "code": "timeout", "details": {"text": "lab system timed out"}}]}
+OPERATION_OUTCOME = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "timeout", "details": {"text": "lab system timed out"}}],
+}
 
 
 def gathered(request, settings=DEV):
@@ -57,10 +60,17 @@ def test_absent_required_key_without_fhir_server_is_412_naming_it(example_reques
     assert "'bloodCounts'" in raised.value.message and "no fhirServer" in raised.value.message
 
 
-@pytest.mark.parametrize("failed", [
-    OPERATION_OUTCOME,
-    {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": OPERATION_OUTCOME, "search": {"mode": "outcome"}}]},
-])
+@pytest.mark.parametrize(
+    "failed",
+    [
+        OPERATION_OUTCOME,
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": OPERATION_OUTCOME, "search": {"mode": "outcome"}}],
+        },
+    ],
+)
 def test_operation_outcome_is_unavailable_never_no_data(example_request, failed):
     example_request["prefetch"]["conditions"] = failed
     data = gathered(example_request)
@@ -70,8 +80,11 @@ def test_operation_outcome_is_unavailable_never_no_data(example_request, failed)
 
 def test_search_warnings_are_not_errors(example_request):
     note = {"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational"}]}
-    example_request["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset",
-                                                 "entry": [{"resource": note, "search": {"mode": "outcome"}}]}
+    example_request["prefetch"]["conditions"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": note, "search": {"mode": "outcome"}}],
+    }
     data = gathered(example_request)
     assert data.by_key["conditions"] == () and data.issues == ()
 
@@ -88,18 +101,40 @@ def test_failed_required_key_is_412_through_http(client, example_request):
 
 
 def _page_two(patient: str) -> dict:
-    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
-        "resourceType": "Observation", "id": "anc-older", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "751-8"}]},
-        "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": "2026-11-01T08:00:00Z",
-        "valueQuantity": {"value": 1.1, "unit": "10*3/uL", "system": "http://unitsofmeasure.org", "code": "10*3/uL"}}}]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": "anc-older",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "751-8"}]},
+                    "subject": {"reference": f"Patient/{patient}"},
+                    "effectiveDateTime": "2026-11-01T08:00:00Z",
+                    "valueQuantity": {
+                        "value": 1.1,
+                        "unit": "10*3/uL",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "10*3/uL",
+                    },
+                }
+            }
+        ],
+    }
 
 
 def test_paginated_prefetch_is_followed_on_the_fhir_server(example_request):
     with serving({"Observation": fhir(_page_two("example-neutropenia"))}) as (base, seen):
         example_request["fhirServer"] = base
-        example_request["fhirAuthorization"] = {"access_token": "tok-paging", "token_type": "Bearer",
-                                                "expires_in": 60, "scope": "patient/*.read", "subject": "ehr"}
+        example_request["fhirAuthorization"] = {
+            "access_token": "tok-paging",
+            "token_type": "Bearer",
+            "expires_in": 60,
+            "scope": "patient/*.read",
+            "subject": "ehr",
+        }
         example_request["prefetch"]["bloodCounts"]["link"] = [{"relation": "next", "url": f"{base}/Observation?page=2"}]
         data = gathered(example_request)
     assert len(data.by_key["bloodCounts"]) == 13 and data.by_key["bloodCounts"][-1]["id"] == "anc-older"
@@ -107,7 +142,9 @@ def test_paginated_prefetch_is_followed_on_the_fhir_server(example_request):
 
 
 def test_paginated_prefetch_without_fhir_server_keeps_the_first_page_and_says_so(example_request):
-    example_request["prefetch"]["bloodCounts"]["link"] = [{"relation": "next", "url": "https://ehr.example/fhir/Observation?page=2"}]
+    example_request["prefetch"]["bloodCounts"]["link"] = [
+        {"relation": "next", "url": "https://ehr.example/fhir/Observation?page=2"}
+    ]
     data = gathered(example_request)
     assert len(data.by_key["bloodCounts"]) == 12
     assert "only the first page was sent" in problems(data)
@@ -116,7 +153,9 @@ def test_paginated_prefetch_without_fhir_server_keeps_the_first_page_and_says_so
 def test_next_link_to_another_host_is_not_followed(example_request):
     with serving({"Observation": fhir(_page_two("example-neutropenia"))}) as (base, seen):
         example_request["fhirServer"] = base
-        example_request["prefetch"]["bloodCounts"]["link"] = [{"relation": "next", "url": "https://elsewhere.example/Observation?page=2"}]
+        example_request["prefetch"]["bloodCounts"]["link"] = [
+            {"relation": "next", "url": "https://elsewhere.example/Observation?page=2"}
+        ]
         data = gathered(example_request)
     assert seen == []
     assert "another host" in problems(data) and len(data.by_key["bloodCounts"]) == 12

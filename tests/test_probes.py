@@ -1,4 +1,5 @@
 """Probes an orchestrator relies on: alive, ready (knowledge loaded, Redis reachable), pluggable checks."""
+
 from __future__ import annotations
 
 import socket
@@ -11,8 +12,12 @@ from tests.conftest import FIXTURES
 
 
 def test_healthz_answers_without_credentials(make_app):
-    app = make_app(dev=False, public_base_url="https://cds.example.org", workers=1,
-                   clients=[{"issuer": "https://ehr.example.org", "jwks_file": FIXTURES / "sandbox" / "jwks.json"}])
+    app = make_app(
+        dev=False,
+        public_base_url="https://cds.example.org",
+        workers=1,
+        clients=[{"issuer": "https://ehr.example.org", "jwks_file": FIXTURES / "sandbox" / "jwks.json"}],
+    )
     response = app.test_client().get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "alive"}
@@ -21,7 +26,10 @@ def test_healthz_answers_without_credentials(make_app):
 def test_readyz_reports_each_check(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "checks": {"knowledge": "ok", "redis": "not configured", "database": "ok"}}
+    assert response.get_json() == {
+        "status": "ready",
+        "checks": {"knowledge": "ok", "redis": "not configured", "database": "ok"},
+    }
 
 
 def test_readyz_pings_the_configured_redis(make_app):

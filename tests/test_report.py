@@ -1,4 +1,5 @@
 """`cytopenia-cds report` against a seeded database (SQLite and PostgreSQL): the figures are right."""
+
 from __future__ import annotations
 
 import csv
@@ -19,29 +20,82 @@ SYSTEM = "urn:cytopenia-cds:override-reason"
 def seed(database_url: str) -> None:
     """Ten neutropenia calls (10..100 ms; 8 cards shown, 2 held back), one anaemia call, one older call."""
     store = open_store(database_url)
-    call = {"service_id": "cytopenia-review", "hook": "patient-view", "status": 200, "data_sources": {}, "latency_ms": {}}
-    card = {"service_id": "cytopenia-review", "indicator": "warning", "grade": 3, "patient_key": "k", "shown_before": None}
+    call = {
+        "service_id": "cytopenia-review",
+        "hook": "patient-view",
+        "status": 200,
+        "data_sources": {},
+        "latency_ms": {},
+    }
+    card = {
+        "service_id": "cytopenia-review",
+        "indicator": "warning",
+        "grade": 3,
+        "patient_key": "k",
+        "shown_before": None,
+    }
     feedback = []
 
     def answer(n: int, outcome: str, **extra) -> None:
-        feedback.append({"fingerprint": f"fp-{len(feedback)}", "received_at": AS_OF, "service_id": "cytopenia-review",
-                         "card_uuid": f"n{n}", "known_card": True, "outcome": outcome, "outcome_at": AS_OF,
-                         "accepted_suggestions": [], "override_system": None, "override_code": None,
-                         "user_comment": None, **extra})
+        feedback.append(
+            {
+                "fingerprint": f"fp-{len(feedback)}",
+                "received_at": AS_OF,
+                "service_id": "cytopenia-review",
+                "card_uuid": f"n{n}",
+                "known_card": True,
+                "outcome": outcome,
+                "outcome_at": AS_OF,
+                "accepted_suggestions": [],
+                "override_system": None,
+                "override_code": None,
+                "user_comment": None,
+                **extra,
+            }
+        )
 
     with store.engine.begin() as connection:
         for n in range(1, 11):
             connection.execute(insert(HookCallRecord).values(id=n, received_at=AS_OF, total_ms=10.0 * n, **call))
-            connection.execute(insert(CardRecord).values(
-                uuid=f"n{n}", call_id=n, issued_at=AS_OF + timedelta(days=n % 2), finding="neutropenia",
-                suggestion_uuids=["s1", "s2"], shown=n <= 8, suppressed=None if n <= 8 else "repeat", **card))
+            connection.execute(
+                insert(CardRecord).values(
+                    uuid=f"n{n}",
+                    call_id=n,
+                    issued_at=AS_OF + timedelta(days=n % 2),
+                    finding="neutropenia",
+                    suggestion_uuids=["s1", "s2"],
+                    shown=n <= 8,
+                    suppressed=None if n <= 8 else "repeat",
+                    **card,
+                )
+            )
         connection.execute(insert(HookCallRecord).values(id=11, received_at=AS_OF, total_ms=5.0, **call))
-        connection.execute(insert(CardRecord).values(uuid="a1", call_id=11, issued_at=AS_OF, finding="anaemia",
-                                                     suggestion_uuids=[], shown=True, suppressed=None, **card))
+        connection.execute(
+            insert(CardRecord).values(
+                uuid="a1",
+                call_id=11,
+                issued_at=AS_OF,
+                finding="anaemia",
+                suggestion_uuids=[],
+                shown=True,
+                suppressed=None,
+                **card,
+            )
+        )
         old = AS_OF - timedelta(days=30)
         connection.execute(insert(HookCallRecord).values(id=12, received_at=old, total_ms=999.0, **call))
-        connection.execute(insert(CardRecord).values(uuid="old", call_id=12, issued_at=old, finding="neutropenia",
-                                                     suggestion_uuids=[], shown=True, suppressed=None, **card))
+        connection.execute(
+            insert(CardRecord).values(
+                uuid="old",
+                call_id=12,
+                issued_at=old,
+                finding="neutropenia",
+                suggestion_uuids=[],
+                shown=True,
+                suppressed=None,
+                **card,
+            )
+        )
         answer(1, "accepted", accepted_suggestions=["s1", "s2"])
         answer(2, "accepted", accepted_suggestions=["s1"])
         answer(3, "accepted", accepted_suggestions=["s2"])
@@ -75,7 +129,11 @@ def test_report_figures_per_service_and_finding(database_url, monkeypatch, capsy
         {"reason": "(comment only)", "count": 1},
         {"reason": "Not clinically relevant for this patient", "count": 1},
     ]
-    assert (neutropenia["latency_p50_ms"], neutropenia["latency_p95_ms"], neutropenia["latency_p99_ms"]) == (50, 100, 100)
+    assert (neutropenia["latency_p50_ms"], neutropenia["latency_p95_ms"], neutropenia["latency_p99_ms"]) == (
+        50,
+        100,
+        100,
+    )
     assert (rows["anaemia"]["shown"], rows["anaemia"]["override_rate"], rows["anaemia"]["latency_p50_ms"]) == (1, 0, 5)
     assert document["unknownCardFeedback"] == 1
 
@@ -83,7 +141,10 @@ def test_report_figures_per_service_and_finding(database_url, monkeypatch, capsy
 def test_report_as_csv_and_table(database_url, monkeypatch, capsys):
     seed(database_url)
     table = list(csv.DictReader(io.StringIO(report(monkeypatch, capsys, database_url, "--format", "csv"))))
-    assert [(r["finding"], r["shown"], r["override_rate"]) for r in table] == [("anaemia", "1", "0.0"), ("neutropenia", "8", "0.5")]
+    assert [(r["finding"], r["shown"], r["override_rate"]) for r in table] == [
+        ("anaemia", "1", "0.0"),
+        ("neutropenia", "8", "0.5"),
+    ]
     text = report(monkeypatch, capsys, database_url)
     assert "50%" in text and "Already known and being managed (2)" in text
     assert "never issued: 1" in text

@@ -1,4 +1,5 @@
 """The real thing: `cytopenia-cds serve` as a process on a free port, and the `evaluate` command."""
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,12 @@ def server(tmp_path_factory):
     port = free_port()
     folder = tmp_path_factory.mktemp("server")
     log = folder / "stderr.log"
-    process = subprocess.Popen([CLI, "serve", "--dev", "--port", str(port), "--workers", "1"],
-                               env=clean_env(database_url=f"sqlite:///{folder / 'cds.sqlite3'}"),
-                               stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    process = subprocess.Popen(
+        [CLI, "serve", "--dev", "--port", str(port), "--workers", "1"],
+        env=clean_env(database_url=f"sqlite:///{folder / 'cds.sqlite3'}"),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     try:
@@ -67,8 +71,12 @@ def test_discovery_over_http(server):
 
 def test_sample_request_over_http_gets_cards(server):
     base, _ = server
-    response = requests.post(f"{base}/cds-services/cytopenia-review", data=EXAMPLE.read_bytes(),
-                             headers={"Content-Type": "application/json"}, timeout=10)
+    response = requests.post(
+        f"{base}/cds-services/cytopenia-review",
+        data=EXAMPLE.read_bytes(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 200
     assert_valid("response", response.json())
     assert response.json()["cards"]
@@ -80,16 +88,22 @@ def test_dev_mode_says_so_loudly_at_start(server):
 
 
 def test_without_dev_and_without_trusted_clients_the_server_refuses_to_start():
-    result = subprocess.run([CLI, "serve", "--port", str(free_port())], env=clean_env(), capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [CLI, "serve", "--port", str(free_port())], env=clean_env(), capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
     assert "refusing to start: no trusted EHR clients are configured" in result.stderr
     assert "--dev" in result.stderr
 
 
 def test_evaluate_prints_the_graded_cards():
-    result = subprocess.run([CLI, "evaluate", str(EXAMPLE), "--as-of", "2026-11-20T10:00:00Z"], env=clean_env(),
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [CLI, "evaluate", str(EXAMPLE), "--as-of", "2026-11-20T10:00:00Z"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert_valid("response", document)

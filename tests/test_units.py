@@ -1,4 +1,5 @@
 """Every unit a lab may send is read by an explicit table; implausible magnitudes are repaired or refused."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,15 +42,27 @@ def test_every_accepted_count_unit_means_thousands_per_microlitre(value, unit, e
     assert to_canonical(value, unit, A.ABSOLUTE_NEUTROPHIL_COUNT).value == expected
 
 
-@pytest.mark.parametrize("cells, expected", [(1000, 1.0), (500, 0.5), (1500, 1.5), (75000, 75.0), (800, 0.8), (200, 0.2)])
+@pytest.mark.parametrize(
+    "cells, expected", [(1000, 1.0), (500, 0.5), (1500, 1.5), (75000, 75.0), (800, 0.8), (200, 0.2)]
+)
 def test_cells_per_microlitre_land_exactly_on_ctcae_boundaries(cells, expected):
-    assert to_canonical(cells, "cells/uL", A.ABSOLUTE_NEUTROPHIL_COUNT if cells < 100_000 else A.PLATELETS).value == expected
+    assert (
+        to_canonical(cells, "cells/uL", A.ABSOLUTE_NEUTROPHIL_COUNT if cells < 100_000 else A.PLATELETS).value
+        == expected
+    )
 
 
 @pytest.mark.parametrize(
     "value, unit, expected",
-    [(7.2, "g/dL", 7.2), (7.2, "g/dl", 7.2), (72, "g/L", 7.2), (176, "g/L", 17.6), (7.2, "gm/dL", 7.2),
-     (6.2, "mmol/L", 9.99), (4.9, "mmol/L", 7.8954)],
+    [
+        (7.2, "g/dL", 7.2),
+        (7.2, "g/dl", 7.2),
+        (72, "g/L", 7.2),
+        (176, "g/L", 17.6),
+        (7.2, "gm/dL", 7.2),
+        (6.2, "mmol/L", 9.99),
+        (4.9, "mmol/L", 7.8954),
+    ],
 )
 def test_haemoglobin_units_mass_and_molar(value, unit, expected):
     """mmol/L x 1.6113 (monomer basis, 0.6206 the other way): never the tetramer factor 0.155."""

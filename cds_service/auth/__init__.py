@@ -1,4 +1,5 @@
 """Trust check for every CDS Hooks call: who is calling, and may they."""
+
 from __future__ import annotations
 
 import logging
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import Request
 
-from cds_service.auth.registry import trusted_clients, replay_cache
+from cds_service.auth.registry import replay_cache, trusted_clients
 from cds_service.auth.replay import ReplayStoreUnavailable
 from cds_service.auth.tokens import Policy, Rejected, verify
 from cds_service.config import Settings

@@ -1,4 +1,5 @@
 """A client's public keys: a file loaded at start-up, or a URL fetched with a cache and a refresh limit."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """The trusted EHR clients and the replay store, built from configuration at start-up."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -1,4 +1,5 @@
 """The `jti` replay cache: a token is accepted once within its lifetime, across every worker that shares the store."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,6 +52,8 @@ class RedisReplayCache:
 
     def first_use(self, issuer: str, jti: str, ttl_seconds: int) -> bool:
         try:
-            return bool(self._redis.set(self._prefix + _fingerprint(issuer, jti), b"1", nx=True, ex=max(1, ttl_seconds)))
+            return bool(
+                self._redis.set(self._prefix + _fingerprint(issuer, jti), b"1", nx=True, ex=max(1, ttl_seconds))
+            )
         except redis.RedisError as error:
             raise ReplayStoreUnavailable(type(error).__name__) from None

@@ -1,4 +1,5 @@
 """Verifying one CDS Hooks JWT (spec §Security, and the CDS Hooks best-practice checks) against a trusted client."""
+
 from __future__ import annotations
 
 import time
@@ -61,15 +62,18 @@ def _check_header(header: dict[str, Any], client: TrustedClient) -> tuple[str, s
         raise Rejected("header has no kid")
     alg = header.get("alg")
     if alg not in client.config.algorithms:
-        raise Rejected(f"alg {str(alg)[:20]!r} is not among {client.config.algorithms} configured for {client.issuer!r}")
+        raise Rejected(
+            f"alg {str(alg)[:20]!r} is not among {client.config.algorithms} configured for {client.issuer!r}"
+        )
     jku = header.get("jku")
     if jku is not None and jku not in client.config.accepted_jku:
         raise Rejected(f"jku {str(jku)[:200]!r} is not configured for {client.issuer!r} (never fetched)")
     return kid, alg
 
 
-def verify(token: str, audience: str, clients: Mapping[str, TrustedClient], policy: Policy,
-           replay: ReplayCache) -> tuple[TrustedClient, dict[str, Any]]:
+def verify(
+    token: str, audience: str, clients: Mapping[str, TrustedClient], policy: Policy, replay: ReplayCache
+) -> tuple[TrustedClient, dict[str, Any]]:
     """The client and the verified claims, or Rejected. The replay cache is consulted last, so a
     token that fails any other check does not use up its jti."""
     header, unverified = _unverified(token)

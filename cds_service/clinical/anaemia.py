@@ -1,4 +1,5 @@
 """WHO 2024 haemoglobin cut-offs for the patient's age, sex and pregnancy."""
+
 from __future__ import annotations
 
 from datetime import date

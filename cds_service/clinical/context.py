@@ -6,6 +6,7 @@ Pure functions over findings and a ClinicalRecord. Every rule is a cited row in 
 drug groups that may explain it), `problem_list_codes.csv` (the ICD-10-CM code choice) and
 `unexplained_next_steps.csv` (what to consider when nothing explains a persisting cytopenia).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -82,8 +83,14 @@ def code_rules() -> dict[FindingKind, tuple[CodeRule, ...]]:
     rules: dict[FindingKind, list[CodeRule]] = {}
     for r in read_table(PACKAGE, "problem_list_codes.csv"):
         rule = CodeRule(
-            FindingKind(r["finding"]), r["basis"], r["system"], r["code"], r["display"], r["reason"],
-            _kinds(r["unless_found"]), r["source"],
+            FindingKind(r["finding"]),
+            r["basis"],
+            r["system"],
+            r["code"],
+            r["display"],
+            r["reason"],
+            _kinds(r["unless_found"]),
+            r["source"],
         )
         rules.setdefault(rule.finding, []).append(rule)
     return {kind: tuple(found) for kind, found in rules.items()}
@@ -169,13 +176,17 @@ def _known_then(record: ClinicalRecord, as_of: datetime) -> tuple[list[CodedFact
     return conditions, medications
 
 
-def _documented(kind: FindingKind, conditions: list[CodedFact]) -> tuple[tuple[Documented, ...], tuple[Documented, ...]]:
+def _documented(
+    kind: FindingKind, conditions: list[CodedFact]
+) -> tuple[tuple[Documented, ...], tuple[Documented, ...]]:
     categories = documenting_categories().get(kind, frozenset())
     active, resolved = {}, {}
     for c in conditions:
         if c.category in categories:
             target = active if c.status == "active" else resolved
-            target.setdefault(c.source, Documented(c.display or c.category.replace("_", " "), c.code, c.since, c.source))
+            target.setdefault(
+                c.source, Documented(c.display or c.category.replace("_", " "), c.code, c.since, c.source)
+            )
     return tuple(active.values()), tuple(d for source, d in resolved.items() if source not in active)
 
 
@@ -198,7 +209,9 @@ def _last_ordered(orders: Iterable[MedicationFact]) -> datetime | None:
     return max((m.authored_on for m in orders if m.authored_on), default=None)
 
 
-def _medication_contributors(kind: FindingKind, medications: list[MedicationFact]) -> tuple[list[Contributor], list[Contributor]]:
+def _medication_contributors(
+    kind: FindingKind, medications: list[MedicationFact]
+) -> tuple[list[Contributor], list[Contributor]]:
     """(causes, treatments already on the chart); a chemotherapy regimen is one contributor with its last date."""
     causes, treatments = [], []
     taken = _taken(medications)
@@ -207,17 +220,25 @@ def _medication_contributors(kind: FindingKind, medications: list[MedicationFact
         names = ", ".join(dict.fromkeys(i for m in chemotherapy for i in m.ingredients))
         causes.append(
             Contributor(
-                "chemotherapy_radiation", f"active chemotherapy: {names}", _rule("medication", CHEMOTHERAPY_GROUP).label,
-                tuple(m.source for m in chemotherapy), last_ordered=_last_ordered(chemotherapy),
+                "chemotherapy_radiation",
+                f"active chemotherapy: {names}",
+                _rule("medication", CHEMOTHERAPY_GROUP).label,
+                tuple(m.source for m in chemotherapy),
+                last_ordered=_last_ordered(chemotherapy),
             )
         )
     for m in taken:
         if m.in_group(CHEMOTHERAPY_GROUP):
             continue
-        rule = next((r for r in cause_rules() if r.source_kind == "medication" and m.in_group(r.key) and kind in r.findings), None)
+        rule = next(
+            (r for r in cause_rules() if r.source_kind == "medication" and m.in_group(r.key) and kind in r.findings),
+            None,
+        )
         if rule is None:
             continue
-        contributor = Contributor(rule.cause, ", ".join(m.ingredients), rule.label, (m.source,), last_ordered=m.authored_on)
+        contributor = Contributor(
+            rule.cause, ", ".join(m.ingredients), rule.label, (m.source,), last_ordered=m.authored_on
+        )
         (treatments if rule.cause == TREATMENT else causes).append(contributor)
     return causes, treatments
 
@@ -269,17 +290,22 @@ def _code_choice(
         else:
             continue
         reason = rule.reason + (f": {support}" if support else "")
-        return ProblemListEntry(rule.system, rule.code, rule.display, reason, rule.source, _onset(finding), _evidence(finding))
+        return ProblemListEntry(
+            rule.system, rule.code, rule.display, reason, rule.source, _onset(finding), _evidence(finding)
+        )
     raise LookupError(f"no problem-list code rule for {finding.kind}")
 
 
 def _chemotherapy_support(conditions: list[CodedFact], medications: list[MedicationFact]) -> list[str]:
-    """What on the chart shows active cancer chemotherapy: a cytotoxic order being taken, or a chemotherapy Condition."""
+    """What on the chart shows active cancer chemotherapy: a cytotoxic order being taken or a chemotherapy Condition."""
     support = [
         f"{', '.join(m.ingredients)} ({m.source}" + (f", ordered {m.authored_on:%Y-%m-%d})" if m.authored_on else ")")
-        for m in _taken(medications) if m.in_group(CHEMOTHERAPY_GROUP)
+        for m in _taken(medications)
+        if m.in_group(CHEMOTHERAPY_GROUP)
     ]
-    support += [f"{c.display} ({c.source})" for c in conditions if c.category == "chemotherapy" and c.status == "active"]
+    support += [
+        f"{c.display} ({c.source})" for c in conditions if c.category == "chemotherapy" and c.status == "active"
+    ]
     return support
 
 
@@ -329,7 +355,9 @@ def finding_context(
     return context
 
 
-def chart_context(assessment: Assessment, record: ClinicalRecord, coverage: ChartCoverage = ChartCoverage()) -> dict[FindingKind, FindingContext]:
+def chart_context(
+    assessment: Assessment, record: ClinicalRecord, coverage: ChartCoverage = ChartCoverage()
+) -> dict[FindingKind, FindingContext]:
     """Context for every finding of an assessment, by kind."""
     significant = frozenset(f.kind for f in assessment.findings if qualifies_for_problem_list(f))
     return {

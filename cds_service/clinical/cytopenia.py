@@ -1,4 +1,5 @@
 """Cytopenia assessment of one patient as of a moment: the core rule set of patient-view."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -100,13 +101,20 @@ def _graded(record, as_of, kind, analyte, default_name=None) -> Finding | None:
         return None
     latest = points[-1]
     default = threshold(default_name) if default_name else None
-    basis = f"no lab range sent; default {default.value:g} ×10⁹/L" if default else "no lab range sent: grade 1 not assessed"
+    basis = (
+        f"no lab range sent; default {default.value:g} ×10⁹/L" if default else "no lab range sent: grade 1 not assessed"
+    )
     limit = _lab_or(latest, default.value if default else None, basis)
     grade = _grade(analyte, latest, limit)
     if grade is None:
         return None
     return _finding(
-        kind, analyte, points, limit, grade, as_of,
+        kind,
+        analyte,
+        points,
+        limit,
+        grade,
+        as_of,
         lower_of=lambda p: p.reference_low or (default.value if default else None),
     )
 
@@ -116,7 +124,10 @@ def _leukopenia(record, as_of) -> Finding | None:
     if finding and record.has_condition("duffy_null"):
         lower = threshold("duffy_null_lln_white_blood_cells").value
         if finding.latest.value >= lower:
-            note = f"Duffy-null phenotype documented: WBC is within the Duffy-null reference interval (lower limit {lower:g} ×10⁹/L)."
+            note = (
+                "Duffy-null phenotype documented: WBC is within the Duffy-null reference interval (lower "
+                f"limit {lower:g} ×10⁹/L)."
+            )
             return replace(finding, significant=False, notes=(note,))
     return finding
 
@@ -130,16 +141,29 @@ def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
     notes = []
     if cutoff is None:
         notes.append("Age or sex unknown: the WHO 2024 cut-off could not be chosen.")
-    elif record.demographics.sex == "female" and record.demographics.pregnancy_trimester is None and cutoff.min_age_months >= 180:
+    elif (
+        record.demographics.sex == "female"
+        and record.demographics.pregnancy_trimester is None
+        and cutoff.min_age_months >= 180
+    ):
         notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
-    who_basis = f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL" if cutoff else "no lab range and no WHO cut-off"
+    who_basis = (
+        f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL"
+        if cutoff
+        else "no lab range and no WHO cut-off"
+    )
     limit = _lab_or(latest, cutoff.anaemia_below if cutoff else None, who_basis)
     grade = _grade(A.HEMOGLOBIN, latest, limit)
     severity = who_severity(latest.value, cutoff) if cutoff else None
     if grade is None and severity is None:
         return None
     return _finding(
-        FindingKind.ANAEMIA, A.HEMOGLOBIN, points, limit, grade, as_of,
+        FindingKind.ANAEMIA,
+        A.HEMOGLOBIN,
+        points,
+        limit,
+        grade,
+        as_of,
         lower_of=lambda p: p.reference_low or (cutoff.anaemia_below if cutoff else None),
         severity=severity,
         notes=tuple(notes),
@@ -153,8 +177,10 @@ def _pancytopenia(findings: dict[FindingKind, Finding], as_of) -> Finding | None
     white = findings.get(FindingKind.NEUTROPENIA) or findings.get(FindingKind.LEUKOPENIA)
     if not (red and platelets and white) or not all(f.significant for f in (red, platelets, white)):
         return None
-    if not (red.latest.draw == platelets.latest.draw == white.latest.draw
-            or red.latest.time == platelets.latest.time == white.latest.time):
+    if not (
+        red.latest.draw == platelets.latest.draw == white.latest.draw
+        or red.latest.time == platelets.latest.time == white.latest.time
+    ):
         return None
     lineages = (white, red, platelets)
     return Finding(
@@ -179,7 +205,10 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
             (FindingKind.LEUKOPENIA, _leukopenia(record, as_of)),
             (FindingKind.LYMPHOPENIA, _graded(record, as_of, FindingKind.LYMPHOPENIA, A.LYMPHOCYTES)),
             (FindingKind.ANAEMIA, _anaemia(record, as_of)),
-            (FindingKind.THROMBOCYTOPENIA, _graded(record, as_of, FindingKind.THROMBOCYTOPENIA, A.PLATELETS, "default_lln_platelets")),
+            (
+                FindingKind.THROMBOCYTOPENIA,
+                _graded(record, as_of, FindingKind.THROMBOCYTOPENIA, A.PLATELETS, "default_lln_platelets"),
+            ),
         )
         if finding is not None
     }

@@ -4,6 +4,7 @@ Pure rules over a ClinicalRecord. IDSA 2010 FN = IDSA fever + ANC <0.5 (or expec
 48 h); CTCAE v5.0 FN = CTCAE fever + ANC <1.0. Both are kept and reported separately. Every number
 comes from `data/febrile_neutropenia.csv` and `data/empirical_regimens.csv` with its citation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,7 +63,11 @@ class Neutrophils:
 
     @property
     def predicted_below_idsa(self) -> bool:
-        return self.current and self.prediction is not None and self.prediction.predicted < fn_rule("idsa_neutropenia_anc").value
+        return (
+            self.current
+            and self.prediction is not None
+            and self.prediction.predicted < fn_rule("idsa_neutropenia_anc").value
+        )
 
     @property
     def below_ctcae(self) -> bool:
@@ -115,7 +120,9 @@ class FnAssessment:
     @property
     def profound(self) -> bool:
         latest = self.neutrophils.latest
-        return self.neutrophils.current and latest is not None and latest.value < fn_rule("profound_neutropenia_anc").value
+        return (
+            self.neutrophils.current and latest is not None and latest.value < fn_rule("profound_neutropenia_anc").value
+        )
 
 
 @cache
@@ -132,7 +139,7 @@ def _predict(points: tuple[Point, ...]) -> AncPrediction | None:
     ys = [p.value for p in points]
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     spread = sum((x - mean_x) ** 2 for x in xs)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
     horizon = fn_rule("idsa_prediction_horizon_hours").value
     predicted = mean_y + slope * (xs[-1] + horizon - mean_x)
     return AncPrediction(points, slope * 24, horizon, max(predicted, 0.0))
@@ -168,7 +175,8 @@ def _vancomycin_indications(record: ClinicalRecord, systolic: Measurement | None
         found.append(
             Indication(
                 "haemodynamic instability",
-                f"systolic BP {systolic.value:g} mmHg (≤{cut:g}) at {systolic.time:%Y-%m-%d %H:%M} UTC ({systolic.source})",
+                f"systolic BP {systolic.value:g} mmHg (≤{cut:g}) at {systolic.time:%Y-%m-%d %H:%M} UTC "
+                f"({systolic.source})",
             )
         )
     return tuple(found)
@@ -191,8 +199,11 @@ def _clashes(allergy: AllergyFact, groups: frozenset[str]) -> bool:
     return bool(allergy.groups & groups)
 
 
-def _regimen_choices(allergies: tuple[AllergyFact, ...], allergy_conditions: tuple[CodedFact, ...],
-                     quinolones: tuple[MedicationFact, ...]) -> tuple[RegimenChoice, ...]:
+def _regimen_choices(
+    allergies: tuple[AllergyFact, ...],
+    allergy_conditions: tuple[CodedFact, ...],
+    quinolones: tuple[MedicationFact, ...],
+) -> tuple[RegimenChoice, ...]:
     immediate = [a for a in allergies if a.immediate]
     choices = []
     for row in regimens():
@@ -203,10 +214,14 @@ def _regimen_choices(allergies: tuple[AllergyFact, ...], allergy_conditions: tup
             clashing = [a for a in allergies if _clashes(a, groups)]
             if immediate:
                 status = "withheld"
-                reason = "immediate-type beta-lactam allergy: " + "; ".join(f"{a.substance} ({a.reaction_text})" for a in immediate)
+                reason = "immediate-type beta-lactam allergy: " + "; ".join(
+                    f"{a.substance} ({a.reaction_text})" for a in immediate
+                )
             elif clashing or ("penicillin" in groups and allergy_conditions):
                 status = "flagged"
-                named = [f"{a.substance} ({a.reaction_text})" for a in clashing] + [f"{c.display or c.code}" for c in allergy_conditions]
+                named = [f"{a.substance} ({a.reaction_text})" for a in clashing] + [
+                    f"{c.display or c.code}" for c in allergy_conditions
+                ]
                 reason = "check allergy: " + "; ".join(named)
         else:
             if not (allergies or allergy_conditions):
@@ -229,12 +244,20 @@ def _outpatient_at(record: ClinicalRecord, onset: datetime | None) -> tuple[bool
         if encounter.setting == "outpatient" and encounter.covers(onset):
             return True, f"{encounter.class_display} encounter ({encounter.source}) at fever onset"
         if encounter.setting == "inpatient" and encounter.start and encounter.start > onset:
-            return True, f"fever began before the admission of {encounter.start:%Y-%m-%d %H:%M} UTC ({encounter.source})"
+            return (
+                True,
+                f"fever began before the admission of {encounter.start:%Y-%m-%d %H:%M} UTC ({encounter.source})",
+            )
     return None, "no Encounter covers the fever onset"
 
 
-def _scores(record: ClinicalRecord, as_of: datetime, fever: FeverAssessment, systolic: Measurement | None,
-            conditions_available: bool) -> tuple[ScoreRange, ScoreRange | None]:
+def _scores(
+    record: ClinicalRecord,
+    as_of: datetime,
+    fever: FeverAssessment,
+    systolic: Measurement | None,
+    conditions_available: bool,
+) -> tuple[ScoreRange, ScoreRange | None]:
     age_months = record.demographics.age_in_months(as_of.date())
     copd = record.has_condition("copd") if conditions_available else None
     solid = record.has_condition("solid_tumour")
@@ -246,11 +269,23 @@ def _scores(record: ClinicalRecord, as_of: datetime, fever: FeverAssessment, sys
         not_applicable = "acute leukaemia coded: MASCC is not for acute leukaemia induction"
     elif record.has_condition("stem_cell_transplant"):
         not_applicable = "stem-cell transplant coded: MASCC is not for allogeneic HCT conditioning"
-    sbp_text = (f"systolic BP {systolic.value:g} mmHg at {systolic.time:%Y-%m-%d %H:%M} UTC ({systolic.source})"
-                if systolic else "no systolic BP in the look-back window")
+    sbp_text = (
+        f"systolic BP {systolic.value:g} mmHg at {systolic.time:%Y-%m-%d %H:%M} UTC ({systolic.source})"
+        if systolic
+        else "no systolic BP in the look-back window"
+    )
     score = mascc(
-        MasccInputs(None if age_months is None else age_months // 12, systolic.value if systolic else None, sbp_text,
-                    copd, solid, haem, fungal, outpatient, outpatient_evidence),
+        MasccInputs(
+            None if age_months is None else age_months // 12,
+            systolic.value if systolic else None,
+            sbp_text,
+            copd,
+            solid,
+            haem,
+            fungal,
+            outpatient,
+            outpatient_evidence,
+        ),
         not_applicable,
     )
     unstable = (systolic is not None and systolic.value <= risk_cutoff("mascc_hypotension_sbp").value) or any(
@@ -259,8 +294,11 @@ def _scores(record: ClinicalRecord, as_of: datetime, fever: FeverAssessment, sys
     if not solid or haem or unstable:
         return score, None
     monocytes = _latest(record, Analyte.MONOCYTES, as_of - timedelta(hours=fn_rule("anc_max_age_hours").value), as_of)
-    mono_text = (f"monocytes {monocytes.value:g} ×10⁹/L at {monocytes.time:%Y-%m-%d %H:%M} UTC ({monocytes.source})"
-                 if monocytes else "no current monocyte count")
+    mono_text = (
+        f"monocytes {monocytes.value:g} ×10⁹/L at {monocytes.time:%Y-%m-%d %H:%M} UTC ({monocytes.source})"
+        if monocytes
+        else "no current monocyte count"
+    )
     return score, cisne(CisneInputs(copd, monocytes.value if monocytes else None, mono_text))
 
 
@@ -278,8 +316,9 @@ def _state(fever: FeverAssessment, anc: Neutrophils, fn: bool) -> FnState:
     return FnState.NOT_EXCLUDED
 
 
-def assess(record: ClinicalRecord, as_of: datetime, lookback_hours: float | None = None,
-           conditions_available: bool = True) -> FnAssessment:
+def assess(
+    record: ClinicalRecord, as_of: datetime, lookback_hours: float | None = None, conditions_available: bool = True
+) -> FnAssessment:
     lookback = lookback_hours if lookback_hours is not None else fn_rule("fever_lookback_hours").value
     fever = assess_fever(record.series(Analyte.BODY_TEMPERATURE), as_of, lookback)
     anc = assess_neutrophils(record, as_of)
@@ -287,7 +326,9 @@ def assess(record: ClinicalRecord, as_of: datetime, lookback_hours: float | None
     ctcae_fn = fever.ctcae is not None and anc.below_ctcae
     systolic = _latest(record, Analyte.SYSTOLIC_BLOOD_PRESSURE, as_of - timedelta(hours=lookback), as_of)
     allergies = tuple(a for a in record.allergies if a.in_group("beta_lactam"))
-    allergy_conditions = tuple(c for c in record.conditions if c.status == "active" and c.category == "penicillin_allergy")
+    allergy_conditions = tuple(
+        c for c in record.conditions if c.status == "active" and c.category == "penicillin_allergy"
+    )
     quinolones = record.active_medications("fluoroquinolone")
     weights = record.series(Analyte.BODY_WEIGHT)
     weight = next((m for m in reversed(weights) if m.time <= as_of), None)

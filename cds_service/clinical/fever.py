@@ -4,6 +4,7 @@ IDSA 2010: a single reading >=38.3 C, or >=38.0 C sustained over one hour (two o
 or above 38.0 spanning at least 60 minutes with none below in between). CTCAE v5.0: a single reading
 >38.3 C, or >=38 C for more than one hour. Thresholds and their sources: `data/febrile_neutropenia.csv`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -58,7 +59,9 @@ def _latest_single(readings, meets: Callable[[float], bool]) -> Measurement | No
     return next((m for m in reversed(readings) if meets(_celsius(m))), None)
 
 
-def _latest_sustained(readings, at_least: float, long_enough: Callable[[timedelta], bool]) -> tuple[Measurement, ...] | None:
+def _latest_sustained(
+    readings, at_least: float, long_enough: Callable[[timedelta], bool]
+) -> tuple[Measurement, ...] | None:
     """The most recent unbroken run of readings >= `at_least` whose span satisfies `long_enough`."""
     best, run = None, []
     for m in readings:

@@ -1,4 +1,5 @@
 """What the clinical logic concludes, as plain immutable data for the card layer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

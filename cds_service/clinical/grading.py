@@ -1,4 +1,5 @@
 """CTCAE v5.0 grades and neutropenia bands: pure functions of a value and a lower limit."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

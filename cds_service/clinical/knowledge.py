@@ -1,4 +1,5 @@
 """The clinical knowledge tables in `clinical/data`, loaded once; each row carries its citation."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -64,7 +65,9 @@ def neutropenia_bands() -> tuple[tuple[str, float, str], ...]:
 
 @cache
 def thresholds() -> dict[str, Threshold]:
-    return {r["name"]: Threshold(float(r["value"]), r["unit"], r["source"]) for r in read_table(PACKAGE, "thresholds.csv")}
+    return {
+        r["name"]: Threshold(float(r["value"]), r["unit"], r["source"]) for r in read_table(PACKAGE, "thresholds.csv")
+    }
 
 
 _site_thresholds: dict[str, Threshold] = {}

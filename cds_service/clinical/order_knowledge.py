@@ -1,4 +1,5 @@
 """The order-safety tables in `clinical/data`, loaded once; each row carries its citation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,19 +63,34 @@ def clozapine_bands() -> dict[str, tuple[ClozapineBand, ...]]:
     """Bands per population ('general', 'duffy_null'), most severe first."""
     bands: dict[str, list[ClozapineBand]] = {}
     for r in read_table(PACKAGE, "clozapine_anc.csv"):
-        bands.setdefault(r["population"], []).append(ClozapineBand(
-            r["population"], r["band"], r["label"], float(r["anc_at_least"]),
-            float(r["anc_below"]) if r["anc_below"] else None, r["action"] == "interrupt",
-            r["haematology_consult"] == "yes", r["indicator"] or None, r["action_text"], r["monitoring"], r["source"],
-        ))
+        bands.setdefault(r["population"], []).append(
+            ClozapineBand(
+                r["population"],
+                r["band"],
+                r["label"],
+                float(r["anc_at_least"]),
+                float(r["anc_below"]) if r["anc_below"] else None,
+                r["action"] == "interrupt",
+                r["haematology_consult"] == "yes",
+                r["indicator"] or None,
+                r["action_text"],
+                r["monitoring"],
+                r["source"],
+            )
+        )
     return {p: tuple(sorted(rows, key=lambda b: b.anc_at_least)) for p, rows in bands.items()}
 
 
 @cache
 def clozapine_intervals() -> tuple[MonitoringInterval, ...]:
     return tuple(
-        MonitoringInterval(int(r["months_from"]), int(r["months_to"]) if r["months_to"] else None,
-                           float(r["interval_days"]), r["interval_text"], r["source"])
+        MonitoringInterval(
+            int(r["months_from"]),
+            int(r["months_to"]) if r["months_to"] else None,
+            float(r["interval_days"]),
+            r["interval_text"],
+            r["source"],
+        )
         for r in read_table(PACKAGE, "clozapine_monitoring.csv")
     )
 
@@ -82,16 +98,24 @@ def clozapine_intervals() -> tuple[MonitoringInterval, ...]:
 @cache
 def tki_thresholds() -> dict[str, TkiThresholds]:
     return {
-        r["ingredient"]: TkiThresholds(r["ingredient"], r["setting"], float(r["stop_anc_below"]),
-                                       float(r["stop_platelets_below"]), r["resume_text"], r["source"])
+        r["ingredient"]: TkiThresholds(
+            r["ingredient"],
+            r["setting"],
+            float(r["stop_anc_below"]),
+            float(r["stop_platelets_below"]),
+            r["resume_text"],
+            r["source"],
+        )
         for r in read_table(PACKAGE, "tki_cytopenia.csv")
     }
 
 
 @cache
 def _parameters() -> dict[tuple[str, str], RuleParameter]:
-    return {(r["rule"], r["name"]): RuleParameter(r["value"], r["unit"], r["source"])
-            for r in read_table(PACKAGE, "order_rules.csv")}
+    return {
+        (r["rule"], r["name"]): RuleParameter(r["value"], r["unit"], r["source"])
+        for r in read_table(PACKAGE, "order_rules.csv")
+    }
 
 
 def parameter(rule: str, name: str) -> RuleParameter:

@@ -4,6 +4,7 @@ Pure functions over facts: the drafts of one order-select/order-sign call, the p
 the moment of evaluation. Each rule returns at most one OrderAlert per draft, or None when the order
 is safe. A count older than the rule's window is stated as such, never read as normal.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -100,11 +101,19 @@ class PatientState:
         return tuple(m for m in self.record.active_medications(group) if m.source != draft.reference)
 
 
-def patient_state(record: ClinicalRecord, as_of: datetime, drafts: tuple[DraftOrder, ...],
-                  unavailable: Mapping[str, str]) -> PatientState:
+def patient_state(
+    record: ClinicalRecord, as_of: datetime, drafts: tuple[DraftOrder, ...], unavailable: Mapping[str, str]
+) -> PatientState:
     record = as_of_view(record, as_of)
-    return PatientState(record, as_of, drafts, dict(unavailable), neutrophil_series(record),
-                        direct_series(record, A.PLATELETS), direct_series(record, A.BODY_WEIGHT))
+    return PatientState(
+        record,
+        as_of,
+        drafts,
+        dict(unavailable),
+        neutrophil_series(record),
+        direct_series(record, A.PLATELETS),
+        direct_series(record, A.BODY_WEIGHT),
+    )
 
 
 def _name(draft: DraftOrder) -> str:
@@ -119,18 +128,34 @@ def _gaps(*statuses: CountStatus) -> list[str]:
     return [g for s in statuses if (g := s.gap())]
 
 
-def _counts_needed(rule: str, draft: DraftOrder, needed: tuple[CountStatus, ...], evidence: tuple[CountStatus, ...],
-                   indicator: str, checked: str, source: str, statements: tuple[str, ...] = (),
-                   hold: bool = False) -> OrderAlert:
+def _counts_needed(
+    rule: str,
+    draft: DraftOrder,
+    needed: tuple[CountStatus, ...],
+    evidence: tuple[CountStatus, ...],
+    indicator: str,
+    checked: str,
+    source: str,
+    statements: tuple[str, ...] = (),
+    hold: bool = False,
+) -> OrderAlert:
     """The card for a rule that cannot be checked: missing or stale counts are said, never taken as normal."""
     gaps = _gaps(*needed)
     short = ", ".join(g for s in needed if (g := s.short_gap()))
     return OrderAlert(
-        rule, draft, indicator,
+        rule,
+        draft,
+        indicator,
         f"{_name(draft)}: {short}: {checked} not checked, order a CBC with differential",
-        (f"{checked[0].upper()}{checked[1:]} could not be checked: {'; '.join(gaps)}. This is not a statement that "
-         "the counts are normal.", *statements),
-        evidence, source, order_count=True, hold=hold,
+        (
+            f"{checked[0].upper()}{checked[1:]} could not be checked: {'; '.join(gaps)}. This is not a statement that "
+            "the counts are normal.",
+            *statements,
+        ),
+        evidence,
+        source,
+        order_count=True,
+        hold=hold,
     )
 
 
@@ -158,17 +183,31 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     window, interval = _clozapine_window(prior, s.as_of)
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
     normal = clozapine_bands()[population][-1]
-    notes = [f"Monitoring interval: {interval}.",
-             "The clozapine REMS ended in 2025; the label's ANC monitoring still applies."]
+    notes = [
+        f"Monitoring interval: {interval}.",
+        "The clozapine REMS ended in 2025; the label's ANC monitoring still applies.",
+    ]
     if MEDICATIONS in s.unavailable:
         notes.append(f"Active medications not available ({s.unavailable[MEDICATIONS]}): treated as a new start.")
     if population == "duffy_null":
         notes.append("Duffy-null / benign ethnic neutropenia documented: the label's BEN table is used.")
     source = normal.source
     if anc.point is None:
-        return _counts_needed("clozapine", draft, (anc,), (anc, platelets), "warning", "clozapine ANC table", source,
-                              (f"Before starting, the label requires an ANC in the normal range (≥{normal.anc_at_least:g} "
-                               "×10⁹/L for this population).", *notes), hold=True)
+        return _counts_needed(
+            "clozapine",
+            draft,
+            (anc,),
+            (anc, platelets),
+            "warning",
+            "clozapine ANC table",
+            source,
+            (
+                f"Before starting, the label requires an ANC in the normal range (≥{normal.anc_at_least:g} "
+                "×10⁹/L for this population).",
+                *notes,
+            ),
+            hold=True,
+        )
     band = _clozapine_band(population, anc.point.value)
     new_start = not prior
     baselines = sum(1 for p in s.anc if p.value >= normal.anc_at_least)
@@ -180,9 +219,14 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     statements = [band.action_text, f"Monitoring ({band.label}): {band.monitoring}"]
     if new_start and band is not normal:
         indicator = max(indicator, "warning", key=SEVERITY.get)
-        statements.insert(0, f"New start: the label starts clozapine only in the {normal.label} (ANC ≥{normal.anc_at_least:g} ×10⁹/L).")
+        statements.insert(
+            0,
+            f"New start: the label starts clozapine only in the {normal.label} (ANC ≥{normal.anc_at_least:g} ×10⁹/L).",
+        )
     if band is not normal:
-        summary = f"Clozapine: ANC {_value(anc.point)} ×10⁹/L, {band.label}: {'interrupt' if band.interrupt else 'continue'}"
+        summary = (
+            f"Clozapine: ANC {_value(anc.point)} ×10⁹/L, {band.label}: {'interrupt' if band.interrupt else 'continue'}"
+        )
         summary += ", haematology consult" if band.haematology_consult else ""
     elif second_baseline:
         summary = f"Clozapine (BEN): {baselines} baseline ANC on record; the label asks for {needed} before starting"
@@ -191,11 +235,22 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
         summary = f"Clozapine: latest ANC {_value(anc.point)} ×10⁹/L"
     if anc.stale:
         summary += f" ({anc.age_days:.0f} days old, ANC due)"
-        statements.append(f"The latest ANC is {anc.age_days:.0f} days old, older than the {window:g}-day window: "
-                          "it does not show the current count.")
-    return OrderAlert("clozapine", draft, indicator, summary, (*statements, *notes), (anc, platelets),
-                      band.source if band is not normal else source, order_count=True, hold=band.interrupt,
-                      consult=band.haematology_consult)
+        statements.append(
+            f"The latest ANC is {anc.age_days:.0f} days old, older than the {window:g}-day window: "
+            "it does not show the current count."
+        )
+    return OrderAlert(
+        "clozapine",
+        draft,
+        indicator,
+        summary,
+        (*statements, *notes),
+        (anc, platelets),
+        band.source if band is not normal else source,
+        order_count=True,
+        hold=band.interrupt,
+        consult=band.haematology_consult,
+    )
 
 
 def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
@@ -213,15 +268,31 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     setting = f"ELN 2016 thresholds for {t.setting}; accelerated/blast phase thresholds differ."
     if low:
         return OrderAlert(
-            "bcr_abl_tki", draft, "warning",
+            "bcr_abl_tki",
+            draft,
+            "warning",
             f"{_name(draft)}: {', '.join(low)} ×10⁹/L: ELN 2016 says stop until counts recover",
             (t.resume_text, setting, *(f"Note: {g}." for g in _gaps(anc, platelets))),
-            (anc, platelets), t.source, order_count=True, hold=True,
+            (anc, platelets),
+            t.source,
+            order_count=True,
+            hold=True,
         )
     if _gaps(anc, platelets):
-        return _counts_needed("bcr_abl_tki", draft, (anc, platelets), (anc, platelets), "info", "ELN 2016 stop thresholds", t.source,
-                              (f"Stop if ANC <{t.stop_anc_below:.1f} and/or platelets <{t.stop_platelets_below:g} ×10⁹/L. "
-                               f"{t.resume_text}", setting))
+        return _counts_needed(
+            "bcr_abl_tki",
+            draft,
+            (anc, platelets),
+            (anc, platelets),
+            "info",
+            "ELN 2016 stop thresholds",
+            t.source,
+            (
+                f"Stop if ANC <{t.stop_anc_below:.1f} and/or platelets <{t.stop_platelets_below:g} ×10⁹/L. "
+                f"{t.resume_text}",
+                setting,
+            ),
+        )
     return None
 
 
@@ -232,15 +303,32 @@ def deferiprone(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     weekly = f"The label asks for an ANC before starting and weekly monitoring (window {window.number:g} days)."
     if anc.point and anc.point.value < limit.number:
         return OrderAlert(
-            "deferiprone", draft, "warning",
+            "deferiprone",
+            draft,
+            "warning",
             f"Deferiprone: ANC {_value(anc.point)} ×10⁹/L is below {limit.number:g}: interrupt deferiprone",
-            (f"Interrupt deferiprone if ANC <{limit.number:g} ×10⁹/L (boxed warning).", weekly,
-             *(f"Note: {g}." for g in _gaps(anc))),
-            (anc, platelets), limit.source, order_count=True, hold=True,
+            (
+                f"Interrupt deferiprone if ANC <{limit.number:g} ×10⁹/L (boxed warning).",
+                weekly,
+                *(f"Note: {g}." for g in _gaps(anc)),
+            ),
+            (anc, platelets),
+            limit.source,
+            order_count=True,
+            hold=True,
         )
     if anc.gap():
-        return _counts_needed("deferiprone", draft, (anc,), (anc, platelets), "warning", "deferiprone ANC limit",
-                              window.source, (weekly,), hold=True)
+        return _counts_needed(
+            "deferiprone",
+            draft,
+            (anc,),
+            (anc, platelets),
+            "warning",
+            "deferiprone ANC limit",
+            window.source,
+            (weekly,),
+            hold=True,
+        )
     return None
 
 
@@ -260,25 +348,50 @@ def agranulocytosis_risk(draft: DraftOrder, s: PatientState) -> OrderAlert | Non
     risk = f"{_name(draft)} is among the drugs most often reported to cause agranulocytosis (Andersohn 2007)."
     if anc.point and anc.point.value < severe.number:
         return OrderAlert(
-            "agranulocytosis_risk", draft, "warning",
+            "agranulocytosis_risk",
+            draft,
+            "warning",
             f"{_name(draft)}: ANC {_value(anc.point)} ×10⁹/L, severe neutropenia (agranulocytosis range)",
-            (risk, f"Agranulocytosis is ANC <{severe.number:g} ×10⁹/L; consider whether the drug is the cause "
-                   "before continuing it.", *(f"Note: {g}." for g in _gaps(anc))),
-            (anc, platelets), severe.source, order_count=True, hold=True,
+            (
+                risk,
+                f"Agranulocytosis is ANC <{severe.number:g} ×10⁹/L; consider whether the drug is the cause "
+                "before continuing it.",
+                *(f"Note: {g}." for g in _gaps(anc)),
+            ),
+            (anc, platelets),
+            severe.source,
+            order_count=True,
+            hold=True,
         )
     if anc.gap():
-        return _counts_needed("agranulocytosis_risk", draft, (anc,), (anc, platelets), "info", "drug-induced neutropenia",
-                              severe.source, (risk,))
+        return _counts_needed(
+            "agranulocytosis_risk",
+            draft,
+            (anc,),
+            (anc, platelets),
+            "info",
+            "drug-induced neutropenia",
+            severe.source,
+            (risk,),
+        )
     if len(s.anc) >= 2 and s.anc[-1].value < s.anc[-2].value:
         limit, basis = _lower_limit(s, s.anc[-1])
         if s.anc[-1].value < limit:
             previous = s.anc[-2]
             return OrderAlert(
-                "agranulocytosis_risk", draft, "info",
+                "agranulocytosis_risk",
+                draft,
+                "info",
                 f"{_name(draft)}: ANC falling, {_value(previous)} to {_value(s.anc[-1])} ×10⁹/L, below the lower limit",
-                (risk, f"ANC fell from {_value(previous)} ({previous.time:%Y-%m-%d}) to {_value(s.anc[-1])} ×10⁹/L, "
-                       f"below {limit:g} ×10⁹/L ({basis}).", "Consider repeating the count and watching for fever."),
-                (anc, platelets), severe.source, order_count=True,
+                (
+                    risk,
+                    f"ANC fell from {_value(previous)} ({previous.time:%Y-%m-%d}) to {_value(s.anc[-1])} ×10⁹/L, "
+                    f"below {limit:g} ×10⁹/L ({basis}).",
+                    "Consider repeating the count and watching for fever.",
+                ),
+                (anc, platelets),
+                severe.source,
+                order_count=True,
             )
     return None
 
@@ -295,14 +408,27 @@ def cytotoxic_chemotherapy(draft: DraftOrder, s: PatientState) -> OrderAlert | N
     protocol = "Check the regimen's treatment parameters (minimum ANC and platelets to treat) before giving this cycle."
     if low:
         return OrderAlert(
-            "cytotoxic_chemotherapy", draft, "warning",
+            "cytotoxic_chemotherapy",
+            draft,
+            "warning",
             f"{_name(draft)}: {', '.join(low)}: check the protocol's treatment parameters",
             (protocol, *(f"Note: {g}." for g in _gaps(anc, platelets))),
-            (anc, platelets), grade_limit.source, order_count=True, hold=True,
+            (anc, platelets),
+            grade_limit.source,
+            order_count=True,
+            hold=True,
         )
     if _gaps(anc, platelets):
-        return _counts_needed("cytotoxic_chemotherapy", draft, (anc, platelets), (anc, platelets), "info", "treatment parameters",
-                              grade_limit.source, (protocol,))
+        return _counts_needed(
+            "cytotoxic_chemotherapy",
+            draft,
+            (anc, platelets),
+            (anc, platelets),
+            "info",
+            "treatment parameters",
+            grade_limit.source,
+            (protocol,),
+        )
     return None
 
 
@@ -323,8 +449,11 @@ def g_csf_timing(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     pairs: list[tuple[MedicationFact | DraftOrder, datetime, datetime, str]] = []
     if medication.in_group("g_csf"):
         key = "long_acting_g_csf" if medication.in_group("long_acting_g_csf") else "g_csf"
-        chemo = [(d, d.planned_start or s.as_of) for d in s.drafts
-                 if d is not draft and d.medication and d.medication.in_group("cytotoxic_chemotherapy")]
+        chemo = [
+            (d, d.planned_start or s.as_of)
+            for d in s.drafts
+            if d is not draft and d.medication and d.medication.in_group("cytotoxic_chemotherapy")
+        ]
         chemo += [(m, t) for m in s.others("cytotoxic_chemotherapy", draft) if (t := _timed(m))]
         pairs = [(other, own_time, when, key) for other, when in chemo]
     elif medication.in_group("cytotoxic_chemotherapy"):
@@ -336,16 +465,25 @@ def g_csf_timing(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             agent = "Pegfilgrastim" if key == "long_acting_g_csf" else "Filgrastim"
             hours = (dose - chemo).total_seconds() / 3600
             when = f"{abs(hours) / 24:.1f} days {'after' if hours >= 0 else 'before'}"
-            window = (f"{parameter(key, 'chemotherapy_days_after_dose').number:g} days before to "
-                      f"{parameter(key, 'chemotherapy_hours_before_dose').number:g} h after")
+            window = (
+                f"{parameter(key, 'chemotherapy_days_after_dose').number:g} days before to "
+                f"{parameter(key, 'chemotherapy_hours_before_dose').number:g} h after"
+            )
             other_text = other.reference if isinstance(other, DraftOrder) else other.source
             return OrderAlert(
-                "g_csf_timing", draft, "warning",
+                "g_csf_timing",
+                draft,
+                "warning",
                 f"{agent} planned {when} cytotoxic chemotherapy: label says not from {window} chemotherapy",
-                (f"G-CSF dose {dose:%Y-%m-%d %H:%M}, chemotherapy {chemo:%Y-%m-%d %H:%M} ({other_text}); times are the "
-                 "orders' planned start or authored dates.", f"The label says: not from {window} cytotoxic chemotherapy."),
+                (
+                    f"G-CSF dose {dose:%Y-%m-%d %H:%M}, chemotherapy {chemo:%Y-%m-%d %H:%M} ({other_text}); "
+                    "times are the "
+                    "orders' planned start or authored dates.",
+                    f"The label says: not from {window} cytotoxic chemotherapy.",
+                ),
                 (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None)),
-                parameter(key, "chemotherapy_days_after_dose").source, hold=True,
+                parameter(key, "chemotherapy_days_after_dose").source,
+                hold=True,
             )
     return None
 
@@ -359,9 +497,15 @@ def filgrastim_dose(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     evidence = (s.status("ANC", s.anc, None), weight)
     if draft.dose is None or weight.point is None:
         missing = "no dose in micrograms or milligrams on the order" if draft.dose is None else weight.gap()
-        return OrderAlert("filgrastim_dose", draft, "info", f"Filgrastim dose not checked: {missing}",
-                          (f"The label dose is {per_kg.number:g} mcg/kg/day; it could not be compared: {missing}.",),
-                          evidence, per_kg.source)
+        return OrderAlert(
+            "filgrastim_dose",
+            draft,
+            "info",
+            f"Filgrastim dose not checked: {missing}",
+            (f"The label dose is {per_kg.number:g} mcg/kg/day; it could not be compared: {missing}.",),
+            evidence,
+            per_kg.source,
+        )
     per_day = draft.dose.per_day or 1.0
     ordered = draft.dose.micrograms * per_day
     expected = per_kg.number * weight.point.value
@@ -370,12 +514,18 @@ def filgrastim_dose(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
         return None
     frequency = "" if draft.dose.per_day else " (no frequency on the order: read as once daily)"
     return OrderAlert(
-        "filgrastim_dose", draft, "info",
-        f"Filgrastim {ordered:.0f} mcg/day is {off:+.0f} % from {per_kg.number:g} mcg/kg/day ({expected:.0f} mcg at {weight.point.value:g} kg)",
-        (f"Ordered {draft.dose.reported}{frequency} = {ordered:.0f} mcg/day; {per_kg.number:g} mcg/kg/day × "
-         f"{weight.point.value:g} kg ({weight.point.time:%Y-%m-%d}) = {expected:.0f} mcg/day.",
-         f"Difference {off:+.0f} %, more than {tolerance:g} %. Rounding to a vial size may be intended."),
-        evidence, per_kg.source,
+        "filgrastim_dose",
+        draft,
+        "info",
+        f"Filgrastim {ordered:.0f} mcg/day is {off:+.0f} % from {per_kg.number:g} mcg/kg/day ({expected:.0f} mcg "
+        f"at {weight.point.value:g} kg)",
+        (
+            f"Ordered {draft.dose.reported}{frequency} = {ordered:.0f} mcg/day; {per_kg.number:g} mcg/kg/day × "
+            f"{weight.point.value:g} kg ({weight.point.time:%Y-%m-%d}) = {expected:.0f} mcg/day.",
+            f"Difference {off:+.0f} %, more than {tolerance:g} %. Rounding to a vial size may be intended.",
+        ),
+        evidence,
+        per_kg.source,
     )
 
 
@@ -392,20 +542,33 @@ def fluoroquinolone_prophylaxis(draft: DraftOrder, s: PatientState) -> OrderAler
     if not (for_fn or _neutropenic(s)):
         return None
     evidence = (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None))
-    advice = ("ASCO/IDSA 2018: the oral fluoroquinolone regimen for febrile neutropenia is not for patients who had "
-              "fluoroquinolone prophylaxis before the fever; consider an empirical regimen without a fluoroquinolone.")
+    advice = (
+        "ASCO/IDSA 2018: the oral fluoroquinolone regimen for febrile neutropenia is not for patients who had "
+        "fluoroquinolone prophylaxis before the fever; consider an empirical regimen without a fluoroquinolone."
+    )
     if MEDICATIONS in s.unavailable:
-        return OrderAlert("fluoroquinolone_prophylaxis", draft, "info",
-                          f"{_name(draft)}: quinolone prophylaxis not checked (active medications not available)",
-                          (f"Active medications not available ({s.unavailable[MEDICATIONS]}).", advice), evidence, context.source)
+        return OrderAlert(
+            "fluoroquinolone_prophylaxis",
+            draft,
+            "info",
+            f"{_name(draft)}: quinolone prophylaxis not checked (active medications not available)",
+            (f"Active medications not available ({s.unavailable[MEDICATIONS]}).", advice),
+            evidence,
+            context.source,
+        )
     prophylaxis = s.others("fluoroquinolone", draft)
     if not prophylaxis:
         return None
     current = ", ".join(f"{m.text} ({m.source})" for m in prophylaxis[:3])
     return OrderAlert(
-        "fluoroquinolone_prophylaxis", draft, "warning",
+        "fluoroquinolone_prophylaxis",
+        draft,
+        "warning",
         f"{_name(draft)} for febrile neutropenia while already on quinolone prophylaxis",
-        (f"Active fluoroquinolone: {current}.", advice), evidence, context.source, hold=True,
+        (f"Active fluoroquinolone: {current}.", advice),
+        evidence,
+        context.source,
+        hold=True,
     )
 
 
@@ -415,16 +578,25 @@ def vancomycin(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     indications = parameter("vancomycin", "indication_categories")
     if draft.reason_categories & indications.items or any(s.record.has_condition(c) for c in indications.items):
         return None
-    statements = ["Vancomycin is not a routine part of the initial febrile-neutropenia regimen (IDSA 2010). Add it for "
-                  "haemodynamic instability or severe sepsis, pneumonia, gram-positive bacteraemia, suspected "
-                  "catheter-related or skin/soft-tissue infection, MRSA/VRE/penicillin-resistant pneumococcus "
-                  "colonisation, or severe mucositis on quinolone prophylaxis.",
-                  "No such indication is documented on the order or in the active conditions."]
+    statements = [
+        "Vancomycin is not a routine part of the initial febrile-neutropenia regimen (IDSA 2010). Add it for "
+        "haemodynamic instability or severe sepsis, pneumonia, gram-positive bacteraemia, suspected "
+        "catheter-related or skin/soft-tissue infection, MRSA/VRE/penicillin-resistant pneumococcus "
+        "colonisation, or severe mucositis on quinolone prophylaxis.",
+        "No such indication is documented on the order or in the active conditions.",
+    ]
     if CONDITIONS in s.unavailable:
         statements.append(f"Conditions not available ({s.unavailable[CONDITIONS]}): indications could not be checked.")
-    return OrderAlert("vancomycin", draft, "info", "Vancomycin in neutropenia without a documented indication: not routine",
-                      tuple(statements), (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None)),
-                      indications.source, hold=True)
+    return OrderAlert(
+        "vancomycin",
+        draft,
+        "info",
+        "Vancomycin in neutropenia without a documented indication: not routine",
+        tuple(statements),
+        (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None)),
+        indications.source,
+        hold=True,
+    )
 
 
 Rule = Callable[[DraftOrder, PatientState], OrderAlert | None]

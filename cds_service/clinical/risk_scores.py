@@ -4,6 +4,7 @@ A score with unknown items is a range. The conclusion is given only when the who
 one side of the cut-off (MASCC >=21 low risk; CISNE 0 low, 1-2 intermediate, >=3 high).
 Weights and cut-offs with their sources: `data/mascc.csv`, `data/risk_cutoffs.csv`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -79,22 +80,48 @@ def mascc(inputs: MasccInputs, not_applicable: str | None = None) -> ScoreRange:
     else:
         tumour_evidence = "no malignancy coded: unknown"
     items = (
-        ScoreItem("Burden of illness (none/mild 5, moderate 3, severe 0)", weights["burden_none_or_mild"], None,
-                  "clinician judgement: not in the record"),
-        _yes_no(weights["no_hypotension"], None if inputs.systolic_bp is None else inputs.systolic_bp > sbp_cut,
-                inputs.systolic_bp_evidence, f"No hypotension (systolic BP >{sbp_cut:g} mmHg)"),
-        _yes_no(weights["no_copd"], None if inputs.copd is None else not inputs.copd,
-                "COPD coded" if inputs.copd else ("no COPD coded" if inputs.copd is False else "conditions not available"),
-                "No chronic obstructive pulmonary disease"),
-        _yes_no(weights["solid_tumour_or_no_fungal"], tumour_ok if tumour_known else None, tumour_evidence,
-                "Solid tumour, or haematological malignancy with no previous fungal infection"),
-        ScoreItem("No dehydration requiring parenteral fluids", weights["no_dehydration"], None,
-                  "clinician judgement: not in the record"),
-        _yes_no(weights["outpatient"], inputs.outpatient_at_onset, inputs.outpatient_evidence,
-                "Outpatient status at onset of fever"),
-        _yes_no(weights["age_under_60"], None if inputs.age_years is None else inputs.age_years < age_cut,
-                f"age {inputs.age_years} years" if inputs.age_years is not None else "birth date not recorded",
-                f"Age <{age_cut:g} years"),
+        ScoreItem(
+            "Burden of illness (none/mild 5, moderate 3, severe 0)",
+            weights["burden_none_or_mild"],
+            None,
+            "clinician judgement: not in the record",
+        ),
+        _yes_no(
+            weights["no_hypotension"],
+            None if inputs.systolic_bp is None else inputs.systolic_bp > sbp_cut,
+            inputs.systolic_bp_evidence,
+            f"No hypotension (systolic BP >{sbp_cut:g} mmHg)",
+        ),
+        _yes_no(
+            weights["no_copd"],
+            None if inputs.copd is None else not inputs.copd,
+            "COPD coded" if inputs.copd else ("no COPD coded" if inputs.copd is False else "conditions not available"),
+            "No chronic obstructive pulmonary disease",
+        ),
+        _yes_no(
+            weights["solid_tumour_or_no_fungal"],
+            tumour_ok if tumour_known else None,
+            tumour_evidence,
+            "Solid tumour, or haematological malignancy with no previous fungal infection",
+        ),
+        ScoreItem(
+            "No dehydration requiring parenteral fluids",
+            weights["no_dehydration"],
+            None,
+            "clinician judgement: not in the record",
+        ),
+        _yes_no(
+            weights["outpatient"],
+            inputs.outpatient_at_onset,
+            inputs.outpatient_evidence,
+            "Outpatient status at onset of fever",
+        ),
+        _yes_no(
+            weights["age_under_60"],
+            None if inputs.age_years is None else inputs.age_years < age_cut,
+            f"age {inputs.age_years} years" if inputs.age_years is not None else "birth date not recorded",
+            f"Age <{age_cut:g} years",
+        ),
     )
     score = ScoreRange("MASCC", items, None, not_applicable)
     low_from = int(risk_cutoff("mascc_low_risk_from").value)
@@ -123,14 +150,37 @@ def cisne(inputs: CisneInputs) -> ScoreRange:
         return int(risk_cutoff(name).value)
 
     items = (
-        ScoreItem("ECOG performance status ≥2", points("cisne_ecog_points"), None, "no verified code for ECOG in the reference pack: unknown"),
-        ScoreItem("Stress-induced hyperglycaemia", points("cisne_hyperglycaemia_points"), None, "glucose not read (no verified cut-off and code): unknown"),
-        _yes_no(points("cisne_copd_points"), inputs.copd,
-                "COPD coded" if inputs.copd else ("no COPD coded" if inputs.copd is False else "conditions not available"), "COPD"),
-        ScoreItem("Chronic cardiovascular disease", points("cisne_cardiovascular_points"), None, "no verified codes in the reference pack: unknown"),
+        ScoreItem(
+            "ECOG performance status ≥2",
+            points("cisne_ecog_points"),
+            None,
+            "no verified code for ECOG in the reference pack: unknown",
+        ),
+        ScoreItem(
+            "Stress-induced hyperglycaemia",
+            points("cisne_hyperglycaemia_points"),
+            None,
+            "glucose not read (no verified cut-off and code): unknown",
+        ),
+        _yes_no(
+            points("cisne_copd_points"),
+            inputs.copd,
+            "COPD coded" if inputs.copd else ("no COPD coded" if inputs.copd is False else "conditions not available"),
+            "COPD",
+        ),
+        ScoreItem(
+            "Chronic cardiovascular disease",
+            points("cisne_cardiovascular_points"),
+            None,
+            "no verified codes in the reference pack: unknown",
+        ),
         ScoreItem("Mucositis NCI grade ≥2", points("cisne_mucositis_points"), None, "clinician assessment: unknown"),
-        _yes_no(points("cisne_monocytes_points"), None if inputs.monocytes is None else inputs.monocytes < mono_cut,
-                inputs.monocytes_evidence, f"Monocytes <{mono_cut * 1000:g}/µL"),
+        _yes_no(
+            points("cisne_monocytes_points"),
+            None if inputs.monocytes is None else inputs.monocytes < mono_cut,
+            inputs.monocytes_evidence,
+            f"Monocytes <{mono_cut * 1000:g}/µL",
+        ),
     )
     score = ScoreRange("CISNE", items, None)
     low_max, high_from = risk_cutoff("cisne_low_max").value, risk_cutoff("cisne_high_from").value

@@ -1,4 +1,5 @@
 """Time series of one analyte, with values derived where the lab did not report them."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -81,4 +82,3 @@ def neutrophil_series(record: ClinicalRecord) -> tuple[Point, ...]:
         if point is not None:
             points.append(point)
     return tuple(sorted(points, key=lambda p: p.time))
-

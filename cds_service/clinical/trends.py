@@ -1,4 +1,5 @@
 """Nadir, direction and persistence of a series."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -6,6 +6,7 @@ or huge answer costs at most the deadline plus one read timeout in a worker thre
 worker. The connected peer address is checked after each connect (not just the DNS answer), so
 DNS rebinding cannot reach a private address. The access token is kept out of repr and logs.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -150,9 +151,11 @@ class _PeerCheck:
 class _GuardedAdapter(HTTPAdapter):
     def __init__(self, allow_private: bool):
         self._pools = {
-            scheme: type(pool.__name__, (pool,), {
-                "ConnectionCls": type(conn.__name__, (_PeerCheck, conn), {"allow_private": allow_private})
-            })
+            scheme: type(
+                pool.__name__,
+                (pool,),
+                {"ConnectionCls": type(conn.__name__, (_PeerCheck, conn), {"allow_private": allow_private})},
+            )
             for scheme, pool, conn in (
                 ("http", HTTPConnectionPool, HTTPConnection),
                 ("https", HTTPSConnectionPool, HTTPSConnection),
@@ -228,7 +231,11 @@ def get_json(server: FhirServer, url: str, limits: Limits, allow_private: bool, 
         except requests.RequestException as error:
             raise FetchFailed(f"the FHIR server could not be reached ({type(error).__name__})") from None
         if response.status_code in (401, 403):
-            why = "the access token was refused" if server.token else "no access token was sent and the server requires one"
+            why = (
+                "the access token was refused"
+                if server.token
+                else "no access token was sent and the server requires one"
+            )
             raise FetchFailed(f"the FHIR server answered HTTP {response.status_code}: {why}")
         if response.status_code != 200:
             raise FetchFailed(f"the FHIR server answered HTTP {response.status_code}{_problem_in(body)}")
@@ -254,7 +261,9 @@ def errors_in(document: Json) -> list[str]:
     ]
 
 
-def follow_pages(server: FhirServer, url: str | None, limits: Limits, allow_private: bool, pages_read: int = 0) -> Pages:
+def follow_pages(
+    server: FhirServer, url: str | None, limits: Limits, allow_private: bool, pages_read: int = 0
+) -> Pages:
     """Read `url` and its `next` links within the page, entry and byte limits (pages_read: already spent)."""
     resources, budget = [], limits.bytes
     while url:
@@ -269,7 +278,9 @@ def follow_pages(server: FhirServer, url: str | None, limits: Limits, allow_priv
             raise FetchFailed("; ".join(problems)[:300])
         resources.extend(r for r in resources_in(document) if r.get("resourceType") != "OperationOutcome")
         if len(resources) > limits.entries:
-            return Pages(tuple(resources[: limits.entries]), f"more than {limits.entries} results; the rest were not read")
+            return Pages(
+                tuple(resources[: limits.entries]), f"more than {limits.entries} results; the rest were not read"
+            )
         url = next_link(document)
     return Pages(tuple(resources))
 
@@ -283,7 +294,11 @@ def for_this_query(resources: tuple[Json, ...], query: str) -> tuple[Json, ...]:
     """Keep what the query asked for: servers may ignore parameters they do not know, so check ourselves."""
     path, _, search = query.partition("?")
     resource_type, resource_id = resource_type_of(query), path.partition("/")[2]
-    kept = [r for r in resources if r.get("resourceType") == resource_type and (not resource_id or r.get("id") == resource_id)]
+    kept = [
+        r
+        for r in resources
+        if r.get("resourceType") == resource_type and (not resource_id or r.get("id") == resource_id)
+    ]
     params = dict(parse_qsl(search))
     if patient := params.get("patient"):
         kept = [r for r in kept if _refers_to(r, f"Patient/{patient.removeprefix('Patient/')}")]
@@ -306,6 +321,8 @@ def _has_code(resource: Json, wanted: set[tuple[str | None, str]]) -> bool:
     concept = resource.get("code")
     codings = concept.get("coding") if isinstance(concept, dict) else None
     for coding in codings or ():
-        if isinstance(coding, dict) and ((coding.get("system"), coding.get("code")) in wanted or (None, coding.get("code")) in wanted):
+        if isinstance(coding, dict) and (
+            (coding.get("system"), coding.get("code")) in wanted or (None, coding.get("code")) in wanted
+        ):
             return True
     return False

@@ -4,6 +4,7 @@ Required data that is neither prefetched nor fetchable means 412 with an Operati
 optional data that could not be had is named in `HookData.issues`, which the cards print, so a
 finding that depends on it is never reported as absent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,7 +44,11 @@ def gather(service: CdsService, request: dict[str, Any], settings: Settings, cal
     started = time.monotonic()
     prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
     results = {t.key: read_key(t.key, prefetch) for t in service.prefetch}
-    needs = [t for t in service.prefetch if results[t.key].state in (KeyState.ABSENT, KeyState.ERROR) or results[t.key].next_page]
+    needs = [
+        t
+        for t in service.prefetch
+        if results[t.key].state in (KeyState.ABSENT, KeyState.ERROR) or results[t.key].next_page
+    ]
     outcomes = _fetch(needs, results, request, settings, caller, started) if needs else {}
     by_key: dict[str, tuple] = {}
     issues: list[DataIssue] = []
@@ -84,8 +89,14 @@ def _described(query: str) -> str:
     return f"{path} search" if searched else f"{path.split('/')[0]} read"
 
 
-def _fetch(needs: list[Prefetch], results: dict[str, PrefetchResult], request: dict[str, Any],
-           settings: Settings, caller: Caller, started: float) -> dict[str, Pages | str]:
+def _fetch(
+    needs: list[Prefetch],
+    results: dict[str, PrefetchResult],
+    request: dict[str, Any],
+    settings: Settings,
+    caller: Caller,
+    started: float,
+) -> dict[str, Pages | str]:
     """Fetch every key still needed, in parallel; a key's value is its Pages or why it failed."""
     try:
         server = trusted_server(request, settings, caller)
@@ -121,7 +132,9 @@ def _fetch(needs: list[Prefetch], results: dict[str, PrefetchResult], request: d
             log.exception("reading FHIR data for prefetch key %s failed unexpectedly", key)
             outcomes[key] = "the answer could not be read"
         if isinstance(outcomes[key], str):
-            log.info("FHIR data for prefetch key %s not obtained after %.0f ms", key, (time.monotonic() - started) * 1000)
+            log.info(
+                "FHIR data for prefetch key %s not obtained after %.0f ms", key, (time.monotonic() - started) * 1000
+            )
     return outcomes
 
 

@@ -4,6 +4,7 @@ absent -> not satisfied (the service must get it itself); null -> no data; a res
 -> data; an OperationOutcome, or a Bundle carrying an error one -> unavailable (never "no data");
 a Bundle with a `next` link -> a first page only.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -3,6 +3,7 @@
 A filled-in value goes into a URL sent with the EHR's access token, so it must be a FHIR id (or a
 `Type/id` reference for `context.userId`): anything else could smuggle extra search parameters.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,8 +51,11 @@ def _value(token: str, context: Mapping[str, Any]) -> str:
         value = context.get(token.removeprefix("context."))
         if isinstance(value, str) and (FHIR_ID.fullmatch(value) or REFERENCE.fullmatch(value)):
             return value
-        raise UnfilledToken(f"{{{{{token}}}}}: context has no usable value" if value is None else
-                            f"{{{{{token}}}}}: the context value is not a FHIR id")
+        raise UnfilledToken(
+            f"{{{{{token}}}}}: context has no usable value"
+            if value is None
+            else f"{{{{{token}}}}}: the context value is not a FHIR id"
+        )
     if token in USER_TOKENS:
         user = REFERENCE.fullmatch(str(context.get("userId") or ""))
         if user and user.group(1) == USER_TOKENS[token]:
@@ -69,7 +73,9 @@ def _is_token(hook: str, token: str) -> bool:
 def template_problems(hook: str, query: str) -> list[str]:
     """Why a template is outside CDS Hooks 2.0 tokens or the recommended query subset (empty if fine)."""
     problems = [
-        f"token {{{{{t}}}}} is not a CDS Hooks 2.0 token for {hook}" for t in TOKEN.findall(query) if not _is_token(hook, t)
+        f"token {{{{{t}}}}} is not a CDS Hooks 2.0 token for {hook}"
+        for t in TOKEN.findall(query)
+        if not _is_token(hook, t)
     ]
     path, _, search = query.partition("?")
     parts = path.split("/")

@@ -1,4 +1,5 @@
 """The services this server hosts. Discovery and dispatch are generated from this tuple."""
+
 from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
 from cds_service.hooks.service import CdsService
 

@@ -1,4 +1,5 @@
 """patient-view: the chart is opened; say whether the counts show a cytopenia, how bad, and what next."""
+
 from __future__ import annotations
 
 from cards.cytopenia import cytopenia_cards
@@ -13,8 +14,11 @@ PATIENT = "{{context.patientId}}"
 
 def _lab_query(count: int) -> str:
     """Only the blood-count codes this service reads, newest first (never 'all Observations')."""
-    codes = ",".join(f"http://loinc.org|{code}" for code, lab in lab_codes().items()
-                     if lab.analyte.value not in ("body_temperature", "body_weight", "systolic_blood_pressure"))
+    codes = ",".join(
+        f"http://loinc.org|{code}"
+        for code, lab in lab_codes().items()
+        if lab.analyte.value not in ("body_temperature", "body_weight", "systolic_blood_pressure")
+    )
     return f"Observation?patient={PATIENT}&code={codes}&_sort=-date&_count={count}"
 
 
@@ -58,5 +62,7 @@ SERVICE = CdsService(
     ),
     handler=review,
     prefetch=PREFETCH,
-    usage_requirements="FHIR R4 Patient, Observation (LOINC-coded blood counts), Condition and MedicationRequest read access.",
+    usage_requirements=(
+        "FHIR R4 Patient, Observation (LOINC-coded blood counts), Condition and MedicationRequest read access."
+    ),
 )

@@ -3,6 +3,7 @@
 Its own narrow prefetch: temperatures, neutrophil counts (or WBC + differential), weight, blood
 pressure, conditions, allergies, active medications and encounters; nothing else.
 """
+
 from __future__ import annotations
 
 from cards.febrile_neutropenia import febrile_neutropenia_cards
@@ -13,10 +14,16 @@ from fhir_mappings.knowledge import lab_codes
 
 PATIENT = "{{context.patientId}}"
 NEUTROPHIL_ANALYTES = frozenset(
-    a.value for a in (
-        Analyte.WHITE_BLOOD_CELLS, Analyte.ABSOLUTE_NEUTROPHIL_COUNT, Analyte.SEGMENTED_NEUTROPHILS,
-        Analyte.BAND_NEUTROPHILS, Analyte.NEUTROPHILS_PERCENT, Analyte.SEGMENTED_NEUTROPHILS_PERCENT,
-        Analyte.BAND_NEUTROPHILS_PERCENT, Analyte.MONOCYTES,
+    a.value
+    for a in (
+        Analyte.WHITE_BLOOD_CELLS,
+        Analyte.ABSOLUTE_NEUTROPHIL_COUNT,
+        Analyte.SEGMENTED_NEUTROPHILS,
+        Analyte.BAND_NEUTROPHILS,
+        Analyte.NEUTROPHILS_PERCENT,
+        Analyte.SEGMENTED_NEUTROPHILS_PERCENT,
+        Analyte.BAND_NEUTROPHILS_PERCENT,
+        Analyte.MONOCYTES,
     )
 )
 VITAL_CODES = ("8310-5", "8331-1", "29463-7", "85354-9")
@@ -28,9 +35,20 @@ def _codes(analytes: frozenset[str]) -> str:
 
 PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
-    Prefetch("vitals", "Observation?patient=" + PATIENT + "&code=" + ",".join(f"http://loinc.org|{c}" for c in VITAL_CODES)
-             + "&_sort=-date&_count=200", required=True),
-    Prefetch("neutrophils", f"Observation?patient={PATIENT}&code={_codes(NEUTROPHIL_ANALYTES)}&_sort=-date&_count=200", required=True),
+    Prefetch(
+        "vitals",
+        "Observation?patient="
+        + PATIENT
+        + "&code="
+        + ",".join(f"http://loinc.org|{c}" for c in VITAL_CODES)
+        + "&_sort=-date&_count=200",
+        required=True,
+    ),
+    Prefetch(
+        "neutrophils",
+        f"Observation?patient={PATIENT}&code={_codes(NEUTROPHIL_ANALYTES)}&_sort=-date&_count=200",
+        required=True,
+    ),
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
     Prefetch("allergies", f"AllergyIntolerance?patient={PATIENT}&_count=100"),
     Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
@@ -56,9 +74,12 @@ SERVICE = CdsService(
     title="Febrile neutropenia: recognition and first-hour orders",
     description=(
         "Reads temperatures, neutrophil counts, blood pressure, weight, conditions, allergies, active medications and "
-        "encounters; says whether the IDSA 2010 and/or CTCAE v5.0 febrile-neutropenia definition is met and, if so, puts "
-        "the first-hour order set (blood cultures, empirical IV anti-pseudomonal beta-lactam, allergy alternatives) and "
-        "the MASCC/CISNE risk ranges in front of the clinician; warns on severe neutropenia without fever and says when "
+        "encounters; says whether the IDSA 2010 and/or CTCAE v5.0 febrile-neutropenia definition is met and, if "
+        "so, puts "
+        "the first-hour order set (blood cultures, empirical IV anti-pseudomonal beta-lactam, allergy "
+        "alternatives) and "
+        "the MASCC/CISNE risk ranges in front of the clinician; warns on severe neutropenia without fever and "
+        "says when "
         "missing data leave febrile neutropenia unexcluded."
     ),
     handler=evaluate,

@@ -4,6 +4,7 @@ One service id, declared for both hooks: order-select checks the selected drafts
 Counts, medications and conditions are optional prefetch: when the EHR sends none (the CDS Hooks
 Sandbox sends only the Patient), the card says so instead of failing or staying silent.
 """
+
 from __future__ import annotations
 
 from cards.order_safety import order_cards
@@ -16,15 +17,27 @@ from fhir_mappings.orders import UnknownSelection, read_draft_orders, selected
 
 SERVICE_ID = "myelotoxic-order-check"
 PATIENT = "{{context.patientId}}"
-COUNT_ANALYTES = frozenset({"white_blood_cells", "absolute_neutrophil_count", "segmented_neutrophils", "band_neutrophils",
-                            "neutrophils_percent", "segmented_neutrophils_percent", "band_neutrophils_percent",
-                            "platelets", "body_weight"})
+COUNT_ANALYTES = frozenset(
+    {
+        "white_blood_cells",
+        "absolute_neutrophil_count",
+        "segmented_neutrophils",
+        "band_neutrophils",
+        "neutrophils_percent",
+        "segmented_neutrophils_percent",
+        "band_neutrophils_percent",
+        "platelets",
+        "body_weight",
+    }
+)
 KEYS = {COUNTS: "counts", MEDICATIONS: "medications", CONDITIONS: "conditions"}
 
 
 def _count_query() -> str:
     """ANC, differential, WBC, platelets and weight only, newest first."""
-    codes = ",".join(f"http://loinc.org|{code}" for code, lab in lab_codes().items() if lab.analyte.value in COUNT_ANALYTES)
+    codes = ",".join(
+        f"http://loinc.org|{code}" for code, lab in lab_codes().items() if lab.analyte.value in COUNT_ANALYTES
+    )
     return f"Observation?patient={PATIENT}&code={codes}&_sort=-date&_count=100"
 
 
@@ -50,9 +63,12 @@ def check(call: HookCall) -> list:
     drafts, to_check = _drafts_to_check(call)
     if not any(d.medication for d in to_check):
         return []
-    record = read_record(call.data.first("patient", "Patient"), call.data.resources(*KEYS.values()),
-                         call.patient_id, call.data.issues)
-    unavailable = {kind: f"prefetch '{key}' was not sent or failed" for kind, key in KEYS.items() if key not in call.data.by_key}
+    record = read_record(
+        call.data.first("patient", "Patient"), call.data.resources(*KEYS.values()), call.patient_id, call.data.issues
+    )
+    unavailable = {
+        kind: f"prefetch '{key}' was not sent or failed" for kind, key in KEYS.items() if key not in call.data.by_key
+    }
     alerts = check_orders(to_check, patient_state(record, call.as_of, drafts, unavailable))
     return order_cards(alerts, call.patient_id, call.encounter_id, record.issues)
 
@@ -66,7 +82,14 @@ DESCRIPTION = (
 USAGE = "FHIR R4 Patient, Observation (LOINC blood counts, body weight), MedicationRequest and Condition read access."
 
 SERVICES = tuple(
-    CdsService(id=SERVICE_ID, hook=hook, title=f"Myelotoxic order check ({hook})", description=DESCRIPTION,
-               handler=check, prefetch=PREFETCH, usage_requirements=USAGE)
+    CdsService(
+        id=SERVICE_ID,
+        hook=hook,
+        title=f"Myelotoxic order check ({hook})",
+        description=DESCRIPTION,
+        handler=check,
+        prefetch=PREFETCH,
+        usage_requirements=USAGE,
+    )
     for hook in ("order-select", "order-sign")
 )

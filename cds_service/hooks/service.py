@@ -1,4 +1,5 @@
 """How a CDS service is declared: once, with everything discovery and dispatch need."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

@@ -6,6 +6,7 @@ Stored: time, service, hook, hookInstance, client issuer/tenant, a keyed hash of
 resource ids (never the Patient's), latencies, status and per card uuid/finding/indicator/suggestion
 uuids. Never stored: tokens, names, resource bodies, error messages (they may echo request content).
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,10 @@ class Trail:
         """Per prefetch key: whether the EHR sent it or the service fetched it, and which resources."""
         prefetched = self.body.get("prefetch") or {}
         self.sources = {
-            key: {"origin": "prefetch" if key in prefetched else "fetched",
-                  "resources": [_reference(r) for r in resources]}
+            key: {
+                "origin": "prefetch" if key in prefetched else "fetched",
+                "resources": [_reference(r) for r in resources],
+            }
             for key, resources in data.by_key.items()
         }
 
@@ -75,7 +78,9 @@ class Trail:
         engine, policy = store().engine, fatigue_policy()
         try:
             with stage("fatigue"):
-                self.cards = [screen_card(engine, self.service.id, self.patient_key, card, now, policy) for card in cards]
+                self.cards = [
+                    screen_card(engine, self.service.id, self.patient_key, card, now, policy) for card in cards
+                ]
         except SQLAlchemyError:
             log.exception("alert-fatigue state unavailable: showing every card")
             self.cards = [Screened(card) for card in cards]

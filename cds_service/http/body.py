@@ -1,4 +1,5 @@
 """Reading a JSON request body strictly: size, media type, syntax, schema."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +18,12 @@ def nesting_exceeds(document: Any, limit: int) -> bool:
     for _ in range(limit):
         if not level:
             return False
-        level = [child for node in level for child in (node.values() if type(node) is dict else node)
-                 if type(child) is dict or type(child) is list]
+        level = [
+            child
+            for node in level
+            for child in (node.values() if type(node) is dict else node)
+            if type(child) is dict or type(child) is list
+        ]
     return bool(level)
 
 

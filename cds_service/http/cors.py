@@ -1,4 +1,5 @@
 """CORS for browser-based CDS clients (the CDS Hooks Sandbox): preflights answered without auth."""
+
 from __future__ import annotations
 
 from flask import Flask, Response, request

@@ -3,10 +3,11 @@
 Idempotent (a resent item is stored once) and tolerant: feedback naming a card uuid the service never
 issued is stored and flagged, not rejected. Nested under the hooks blueprint, so the same trust check runs.
 """
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,9 +26,12 @@ def _outcome_time(item: dict, index: int) -> datetime:
     try:
         moment = datetime.fromisoformat(item["outcomeTimestamp"])
     except ValueError:
-        raise ApiError(400, f"feedback[{index}].outcomeTimestamp is not an ISO 8601 date-time",
-                       [f"feedback[{index}].outcomeTimestamp"]) from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+        raise ApiError(
+            400,
+            f"feedback[{index}].outcomeTimestamp is not an ISO 8601 date-time",
+            [f"feedback[{index}].outcomeTimestamp"],
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")
@@ -40,10 +44,13 @@ def receive_feedback(service_id: str) -> Response:
     caller = request.environ.get("cytopenia.caller")
     try:
         outcome = record_feedback(
-            store().engine, service_id, items,
+            store().engine,
+            service_id,
+            items,
             now=current_app.config["CLOCK"](),
             snooze_for=timedelta(hours=settings.override_snooze_hours),
-            issuer=getattr(caller, "issuer", None), tenant=getattr(caller, "tenant", None),
+            issuer=getattr(caller, "issuer", None),
+            tenant=getattr(caller, "tenant", None),
         )
     except SQLAlchemyError:
         log.exception("feedback could not be stored")

@@ -1,4 +1,5 @@
 """The gate in front of every CDS Hooks path: the caller's JWT first, then the caller's rate limit."""
+
 from __future__ import annotations
 
 from flask import Flask, g, request

@@ -4,6 +4,7 @@ Readiness is a registry of named checks so each backing service registers its ow
 tables and Redis here; the database where storage is set up). A check returns a short status when
 ready and raises `NotReady` with a reason that names no secret when not.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,9 +45,17 @@ def knowledge_loaded(settings: Settings) -> str:
     from fhir_mappings import knowledge as terminology
 
     try:
-        tables = (terminology.lab_codes(), terminology.analyte_specs(), terminology.unit_rules(), clinical.ctcae_cuts(),
-                  clinical.neutropenia_bands(), clinical.thresholds(), clinical.anaemia_cutoffs(), catalogue(),
-                  override_reasons())
+        tables = (
+            terminology.lab_codes(),
+            terminology.analyte_specs(),
+            terminology.unit_rules(),
+            clinical.ctcae_cuts(),
+            clinical.neutropenia_bands(),
+            clinical.thresholds(),
+            clinical.anaemia_cutoffs(),
+            catalogue(),
+            override_reasons(),
+        )
     except Exception as error:  # any load failure means not ready; the reason is the table's problem
         raise NotReady(f"knowledge tables failed to load: {type(error).__name__}") from error
     if not all(tables):

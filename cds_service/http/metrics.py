@@ -1,4 +1,5 @@
 """`/metrics` for Prometheus. Unauthenticated like the probes: route it to the scraper only (see README)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response

@@ -5,6 +5,7 @@ project's own schemas (moved under components, their `$defs` renamed), and each 
 its own path with the hook it answers. The document follows the app's settings: in development mode
 calls need no token, in production they need the EHR's signed JWT.
 """
+
 from __future__ import annotations
 
 from importlib.metadata import version
@@ -56,8 +57,14 @@ blueprint = Blueprint("openapi", __name__)
 def _relocated(value: Any, prefix: str) -> Any:
     """Rewrite `#/$defs/x` references to the component they become."""
     if isinstance(value, dict):
-        return {k: (f"#/components/schemas/{prefix}.{v[len('#/$defs/'):]}" if k == "$ref" and v.startswith("#/$defs/")
-                    else _relocated(v, prefix)) for k, v in value.items()}
+        return {
+            k: (
+                f"#/components/schemas/{prefix}.{v[len('#/$defs/') :]}"
+                if k == "$ref" and v.startswith("#/$defs/")
+                else _relocated(v, prefix)
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_relocated(v, prefix) for v in value]
     return value
@@ -79,8 +86,10 @@ def _ref(title: str) -> Json:
 
 def _outcomes(statuses: tuple[str, ...]) -> Json:
     return {
-        status: {"description": OUTCOME_STATUSES[status],
-                 "content": {"application/fhir+json": {"schema": _ref("OperationOutcome")}}}
+        status: {
+            "description": OUTCOME_STATUSES[status],
+            "content": {"application/fhir+json": {"schema": _ref("OperationOutcome")}},
+        }
         for status in statuses
     }
 
@@ -98,8 +107,10 @@ def _service_path(services: list[CdsService], dev: bool) -> Json:
             "tags": ["CDS Hooks"],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {
-                "200": {"description": "Cards (possibly none) for the clinician",
-                        "content": {"application/json": {"schema": _ref("CdsHooksResponse")}}},
+                "200": {
+                    "description": "Cards (possibly none) for the clinician",
+                    "content": {"application/json": {"schema": _ref("CdsHooksResponse")}},
+                },
                 **_outcomes(statuses),
             },
         }
@@ -111,10 +122,21 @@ def _plain(summary: str, responses: Json, tag: str = "Operations") -> Json:
 
 
 def _probe_response(description: str) -> Json:
-    return {"description": description, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["status"],
-        "properties": {"status": {"type": "string"}, "checks": {"type": "object", "additionalProperties": {"type": "string"}}},
-    }}}}
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"type": "string"},
+                        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                }
+            }
+        },
+    }
 
 
 def openapi_document(services: list[CdsService], *, dev: bool, base_url: str | None) -> Json:
@@ -123,27 +145,52 @@ def openapi_document(services: list[CdsService], *, dev: bool, base_url: str | N
         by_id.setdefault(service.id, []).append(service)
     discovery_statuses = () if dev else ("401", "403")
     paths: Json = {
-        "/cds-services": {"get": {
-            "operationId": "discovery",
-            "summary": "The CDS services this server hosts (CDS Hooks discovery)",
-            "tags": ["CDS Hooks"],
-            "responses": {"200": {"description": "Service declarations",
-                                  "content": {"application/json": {"schema": _ref("CdsHooksDiscovery")}}},
-                          **_outcomes(discovery_statuses)},
-        }},
+        "/cds-services": {
+            "get": {
+                "operationId": "discovery",
+                "summary": "The CDS services this server hosts (CDS Hooks discovery)",
+                "tags": ["CDS Hooks"],
+                "responses": {
+                    "200": {
+                        "description": "Service declarations",
+                        "content": {"application/json": {"schema": _ref("CdsHooksDiscovery")}},
+                    },
+                    **_outcomes(discovery_statuses),
+                },
+            }
+        },
         **{f"/cds-services/{service_id}": _service_path(declared, dev) for service_id, declared in by_id.items()},
         "/healthz": _plain("Liveness: the process answers", {"200": _probe_response("Alive")}),
-        "/readyz": _plain("Readiness: knowledge tables loaded and backing services reachable",
-                          {"200": _probe_response("Ready"), "503": _probe_response("Not ready, with the failing checks")}),
-        "/metrics": _plain("Prometheus metrics", {"200": {"description": "Prometheus text exposition format",
-                                                          "content": {"text/plain": {"schema": {"type": "string"}}}}}),
-        "/openapi.json": _plain("This description", {"200": {"description": "OpenAPI 3.1 document",
-                                                              "content": {"application/json": {"schema": {"type": "object"}}}}}),
+        "/readyz": _plain(
+            "Readiness: knowledge tables loaded and backing services reachable",
+            {"200": _probe_response("Ready"), "503": _probe_response("Not ready, with the failing checks")},
+        ),
+        "/metrics": _plain(
+            "Prometheus metrics",
+            {
+                "200": {
+                    "description": "Prometheus text exposition format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        ),
+        "/openapi.json": _plain(
+            "This description",
+            {
+                "200": {
+                    "description": "OpenAPI 3.1 document",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        ),
     }
     document: Json = {
         "openapi": "3.1.0",
-        "info": {"title": "cytopenia-cds", "version": version("cytopenia-cds"),
-                 "description": "CDS Hooks 2.0.1 service: cytopenias and febrile neutropenia from FHIR R4 blood counts"},
+        "info": {
+            "title": "cytopenia-cds",
+            "version": version("cytopenia-cds"),
+            "description": "CDS Hooks 2.0.1 service: cytopenias and febrile neutropenia from FHIR R4 blood counts",
+        },
         "paths": paths,
         "components": components(),
     }
@@ -151,8 +198,12 @@ def openapi_document(services: list[CdsService], *, dev: bool, base_url: str | N
         document["servers"] = [{"url": base_url}]
     if not dev:
         document["components"]["securitySchemes"] = {
-            "cdsHooksJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                            "description": "JWT signed by a registered EHR client (CDS Hooks 2.0.1 trusting CDS clients)"}
+            "cdsHooksJwt": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "JWT signed by a registered EHR client (CDS Hooks 2.0.1 trusting CDS clients)",
+            }
         }
         document["security"] = [{"cdsHooksJwt": []}]
     return document

@@ -1,4 +1,5 @@
 """CDS Hooks 2.0.1 routes: discovery and service calls, generated from the declarations."""
+
 from __future__ import annotations
 
 from typing import Any

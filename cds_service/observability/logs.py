@@ -4,6 +4,7 @@ Only what an operator needs and a security reviewer accepts: never a patient id,
 date, never a token, never a request body. Values come from bounded sources (routes, service ids,
 statuses, timings); the caller's X-Request-ID is kept only when it looks like an id.
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ before this module is imported and `/metrics` aggregates the workers' files (pro
 multiprocess mode). Labels carry only bounded vocabularies (service ids, hooks, statuses, finding
 kinds, reasons): never a patient, a URL or a token.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,10 +33,10 @@ HOOK_REQUEST_SECONDS = Histogram(
     ("service", "hook", "status"),
     buckets=LATENCY_BUCKETS,
 )
-HTTP_REQUESTS = Counter(
-    "cytopenia_http_requests", "HTTP requests by route and status", ("route", "method", "status")
+HTTP_REQUESTS = Counter("cytopenia_http_requests", "HTTP requests by route and status", ("route", "method", "status"))
+CARDS = Counter(
+    "cytopenia_cards", "Cards returned, by service, finding and indicator", ("service", "finding", "indicator")
 )
-CARDS = Counter("cytopenia_cards", "Cards returned, by service, finding and indicator", ("service", "finding", "indicator"))
 FHIR_FETCH_SECONDS = Histogram(
     "cytopenia_fhir_fetch_duration_seconds",
     "Time of one FHIR read from the EHR's server, by resource type",
@@ -43,10 +44,14 @@ FHIR_FETCH_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 FHIR_FETCH_ERRORS = Counter("cytopenia_fhir_fetch_errors", "Failed FHIR reads, by reason", ("reason",))
-FHIR_FETCH_TIMEOUTS = Counter("cytopenia_fhir_fetch_timeouts", "FHIR reads that ran out of time, by resource type", ("resource_type",))
+FHIR_FETCH_TIMEOUTS = Counter(
+    "cytopenia_fhir_fetch_timeouts", "FHIR reads that ran out of time, by resource type", ("resource_type",)
+)
 AUTH_FAILURES = Counter("cytopenia_auth_failures", "Rejected CDS Hooks calls, by reason", ("reason",))
 SUPPRESSED_REPEATS = Counter(
-    "cytopenia_suppressed_repeats", "Cards not repeated because the clinician already saw them, by service", ("service",)
+    "cytopenia_suppressed_repeats",
+    "Cards not repeated because the clinician already saw them, by service",
+    ("service",),
 )
 
 

@@ -1,4 +1,5 @@
 """Per-request bookkeeping: request id, stage timings, the latency histogram and the access log line."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,8 @@ from contextlib import contextmanager
 import structlog
 from flask import Flask, Response, g, request
 
-from cds_service.observability.logs import REQUEST_ID, get_logger, request_id_from
 from cards import Card
+from cds_service.observability.logs import REQUEST_ID, get_logger, request_id_from
 from cds_service.observability.metrics import HOOK_REQUEST_SECONDS, HTTP_REQUESTS, count_cards
 
 log = get_logger("cds_service.request")
@@ -77,4 +78,3 @@ def install_request_observability(app: Flask) -> None:
                 **{k: v for k, v in fields.items() if v is not None},
             )
         return response
-

@@ -1,4 +1,5 @@
 """A PNG of override rates per finding per day (matplotlib, Agg backend: no display needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Per service and finding: cards shown, accepted, overridden (rate), suggestions accepted, top override
 reasons, suppressed repeats, latency percentiles. Override rate = cards overridden / cards shown."""
+
 from __future__ import annotations
 
 import math
@@ -78,13 +79,21 @@ def summarise(cards: Iterable, feedback: Iterable, call_ms: dict[int, float], si
         reasons = Counter(_reason_label(items[-1]) for items in overrides)
         suggestions = sum(len({s for item in items for s in item.accepted_suggestions}) for items in accepted)
         latencies = [call_ms[c.call_id] for c in members if c.call_id in call_ms]
-        rows.append(FindingFigures(
-            service_id=service_id, finding=finding, shown=len(shown), accepted=len(accepted),
-            overridden=len(overrides), suggestions_accepted=suggestions,
-            suppressed=len(members) - len(shown),
-            top_override_reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]),
-            latency_ms={name: percentile(latencies, share) for name, share in (("p50", .5), ("p95", .95), ("p99", .99))},
-        ))
+        rows.append(
+            FindingFigures(
+                service_id=service_id,
+                finding=finding,
+                shown=len(shown),
+                accepted=len(accepted),
+                overridden=len(overrides),
+                suggestions_accepted=suggestions,
+                suppressed=len(members) - len(shown),
+                top_override_reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]),
+                latency_ms={
+                    name: percentile(latencies, share) for name, share in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+                },
+            )
+        )
     return Report(since, tuple(rows), unknown)
 
 
@@ -114,4 +123,6 @@ def daily_override_rates(cards: Iterable, feedback: Iterable) -> dict[str, dict[
             day = card.issued_at.date().isoformat()
             shown[card.finding or UNTAGGED][day] += 1
             over[card.finding or UNTAGGED][day] += card.uuid in overridden
-    return {finding: {day: over[finding][day] / n for day, n in sorted(days.items())} for finding, days in shown.items()}
+    return {
+        finding: {day: over[finding][day] / n for day, n in sorted(days.items())} for finding, days in shown.items()
+    }

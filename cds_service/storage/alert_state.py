@@ -4,6 +4,7 @@ Each decision reads the last showing, applies the pure policy, then claims the s
 compare-and-swap (insert on the primary key, or update on `version`); a worker that loses a race
 re-reads and decides again, so two workers never both show the same repeat.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,13 +55,22 @@ def _with_history(card: Card, shown_before: datetime | None) -> Card:
     return replace(card, detail=f"{card.detail}\n\n{note}" if card.detail else note)
 
 
-def screen_card(engine: Engine, service_id: str, patient_key: str | None, card: Card, now: datetime, policy: Policy) -> Screened:
+def screen_card(
+    engine: Engine, service_id: str, patient_key: str | None, card: Card, now: datetime, policy: Policy
+) -> Screened:
     if card.finding is None or patient_key is None or card.trigger is None:
         return Screened(card)
     candidate = Candidate(card.indicator, trigger_hash(card.trigger), card.grade)
     where = _key(service_id, card.finding, patient_key)
-    values = {"service_id": service_id, "finding": card.finding, "patient_key": patient_key,
-              "trigger_hash": candidate.trigger_hash, "grade": card.grade, "last_shown_at": now, "snoozed_until": None}
+    values = {
+        "service_id": service_id,
+        "finding": card.finding,
+        "patient_key": patient_key,
+        "trigger_hash": candidate.trigger_hash,
+        "grade": card.grade,
+        "last_shown_at": now,
+        "snoozed_until": None,
+    }
     for _ in range(ATTEMPTS):
         with engine.connect() as connection:
             row = connection.execute(select(STATE).where(where)).first()
@@ -77,6 +87,7 @@ def snooze(connection: Connection, service_id: str, finding: str, patient_key: s
     """An override with a reason: hold this finding back for this patient until `until` unless it worsens."""
     where = _key(service_id, finding, patient_key)
     connection.execute(
-        update(STATE).where(where & ((STATE.c.snoozed_until.is_(None)) | (STATE.c.snoozed_until < until)))
+        update(STATE)
+        .where(where & ((STATE.c.snoozed_until.is_(None)) | (STATE.c.snoozed_until < until)))
         .values(snoozed_until=until, version=STATE.c.version + 1)
     )

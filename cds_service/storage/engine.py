@@ -3,6 +3,7 @@
 The schema is brought to the newest Alembic revision when the store opens; `cytopenia-cds serve`
 opens it once in the master process before the workers fork, so workers never race to migrate.
 """
+
 from __future__ import annotations
 
 import os

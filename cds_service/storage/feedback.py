@@ -2,6 +2,7 @@
 
 An override with a reason snoozes the card's finding for that patient (see `alert_state.snooze`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,16 @@ def override_reason(item: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     return reason, comment if isinstance(comment, str) and comment.strip() else None
 
 
-def record_feedback(engine: Engine, service_id: str, items: Sequence[tuple[dict[str, Any], datetime]], *,
-                    now: datetime, snooze_for: timedelta, issuer: str | None, tenant: str | None) -> Outcome:
+def record_feedback(
+    engine: Engine,
+    service_id: str,
+    items: Sequence[tuple[dict[str, Any], datetime]],
+    *,
+    now: datetime,
+    snooze_for: timedelta,
+    issuer: str | None,
+    tenant: str | None,
+) -> Outcome:
     """Store (item, parsed outcomeTimestamp) pairs in one transaction; returns only after the commit."""
     stored = duplicates = unknown = 0
     with engine.begin() as connection:
@@ -51,22 +60,26 @@ def record_feedback(engine: Engine, service_id: str, items: Sequence[tuple[dict[
             ).first()
             reason, comment = override_reason(item)
             unknown += card is None
-            inserted = insert_unless_present(connection, FeedbackRecord.__table__, {
-                "fingerprint": fingerprint(service_id, item),
-                "received_at": now,
-                "service_id": service_id,
-                "card_uuid": item["card"],
-                "known_card": card is not None,
-                "outcome": item["outcome"],
-                "outcome_at": outcome_at,
-                "accepted_suggestions": [s["id"] for s in item.get("acceptedSuggestions") or ()],
-                "override_system": reason.get("system"),
-                "override_code": reason.get("code"),
-                "override_display": reason.get("display"),
-                "user_comment": comment,
-                "client_issuer": issuer,
-                "client_tenant": tenant,
-            })
+            inserted = insert_unless_present(
+                connection,
+                FeedbackRecord.__table__,
+                {
+                    "fingerprint": fingerprint(service_id, item),
+                    "received_at": now,
+                    "service_id": service_id,
+                    "card_uuid": item["card"],
+                    "known_card": card is not None,
+                    "outcome": item["outcome"],
+                    "outcome_at": outcome_at,
+                    "accepted_suggestions": [s["id"] for s in item.get("acceptedSuggestions") or ()],
+                    "override_system": reason.get("system"),
+                    "override_code": reason.get("code"),
+                    "override_display": reason.get("display"),
+                    "user_comment": comment,
+                    "client_issuer": issuer,
+                    "client_tenant": tenant,
+                },
+            )
             if not inserted:
                 duplicates += 1
                 continue

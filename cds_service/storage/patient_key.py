@@ -1,4 +1,5 @@
 """Patients are stored only as a keyed hash: linkable across calls, not reversible without the key."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,10 @@ def audit_secret(settings: Settings) -> bytes:
     if settings.audit_key is not None:
         return settings.audit_key.get_secret_value().encode()
     if not settings.dev:
-        raise ConfigError("refusing to start: no audit_key is configured (CYTOPENIA_AUDIT_KEY); patient ids are "
-                          "stored only as a keyed hash and the key must be secret")
+        raise ConfigError(
+            "refusing to start: no audit_key is configured (CYTOPENIA_AUDIT_KEY); patient ids are "
+            "stored only as a keyed hash and the key must be secret"
+        )
     log.warning("no audit_key configured: patient ids are hashed with a public development key")
     return DEV_AUDIT_KEY.encode()
 

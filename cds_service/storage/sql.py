@@ -1,4 +1,5 @@
 """The one dialect-specific statement we need: insert unless the key exists (SQLite and PostgreSQL)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """The project's CDS Hooks 2.0.1 JSON Schemas (there is no official one), compiled once."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Alembic environment: runs on the connection `cds_service.storage.engine.upgrade` hands it."""
+
 from alembic import context
 
 from cds_service.storage.models import Base
