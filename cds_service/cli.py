@@ -16,7 +16,7 @@ from cds_service.config import ConfigError, load_settings
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cds_service.serving import gunicorn_options, prepare_metrics_directory, remove_metrics_directory
+    from cds_service.serving import gunicorn_options, metrics_directory
 
     overrides = {
         k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v is not None
@@ -24,8 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.dev:
         overrides["dev"] = True
     settings = load_settings(args.config, **overrides)
-    metrics_directory = prepare_metrics_directory()  # before the app (and prometheus_client) is imported
-    try:
+    with metrics_directory():  # before the app (and prometheus_client) is imported
         from cds_service.app import create_app
 
         app = create_app(settings)
@@ -42,8 +41,6 @@ def _serve(args: argparse.Namespace) -> int:
 
         print(f"cytopenia-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)
         Server().run()
-    finally:
-        remove_metrics_directory(metrics_directory)
     return 0
 
 

@@ -7,6 +7,8 @@ import os
 import runpy
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ def available_cpus() -> int:
 
 
 def prepare_metrics_directory() -> str:
-    """Prometheus multiprocess mode needs one shared, empty directory per server run, set before import."""
+    """Prometheus multiprocess mode needs one shared, empty directory per server run, set before import.
+    Only the gunicorn master creates and cleans it (see `metrics_directory`)."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="cytopenia-metrics-")
     Path(directory).mkdir(parents=True, exist_ok=True)
     for stale in Path(directory).glob("*.db"):
@@ -38,6 +41,7 @@ def prepare_metrics_directory() -> str:
 
 
 def _worker_exited(server, worker) -> None:
+    """In the master, whichever way a worker went: its files stay (counters keep their counts), marked dead."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
@@ -63,6 +67,19 @@ def gunicorn_options(settings: Settings, config_file: str | None = None) -> dict
     if settings.workers:
         options["workers"] = settings.workers
     return options
+
+
+@contextmanager
+def metrics_directory() -> Iterator[str]:
+    """The metrics folder for one server run, removed when the master leaves. Forked workers leave through
+    the same stack (gunicorn ends them with SystemExit): they must not remove what the others still write to."""
+    directory = prepare_metrics_directory()
+    master = os.getpid()
+    try:
+        yield directory
+    finally:
+        if os.getpid() == master:
+            remove_metrics_directory(directory)
 
 
 def remove_metrics_directory(directory: str) -> None:
