@@ -68,6 +68,8 @@ class Deadlines(BaseModel):
     model_config = {"extra": "forbid"}
 
     request_seconds: float = Field(default=10.0, gt=0, le=300)
+    # A client has this long to send a whole request (head and body); then the connection is dropped.
+    request_read_seconds: float = Field(default=10.0, gt=0, le=300)
     readiness_check_seconds: float = Field(default=2.0, gt=0, le=60)
 
 

@@ -51,6 +51,10 @@ def gunicorn_options(settings: Settings, config_file: str | None = None) -> dict
     """Built-in defaults, then the site's gunicorn config file, then bind and workers from our settings."""
     options: dict[str, Any] = {
         "workers": available_cpus(),
+        # Threads overlap the waits of a call (FHIR reads, the database); the worker reads each request
+        # whole in its event loop first, so slow or stalled clients hold no thread (cds_service/worker.py).
+        "worker_class": "cds_service.worker.WholeRequestWorker",
+        "threads": 4,
         "preload_app": True,  # tables load once in the master; workers share them copy-on-write
         "timeout": max(30, math.ceil(2 * settings.deadlines.request_seconds)),
         "graceful_timeout": 10,
