@@ -15,6 +15,7 @@ from cds_service.errors import ApiError
 from cds_service.observability.metrics import AUTH_FAILURES
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5  # Redis comes back within seconds after a restart or fail-over
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,11 @@ class Trust:
             _deny(request, str(reason), "invalid_token")
         except ReplayStoreUnavailable as error:
             log.error("replay cache unavailable (%s): refusing the call", error)
-            raise ApiError(503, "the service cannot verify callers right now; try again") from None
+            raise ApiError(
+                503,
+                "the service cannot verify callers right now; try again",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
         return Caller(
             issuer=client.issuer,
             tenant=claims.get("tenant"),

@@ -9,9 +9,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from cds_service.auth.keys import FileKeySet, UrlKeySet
-from cds_service.auth.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from cds_service.auth.replay import MemoryReplayCache, RedisReplayCache, ReplayCache, WorkerFallbackReplayCache
 from cds_service.auth.tokens import TrustedClient
 from cds_service.config import ClientConfig, ConfigError, Settings
 from cds_service.serving import available_cpus
@@ -81,12 +83,20 @@ def trusted_clients(settings: Settings) -> dict[str, TrustedClient]:
     return clients
 
 
+REDIS_TIMEOUT_SECONDS = 1  # a Redis that does not answer in this time is treated as lost
+
+
 def redis_client(settings: Settings) -> redis.Redis | None:
     """Shared store for replay protection and rate limits; checked at start-up so a typo fails fast."""
     if not settings.redis_url:
         return None
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1),  # one retry on a fresh connection, not redis-py's ten with backoff
+        )
         client.ping()
     except (redis.RedisError, ValueError) as error:
         raise ConfigError(f"invalid configuration: redis_url: cannot reach Redis ({type(error).__name__})") from None
@@ -102,4 +112,5 @@ def replay_cache(settings: Settings) -> ReplayCache:
                 "(every worker must share the jti replay cache), or set workers = 1"
             )
         return MemoryReplayCache()
-    return RedisReplayCache(client, settings.redis_key_prefix)
+    shared = RedisReplayCache(client, settings.redis_key_prefix)
+    return shared if settings.replay_cache_when_redis_lost == "refuse-calls" else WorkerFallbackReplayCache(shared)

@@ -1,13 +1,18 @@
-"""The gate in front of every CDS Hooks path: the caller's JWT first, then the caller's rate limit."""
+"""The gate in front of every CDS Hooks path: the caller's JWT first, then the caller's rate limit.
+
+Probes, metrics and the OpenAPI description are outside it: an orchestrator polling through one address
+must never be throttled, and none of them touches patient data.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, g, request
-from flask_limiter import Limiter
-from limits import parse_many
+from flask import Flask, request
 
 from cds_service.auth import Trust
-from cds_service.config import ConfigError, Settings
+from cds_service.auth.registry import redis_client
+from cds_service.config import Settings
+from cds_service.errors import ApiError
+from cds_service.http.rate_limit import Limit, RateLimiter
 
 # Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
 PROTECTED_PREFIX = "/cds-services"
@@ -17,38 +22,35 @@ def _protected(path: str) -> bool:
     return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
 
 
-def _rate_limit_key() -> str:
-    return g.get("rate_limit_key") or f"address:{request.remote_addr}"
-
-
-def _limiter(app: Flask, settings: Settings) -> Limiter:
-    try:
-        parse_many(settings.rate_limit)
-    except ValueError as error:
-        raise ConfigError(f"invalid configuration: rate_limit: {error}") from None
-    return Limiter(
-        _rate_limit_key,
-        app=app,
-        default_limits=[settings.rate_limit],
-        storage_uri=settings.redis_url or "memory://",
-        key_prefix=f"{settings.redis_key_prefix}ratelimit",
-        headers_enabled=True,
-    )
+def _limits(settings: Settings) -> tuple[Limit, dict[str, Limit]]:
+    default = Limit.parse(settings.rate_limit, "rate_limit")
+    per_issuer = {
+        client.issuer: Limit.parse(client.rate_limit, f"clients[{index}].rate_limit")
+        for index, client in enumerate(settings.clients)
+        if client.rate_limit
+    }
+    return default, per_issuer
 
 
 def install_guard(app: Flask, settings: Settings) -> None:
-    """Authenticate, then rate-limit per client (issuer) so one EHR cannot starve another. The limiter's
-    own check is registered after ours, so it sees who the caller is."""
+    """Authenticate, then rate-limit per client (issuer) so one EHR cannot starve another; calls without an
+    issuer (development mode) are counted per address."""
+    default, per_issuer = _limits(settings)
     trust = Trust(settings)
+    limiter = RateLimiter(redis_client(settings), settings.redis_key_prefix)
 
     @app.before_request
-    def _authenticate():
+    def _authenticate_then_limit():
         if request.method == "OPTIONS" or not _protected(request.path):
             return None
         caller = trust.authenticate(request)
         request.environ["cytopenia.caller"] = caller
-        if caller.issuer is not None:
-            g.rate_limit_key = f"client:{caller.issuer}"
+        key = f"client:{caller.issuer}" if caller.issuer is not None else f"address:{request.remote_addr}"
+        limit = per_issuer.get(caller.issuer, default)
+        if (wait := limiter.retry_after(key, limit)) is not None:
+            raise ApiError(
+                429,
+                f"too many calls from this client: at most {limit.calls} per {limit.seconds} s; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         return None
-
-    _limiter(app, settings)
