@@ -22,3 +22,19 @@ def test_draft_orders_at_the_cap_are_answered(client):
     drafts = [{**clozapine_draft(), "id": f"draft-{n}"} for n in range(MAX_DRAFT_ORDERS)]
     response = client.post(ORDER_CHECK, json=request(drafts))
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
+
+
+def test_a_prefetch_longer_than_the_service_reads_uses_the_newest_and_says_so(client, example_request):
+    """A long stay: 1,100 old counts sent first, this week's last. The newest are read (the grade 4 ANC
+    of this week is found) and the card says how many were left out."""
+    recent = example_request["prefetch"]["bloodCounts"]["entry"]
+    old = [
+        {"resource": {**recent[0]["resource"], "id": f"old-{n}", "effectiveDateTime": "2020-01-01T08:00:00Z"}}
+        for n in range(1_100)
+    ]
+    example_request["prefetch"]["bloodCounts"]["entry"] = old + recent
+    response = client.post("/cds-services/cytopenia-review", json=example_request)
+    assert response.status_code == 200
+    card = next(c for c in response.get_json()["cards"] if c["summary"].startswith("Neutropenia"))
+    assert "CTCAE v5 grade 4" in card["summary"]
+    assert f"{len(old) + len(recent)} entries were sent; only the newest 1000 were read" in card["detail"]

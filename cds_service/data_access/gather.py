@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -32,12 +33,14 @@ from cds_service.errors import ApiError
 from cds_service.hooks.service import CdsService, HookData, Prefetch, prefetch_source
 from cds_service.observability.metrics import FHIR_FETCH_ERRORS, FHIR_FETCH_SECONDS, FHIR_FETCH_TIMEOUTS
 from fhir_mappings import DataIssue
+from fhir_mappings.times import parse_datetime
 
 log = logging.getLogger(__name__)
 
 # Shared by all requests of a worker process; a fetch past its deadline frees its thread within one
 # read timeout, so the pool cannot fill up with hung calls.
 EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir-fetch")
+UNDATED = datetime.min.replace(tzinfo=UTC)
 
 
 def gather(service: CdsService, request: dict[str, Any], settings: Settings, caller: Caller) -> HookData:
@@ -75,6 +78,15 @@ def gather(service: CdsService, request: dict[str, Any], settings: Settings, cal
             else:
                 issues.extend(result.issues)
                 issues.append(DataIssue(source, f"{why}; findings that depend on it may be incomplete"))
+    for key, resources in by_key.items():
+        if len(resources) > settings.fhir_max_entries:
+            by_key[key] = newest(resources, settings.fhir_max_entries)
+            issues.append(
+                DataIssue(
+                    prefetch_source(key),
+                    f"{len(resources)} entries were sent; only the newest {settings.fhir_max_entries} were read",
+                )
+            )
     if unavailable:
         raise ApiError(
             412,
@@ -82,6 +94,33 @@ def gather(service: CdsService, request: dict[str, Any], settings: Settings, cal
             [f"prefetch.{t.key}" for t in unavailable],
         )
     return HookData(by_key=by_key, issues=tuple(issues))
+
+
+# When a resource was true of the patient, by type: the first of these it has decides its place in time.
+TIMES = (
+    "effectiveDateTime",
+    "effectiveInstant",
+    "effectivePeriod",
+    "issued",
+    "authoredOn",
+    "recordedDate",
+    "onsetDateTime",
+)
+
+
+def _time(resource: dict[str, Any]) -> datetime:
+    for name in TIMES:
+        value = resource.get(name)
+        moment = parse_datetime(value.get("start") if isinstance(value, dict) else value)
+        if moment is not None:
+            return moment
+    return UNDATED
+
+
+def newest(resources: tuple, count: int) -> tuple:
+    """The `count` most recent resources (undated ones last): a long stay's chart beyond what one call
+    reads keeps its latest results, and the card says how many were left out."""
+    return tuple(sorted(resources, key=_time, reverse=True)[:count])
 
 
 def _described(query: str) -> str:
