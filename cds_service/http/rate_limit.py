@@ -22,6 +22,7 @@ from cds_service.observability.metrics import RATE_LIMIT_STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+RETRY_REDIS_AFTER_SECONDS = 5
 SPELLING = re.compile(r"\s*(\d+)\s*(?:per|/)\s*(second|minute|hour|day)s?\s*", re.IGNORECASE)
 
 
@@ -63,6 +64,7 @@ class RateLimiter:
         self._prefix = f"{prefix}ratelimit:"
         self._memory = MemoryCounts()
         self._clock = clock
+        self._redis_lost_until = 0.0
 
     def retry_after(self, key: str, limit: Limit) -> int | None:
         """None if this call is within `limit`; else the seconds until the window ends (for Retry-After)."""
@@ -73,12 +75,14 @@ class RateLimiter:
         return max(1, math.ceil((window + 1) * limit.seconds - now))
 
     def _count(self, key: str, seconds: int, window: int, now: float) -> int:
-        if self._redis is not None:
+        if self._redis is not None and now >= self._redis_lost_until:
             name = f"{self._prefix}{seconds}:{key}:{window}"
             try:
                 count, _ = self._redis.pipeline(transaction=False).incr(name).expire(name, seconds + 1).execute()
                 return int(count)
             except redis.RedisError as error:
-                RATE_LIMIT_STORAGE_ERRORS.inc()
+                self._redis_lost_until = now + RETRY_REDIS_AFTER_SECONDS  # then ask again
                 log.error("rate-limit counts unavailable in Redis (%s): this worker counts alone", type(error).__name__)
+        if self._redis is not None:
+            RATE_LIMIT_STORAGE_ERRORS.inc()
         return self._memory.hit(key, seconds, window, now)
