@@ -70,5 +70,5 @@ def call_service(service_id: str) -> Response:
     with stage("evaluate"):
         cards = service.handler(call)
     cards = trail.screen(cards)
-    record_cards(service.id, cards)
+    record_cards(service.id, trail.shown())
     return json_response({"cards": [card.to_json() for card in cards]})
