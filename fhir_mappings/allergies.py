@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
 
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings.medications import ingredient_groups, recognise
 from fhir_mappings.resources import Json, codings, concept_text, reference_of
 
@@ -38,7 +37,7 @@ class AllergyFact:
         return ", ".join(self.reactions) if self.reactions else "reaction not recorded"
 
 
-@cache
+@knowledge_loader
 def _classes() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
     return tuple(
         (re.compile(row["pattern"], re.IGNORECASE), frozenset(row["groups"].split(";")))
@@ -46,7 +45,7 @@ def _classes() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
     )
 
 
-@cache
+@knowledge_loader
 def _immediate() -> tuple[re.Pattern[str], ...]:
     return tuple(
         re.compile(row["pattern"], re.IGNORECASE) for row in read_table("fhir_mappings", "immediate_reactions.csv")

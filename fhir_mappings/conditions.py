@@ -7,10 +7,9 @@ Entered-in-error and refuted Conditions are ignored; resolved ones are kept as h
 from __future__ import annotations
 
 import re
-from functools import cache
 
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings.facts import CodedFact
-from fhir_mappings.knowledge import read_table
 from fhir_mappings.resources import Json, codings, concept_text, reference_of
 from fhir_mappings.times import parse_date
 
@@ -23,7 +22,7 @@ def _icd(code: str) -> str:
     return code.replace(".", "").strip().upper()
 
 
-@cache
+@knowledge_loader
 def _code_table() -> tuple[dict[tuple[str, str], list[str]], list[tuple[str, str]], list[tuple[str, str, str]]]:
     """(exact {(system, code): categories}, ICD prefixes [(prefix, category)], ICD ranges [(low, high, category)])."""
     exact: dict[tuple[str, str], list[str]] = {}
@@ -41,7 +40,7 @@ def _code_table() -> tuple[dict[tuple[str, str], list[str]], list[tuple[str, str
     return exact, prefixes, ranges
 
 
-@cache
+@knowledge_loader
 def _phrases() -> tuple[tuple[re.Pattern[str], str], ...]:
     return tuple(
         (re.compile(row["pattern"], re.IGNORECASE), row["category"])

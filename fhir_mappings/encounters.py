@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings.resources import Json, reference_of
 from fhir_mappings.times import parse_datetime
 
@@ -35,7 +34,7 @@ class EncounterFact:
         return moment <= self.end
 
 
-@cache
+@knowledge_loader
 def _classes() -> dict[tuple[str, str], tuple[str, str]]:
     return {
         (r["system"], r["code"]): (r["setting"], r["display"])

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings.resources import Json, clean_text, codings, concept_text, reference_of
 from fhir_mappings.times import parse_datetime
 
@@ -44,7 +43,7 @@ class _Ingredient:
     groups: frozenset[str]
 
 
-@cache
+@knowledge_loader
 def _ingredients() -> dict[str, _Ingredient]:
     return {
         row["ingredient"]: _Ingredient(row["ingredient"], frozenset(filter(None, row["groups"].split(";"))))
@@ -52,21 +51,21 @@ def _ingredients() -> dict[str, _Ingredient]:
     }
 
 
-@cache
+@knowledge_loader
 def _ingredient_codes() -> dict[str, str]:
     return {
         row["rxcui"]: row["ingredient"] for row in read_table("fhir_mappings", "drug_ingredients.csv") if row["rxcui"]
     }
 
 
-@cache
+@knowledge_loader
 def _products() -> dict[str, tuple[str, ...]]:
     return {
         row["rxcui"]: tuple(row["ingredients"].split(";")) for row in read_table("fhir_mappings", "drug_products.csv")
     }
 
 
-@cache
+@knowledge_loader
 def _name_pattern() -> re.Pattern[str]:
     names = sorted(_ingredients(), key=len, reverse=True)
     return re.compile(r"(?<![a-z-])(" + "|".join(re.escape(n) for n in names) + r")(?![a-z])", re.IGNORECASE)
