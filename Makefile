@@ -33,6 +33,7 @@ test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -10,31 +10,15 @@ recorded the type is unknown, never assumed harmless.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.request import Json, reference_of
+from fhir_mappings.facts import AllergyFact
 from fhir_mappings.medications import ingredient_groups, recognise
-from fhir_mappings.resources import Json, codings, concept_text, reference_of
+from fhir_mappings.resources import codings, concept_text
 
 EXCLUDED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 INACTIVE_CLINICAL = frozenset({"inactive", "resolved"})
-
-
-@dataclass(frozen=True, slots=True)
-class AllergyFact:
-    substance: str
-    groups: frozenset[str]
-    immediate: bool | None
-    reactions: tuple[str, ...]
-    criticality: str | None
-    source: str
-
-    def in_group(self, group: str) -> bool:
-        return group in self.groups
-
-    @property
-    def reaction_text(self) -> str:
-        return ", ".join(self.reactions) if self.reactions else "reaction not recorded"
 
 
 @knowledge_loader

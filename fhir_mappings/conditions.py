@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.request import Json, reference_of
 from fhir_mappings.facts import CodedFact
-from fhir_mappings.resources import Json, codings, concept_text, reference_of
+from fhir_mappings.resources import codings, concept_text
 from fhir_mappings.times import parse_date
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"

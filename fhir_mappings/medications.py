@@ -8,33 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
-from fhir_mappings.resources import Json, clean_text, codings, concept_text, reference_of
+from cds_service.request import Json, reference_of
+from fhir_mappings.facts import MedicationFact
+from fhir_mappings.resources import clean_text, codings, concept_text
 from fhir_mappings.times import parse_datetime
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-ACTIVE_STATUSES = frozenset({"active", "on-hold", "draft"})
-
-
-@dataclass(frozen=True, slots=True)
-class MedicationFact:
-    ingredients: tuple[str, ...]
-    groups: frozenset[str]
-    recognised_by: str
-    text: str
-    source: str
-    status: str
-    authored_on: datetime | None = None
-    resource: Json | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-    def in_group(self, group: str) -> bool:
-        return group in self.groups
 
 
 @dataclass(frozen=True, slots=True)

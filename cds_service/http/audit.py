@@ -20,10 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cards import Card
 from cds_service.alert_fatigue import Policy
-from cds_service.hooks.service import CdsService, HookData
+from cds_service.hooks.service import CdsService
 from cds_service.issued_card import IssuedCard
 from cds_service.observability.metrics import SUPPRESSED_REPEATS
 from cds_service.observability.requests import stage
+from cds_service.request import HookData
 from cds_service.storage import Store
 from cds_service.storage.alert_state import Screened, screen_card
 from cds_service.storage.audit import record_call
