@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from cds_service.auth import Trust
+from cds_service.auth import CallRefused, Trust, TrustUnavailable
 from cds_service.auth.registry import redis_client
 from cds_service.config import Settings
 from cds_service.errors import ApiError
@@ -16,6 +16,7 @@ from cds_service.http.rate_limit import Limit, RateLimiter
 
 # Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
 PROTECTED_PREFIX = "/cds-services"
+RETRY_AFTER_SECONDS = 5  # Redis comes back within seconds after a restart or fail-over
 
 
 def _protected(path: str) -> bool:
@@ -43,7 +44,12 @@ def install_guard(app: Flask, settings: Settings) -> None:
     def _authenticate_then_limit():
         if request.method == "OPTIONS" or not _protected(request.path):
             return None
-        caller = trust.authenticate(request)
+        try:
+            caller = trust.authenticate(request)
+        except CallRefused as refused:
+            raise ApiError(401, str(refused), headers={"WWW-Authenticate": "Bearer"}) from None
+        except TrustUnavailable as unavailable:
+            raise ApiError(503, str(unavailable), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         request.environ["cytopenia.caller"] = caller
         key = f"client:{caller.issuer}" if caller.issuer is not None else f"address:{request.remote_addr}"
         limit = per_issuer.get(caller.issuer, default)
