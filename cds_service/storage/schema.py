@@ -6,11 +6,12 @@ from functools import cache
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, select, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import Connection, inspect, text
 
 from cds_service.storage.engine import MIGRATIONS
 from cds_service.storage.models import Base
+
+VERSION_TABLE = "alembic_version"
 
 
 @cache
@@ -21,14 +22,12 @@ def expected_revision() -> str:
 
 
 def schema_problem(connection: Connection) -> str | None:
-    """None when the migration recorded is this code's newest and every table is there; else what is wrong.
-    A missing table raises on the database side, which the caller's transaction must not keep."""
-    try:
-        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        for table in Base.metadata.sorted_tables:
-            connection.execute(select(table).limit(0))
-    except (ProgrammingError, OperationalError) as error:
-        return f"database schema incomplete ({type(error.orig).__name__})"
+    """None when every table is there and the migration recorded is this code's newest; else what is
+    wrong. A connection that fails raises (the database is unreachable, which is another matter)."""
+    missing = sorted({VERSION_TABLE, *Base.metadata.tables} - set(inspect(connection).get_table_names()))
+    if missing:
+        return f"database schema incomplete: no table {', '.join(missing)}"
+    revision = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     if revision != expected_revision():
         return f"database schema at migration {str(revision)[:40]}, this version expects {expected_revision()}"
     return None
