@@ -14,6 +14,8 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.connected = threading.Event()
         self.connected.set()
+        self.stalled = False
+        self._held: list[socket.socket] = []
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -24,6 +26,9 @@ class TcpProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.stalled:
+                self._held.append(client)  # accepted, never answered: a host that drops packets
+                continue
             if not self.connected.is_set():
                 client.close()  # the dependency is "down": connections are refused at once
                 continue
@@ -40,7 +45,8 @@ class TcpProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.stalled:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
@@ -64,9 +70,18 @@ class TcpProxy:
         for end in ends:
             self._close(end)
 
+    def stall(self) -> None:
+        """Connections stay open and new ones are accepted, but nothing gets through, in either direction."""
+        self.stalled = True
+
     def restore(self) -> None:
+        self.stalled = False
+        for held in self._held:
+            held.close()
+        self._held.clear()
         self.connected.set()
 
     def close(self) -> None:
+        self.restore()
         self.cut()
         self.listener.close()

@@ -5,6 +5,7 @@ readiness names what is down; hook calls follow the configured decision; Retry-A
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -93,6 +94,20 @@ def test_redis_lost_probes_and_metrics_answer_and_hook_calls_still_get_cards(pro
     redis_proxy.restore()
     assert hook_call(server, key).status_code == 200
     assert requests.get(server.url + "/readyz", timeout=30).json()["status"] == "ready"
+
+
+def test_a_redis_that_stops_answering_costs_calls_seconds_not_the_worker(production, key, redis_proxy):
+    """Packets dropped rather than refused: every Redis call would wait for its timeout. Calls are still
+    answered, well inside the EHR's patience, and the worker asks Redis again only after a pause."""
+    server = production()
+    assert hook_call(server, key).status_code == 200
+    redis_proxy.stall()
+    started = time.monotonic()
+    answered = [hook_call(server, key) for _ in range(4)]
+    elapsed = time.monotonic() - started
+    assert [r.status_code for r in answered] == [200] * 4, server.output()[-3000:]
+    assert elapsed < 30, f"4 calls took {elapsed:.1f} s with Redis stalled"
+    assert requests.get(server.url + "/healthz", timeout=30).status_code == 200
 
 
 def test_redis_lost_with_calls_refused_the_503_says_when_to_retry(production, key, redis_proxy):
