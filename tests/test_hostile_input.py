@@ -1,13 +1,18 @@
 """The project's own hostile-input suite: generated and hand-written bodies for every endpoint, feedback
-included, against a real server per database (SQLite and PostgreSQL). No 5xx (the one documented 503
-aside), no stack trace, and the server answers its liveness probe after every request.
+included, against a real server per database (SQLite and PostgreSQL) and mode (development; production
+with signed tokens and Redis). No 5xx (the one documented 503 aside), no stack trace, and the server
+answers its liveness probe after every request.
 
 Derandomised and bounded (a fixed number of examples per operation, no shrinking), so it runs the same
 way every time in `make test`."""
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import pytest
+import redis
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -15,18 +20,59 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from tests.jwt_support import BASE_URL, EHR_ISSUER, SigningKey, bearer, claims, write_jwks
 from tests.served import Server
 
 pytestmark = pytest.mark.server
 EXAMPLES_PER_OPERATION = 20
+REDIS_URL = "redis://127.0.0.1:6379/0"
+UNHANDLED = "unhandled error while serving a request"  # cds_service/errors.py, before its 500
 
 
-@pytest.fixture
-def hostile_server(database_url, tmp_path):
-    server = Server(tmp_path, "--dev", database_url=database_url)
-    yield server
+@pytest.fixture(scope="module")
+def key() -> SigningKey:
+    return SigningKey.generate("ES384")
+
+
+@pytest.fixture(params=["development", "production"])
+def hostile(request, database_url, tmp_path, key):
+    """(server, credentials for a path): none in development mode, a fresh signed token in production."""
+    if request.param == "development":
+        server = Server(tmp_path, "--dev", database_url=database_url)
+
+        def credentials(path: str) -> dict:
+            return {}
+
+    else:
+        prefix = f"cytopenia-test-{uuid.uuid4().hex}:"
+        client = {
+            "issuer": EHR_ISSUER,
+            "jwks_file": str(write_jwks(tmp_path / "jwks.json", key)),
+            "algorithms": ["ES384"],
+        }
+        server = Server(
+            tmp_path,
+            database_url=database_url,
+            clients=json.dumps([client]),
+            public_base_url=BASE_URL,
+            redis_url=REDIS_URL,
+            redis_key_prefix=prefix,
+            rate_limit="1000000 per minute",
+        )
+        request.addfinalizer(lambda: forget(prefix))
+
+        def credentials(path: str) -> dict:
+            return bearer(key.mint(claims(aud=BASE_URL + path)))
+
+    yield server, credentials
     assert server.stop() == 0, server.output()[-4000:]
-    assert "Traceback" not in server.output(), server.output()[-4000:]
+    assert UNHANDLED not in server.output(), server.output()[-4000:]
+
+
+def forget(prefix: str) -> None:
+    shared = redis.Redis.from_url(REDIS_URL)
+    for stale in shared.scan_iter(match=f"{prefix}*"):
+        shared.delete(stale)
 
 
 def assert_alive(server: Server) -> None:
@@ -56,16 +102,16 @@ HOSTILE = [
 ]
 
 
-def test_hostile_requests_get_no_5xx_and_leave_the_server_alive(hostile_server):
+def test_hostile_requests_get_no_5xx_and_leave_the_server_alive(hostile):
     """Hand-written bodies first (each a 4xx OperationOutcome), then schema-valid and schema-violating
     bodies for every operation in /openapi.json, with every built-in check but positive data acceptance: a
     schema-valid body may still hold what the database cannot store (a NUL character) or name data that
     cannot be fetched (412), both declared."""
+    hostile_server, credentials = hostile
     answers = []
     for path, body in HOSTILE:
-        response = requests.post(
-            hostile_server.url + path, data=body, headers={"Content-Type": "application/json"}, timeout=30
-        )
+        headers = {"Content-Type": "application/json", **credentials(path)}
+        response = requests.post(hostile_server.url + path, data=body, headers=headers, timeout=30)
         answers.append((response.status_code, response.headers.get("Content-Type"), response.text[:200]))
         assert_alive(hostile_server)
     assert all(400 <= status < 500 and kind == "application/fhir+json" for status, kind, _ in answers), answers
@@ -87,7 +133,7 @@ def test_hostile_requests_get_no_5xx_and_leave_the_server_alive(hostile_server):
             suppress_health_check=list(HealthCheck),
         )
         def call(case):
-            response = case.call(timeout=30)
+            response = case.call(headers=credentials(case.formatted_path), timeout=30)
             case.validate_response(response, excluded_checks=[positive_data_acceptance])
             assert "Traceback" not in response.text
             assert_alive(hostile_server)
