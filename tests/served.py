@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -81,3 +82,16 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def production_settings(folder: Path, key, redis_url: str, prefix: str) -> dict[str, str]:
+    """Production mode for `Server`: one EHR client signing with `key` (tests.jwt_support), Redis at `redis_url`."""
+    from tests.jwt_support import BASE_URL, EHR_ISSUER, write_jwks
+
+    client = {"issuer": EHR_ISSUER, "jwks_file": str(write_jwks(folder / "jwks.json", key)), "algorithms": ["ES384"]}
+    return {
+        "clients": json.dumps([client]),
+        "public_base_url": BASE_URL,
+        "redis_url": redis_url,
+        "redis_key_prefix": prefix,
+    }

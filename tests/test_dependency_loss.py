@@ -13,8 +13,8 @@ import redis
 import requests
 
 from tests.conftest import EXAMPLES, POSTGRES_URL
-from tests.jwt_support import BASE_URL, EHR_ISSUER, SERVICE_PATH, SigningKey, bearer, claims, write_jwks
-from tests.served import Server
+from tests.jwt_support import BASE_URL, SERVICE_PATH, SigningKey, bearer, claims
+from tests.served import Server, production_settings
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.server
@@ -41,17 +41,9 @@ def production(tmp_path, key, redis_proxy):
     servers = []
 
     def start(**settings: str) -> Server:
-        client = {
-            "issuer": EHR_ISSUER,
-            "jwks_file": str(write_jwks(tmp_path / "jwks.json", key)),
-            "algorithms": ["ES384"],
-        }
         server = Server(
             tmp_path,
-            clients=json.dumps([client]),
-            public_base_url=BASE_URL,
-            redis_url=f"redis://127.0.0.1:{redis_proxy.port}/0",
-            redis_key_prefix=prefix,
+            **production_settings(tmp_path, key, f"redis://127.0.0.1:{redis_proxy.port}/0", prefix),
             deadlines__readiness_check_seconds="1",
             repeat_window_hours="0",  # every call shows its cards: no repeat is held back
             **settings,

@@ -8,7 +8,6 @@ way every time in `make test`."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -20,8 +19,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.jwt_support import BASE_URL, EHR_ISSUER, SigningKey, bearer, claims, write_jwks
-from tests.served import Server
+from tests.jwt_support import BASE_URL, SigningKey, bearer, claims
+from tests.served import Server, production_settings
 
 pytestmark = pytest.mark.server
 EXAMPLES_PER_OPERATION = 20
@@ -45,19 +44,11 @@ def hostile(request, database_url, tmp_path, key):
 
     else:
         prefix = f"cytopenia-test-{uuid.uuid4().hex}:"
-        client = {
-            "issuer": EHR_ISSUER,
-            "jwks_file": str(write_jwks(tmp_path / "jwks.json", key)),
-            "algorithms": ["ES384"],
-        }
         server = Server(
             tmp_path,
             database_url=database_url,
-            clients=json.dumps([client]),
-            public_base_url=BASE_URL,
-            redis_url=REDIS_URL,
-            redis_key_prefix=prefix,
             rate_limit="1000000 per minute",
+            **production_settings(tmp_path, key, REDIS_URL, prefix),
         )
         request.addfinalizer(lambda: forget(prefix))
 
