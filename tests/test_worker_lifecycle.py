@@ -4,6 +4,7 @@ Prometheus folder belongs to the gunicorn master, and a dead worker's files are 
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
@@ -44,11 +45,19 @@ def replaced(server: Server, before: set[int], count: int = 1):
     return lambda: len(server.workers()) == server.workers_expected and len(set(server.workers()) - before) >= count
 
 
-def test_a_worker_terminated_gracefully_leaves_the_service_answering(server):
+def hook_calls_counted(server: Server) -> float:
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    counted = re.findall(r'^cytopenia_hook_request_duration_seconds_count\{[^}]*status="200"[^}]*\} (\S+)$', text, re.M)
+    return sum(float(n) for n in counted)
+
+
+def test_a_worker_terminated_gracefully_leaves_the_service_answering_and_its_counts(server):
     assert_answering(server)
+    counted = hook_calls_counted(server)
     before = set(server.workers())
     os.kill(min(before), signal.SIGTERM)
     server.wait_until(replaced(server, before), "the terminated worker was not replaced")
+    assert hook_calls_counted(server) == counted >= 6  # the dead worker's counts stay in the exposition
     assert_answering(server)
 
 
