@@ -40,7 +40,8 @@ def value_text(analyte: Analyte, value: float, unit: str) -> str:
 
 def _headline(finding: Finding) -> str:
     point = finding.latest
-    return value_text(finding.analyte, point.value, point.evidence[0].unit if not point.derivation else "10*9/L")
+    text = value_text(finding.analyte, point.value, point.evidence[0].unit if not point.derivation else "10*9/L")
+    return f"{text} ({point.status_label})" if point.status_label else text
 
 
 def _grade_text(finding: Finding) -> str:
@@ -94,7 +95,9 @@ def _evidence_rows(finding: Finding) -> list[tuple[str, ...]]:
                 (
                     f"{escape(m.analyte.replace('_', ' '))} ({m.system_code})",
                     f"{number(m.value)} {UNIT_TEXT.get(m.unit, m.unit)}",
-                    escape(m.reported) + (f" ({escape(m.note)})" if m.note else ""),
+                    escape(m.reported)
+                    + (f" ({escape(m.note)})" if m.note else "")
+                    + (f" **{m.status_label}**" if m.status_label else ""),
                     when(m.time),
                     escape(m.source),
                 )
@@ -241,7 +244,7 @@ def finding_card(
 def data_gap_card(assessment: Assessment) -> Card | None:
     """Said out loud when counts are missing or unusable: absence of data is never 'no cytopenia'."""
     no_counts = assessment.latest_count is None
-    unusable = bool(assessment.issues) or any(m.startswith("only preliminary") for m in assessment.missing)
+    unusable = bool(assessment.issues)
     if not (no_counts or unusable):
         return None
     summary = (

@@ -32,11 +32,13 @@ NOT_CHECKABLE = (
 
 
 def _anc_text(point: Point) -> str:
-    return f"ANC {number(point.value)} ×10⁹/L"
+    label = f" ({point.status_label})" if point.status_label else ""
+    return f"ANC {number(point.value)} ×10⁹/L{label}"
 
 
 def _temp_text(m: Measurement) -> str:
-    return f"{m.value:.1f} °C"
+    label = f" ({m.status_label})" if m.status_label else ""
+    return f"{m.value:.1f} °C{label}"
 
 
 def _temperature_rows(readings: tuple[Measurement, ...]) -> list[tuple[str, ...]]:

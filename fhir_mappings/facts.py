@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -55,6 +55,13 @@ class Measurement:
     site: str | None = None
     reported_value: float | None = None
     reported_unit: str | None = None
+    reported_at: datetime | None = None
+
+    @property
+    def status_label(self) -> str | None:
+        """'preliminary' or 'corrected' when the result is not a plain final one: a preliminary result is
+        used and said; an amended or corrected one is used and said to be corrected (issue #12)."""
+        return {"preliminary": "preliminary", "amended": "corrected", "corrected": "corrected"}.get(self.status)
 
     @property
     def system_code(self) -> str:
@@ -105,7 +112,6 @@ class ClinicalRecord:
     allergies: tuple[AllergyFact, ...] = ()
     encounters: tuple[EncounterFact, ...] = ()
     issues: tuple[DataIssue, ...] = ()
-    preliminary_only: tuple[str, ...] = field(default=())
 
     def series(self, analyte: Analyte) -> tuple[Measurement, ...]:
         """Results for one analyte, oldest first."""

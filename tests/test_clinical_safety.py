@@ -3,9 +3,12 @@ prophylaxis and the seed guidance said only when the record triggers it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import orjson
 import pytest
 
-from tests.conftest import assert_valid
+from tests.conftest import FIXTURES, assert_valid
 from tests.fn_vignettes import (
     ICD,
     SEPTIC_SHOCK,
@@ -18,6 +21,7 @@ from tests.fn_vignettes import (
     temp,
     weight,
 )
+from tests.test_corpus import searchset
 
 ALL_ICD = condition(ICD, "C91.00", "Acute lymphoblastic leukemia not having achieved remission")
 STEROIDS = condition(ICD, "Z79.52", "Long term (current) use of systemic steroids")
@@ -222,3 +226,60 @@ def test_macrolide_and_central_line_lines_only_when_the_record_shows_them(client
     triggered = _cards(client, temp(38.9, 30), anc(0.2, 2), PNEUMONIA, CENTRAL_LINE)[0]["detail"]
     assert "Pneumonia documented: consider adding a macrolide" in triggered
     assert "Do not remove the central line routinely" in triggered
+
+
+# -- rule 3: preliminary and corrected results, DiagnosticReport time -----------------------------
+
+
+def test_preliminary_anc_with_fever_is_febrile_neutropenia_marked_preliminary(client):
+    preliminary = anc(0.2, 2)
+    preliminary["status"] = "preliminary"
+    main = _cards(client, temp(38.9, 30), preliminary)[0]
+    assert main["indicator"] == "critical"
+    assert main["summary"].startswith("Febrile neutropenia (IDSA+CTCAE): ANC 0.2 ×10⁹/L (preliminary), 38.9 °C")
+
+
+def test_cancelled_anc_is_not_used_and_said(client):
+    cancelled = anc(0.2, 2)
+    cancelled["status"] = "cancelled"
+    card = _cards(client, temp(38.9, 30), cancelled)[0]
+    assert card["summary"].startswith("Fever 38.9 °C with no current ANC")
+    assert f"Observation/{cancelled['id']}: was cancelled \\(status 'cancelled'\\): not used" in card["detail"]
+
+
+def _pat2(with_reports: bool) -> dict:
+    bundle = orjson.loads((FIXTURES / "hl7-r4-examples" / "Bundle-101.json").read_bytes())
+    items = [e["resource"] for e in bundle["entry"]]
+    patient = orjson.loads((FIXTURES / "hl7-r4-examples" / "Patient-pat2.json").read_bytes())
+    prefetch = {
+        "patient": patient,
+        "bloodCounts": searchset([r for r in items if r["resourceType"] == "Observation"]),
+        "conditions": searchset([]),
+        "medications": searchset([]),
+    }
+    if with_reports:
+        prefetch["reports"] = searchset([r for r in items if r["resourceType"] == "DiagnosticReport"])
+    return {
+        "hook": "patient-view",
+        "hookInstance": "6f1c2d1e-0000-4000-8000-000000000012",
+        "context": {"userId": "Practitioner/example", "patientId": "pat2"},
+        "prefetch": prefetch,
+    }
+
+
+@pytest.mark.parametrize("with_reports", [True, False], ids=["report-prefetched", "report-not-sent"])
+def test_hl7_pat2_results_take_the_time_of_their_diagnostic_report(make_app, with_reports):
+    client = make_app(as_of=datetime(2011, 3, 5, tzinfo=UTC)).test_client()
+    response = client.post("/cds-services/cytopenia-review", json=_pat2(with_reports))
+    assert response.status_code == 200
+    summaries = [c["summary"] for c in response.get_json()["cards"]]
+    if with_reports:
+        assert any(s.startswith("Neutropenia: ANC 0.9 ×10⁹/L (CTCAE v5 grade 3") for s in summaries), summaries
+    else:
+        assert summaries == ["Cytopenia not assessed: no usable blood count"]
+
+
+def test_every_patient_view_service_and_the_order_check_ask_for_diagnostic_reports(client):
+    services = client.get("/cds-services").get_json()["services"]
+    for service in services:
+        assert service["prefetch"]["reports"] == "DiagnosticReport?patient={{context.patientId}}&_sort=-date&_count=50"

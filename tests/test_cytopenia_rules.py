@@ -194,9 +194,9 @@ def test_no_counts_at_all_is_said_never_normal():
     assert assessment.latest_count is None
 
 
-def test_only_preliminary_results_are_said():
+def test_a_preliminary_result_is_graded():
     assessment = findings(observation(ANC, 0.3, status="preliminary"), observation(WBC, 5.0))
-    assert "only preliminary results for absolute neutrophil count" in assessment.missing
+    assert assessment.finding(F.NEUTROPENIA).grade.grade == 4
 
 
 def test_who_anaemia_for_an_adult_man_mild_below_13():

@@ -224,7 +224,6 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
         for analyte, label in ((A.HEMOGLOBIN, "haemoglobin"), (A.PLATELETS, "platelet count")):
             if not record.series(analyte):
                 missing.append(f"no {label}")
-    missing.extend(f"only preliminary results for {a.replace('_', ' ')}" for a in record.preliminary_only)
     return Assessment(
         as_of=as_of,
         findings=tuple(found.values()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cards.cytopenia import cytopenia_cards
 from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
-from cds_service.hooks.service import CdsService, HookCall, Prefetch
+from cds_service.hooks.service import REPORTS, CdsService, HookCall, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
 
@@ -25,6 +25,7 @@ def _lab_query(count: int) -> str:
 PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
     Prefetch("bloodCounts", _lab_query(200), required=True),
+    REPORTS,
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
     Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
 )
@@ -38,9 +39,9 @@ def review(call: HookCall) -> list:
     the counts themselves can make the data-gap card."""
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("bloodCounts", *CONTEXT_KEYS),
+        call.data.resources("bloodCounts", REPORTS.key, *CONTEXT_KEYS),
         call.patient_id,
-        call.data.issues_except(*CONTEXT_KEYS),
+        call.data.issues_except(REPORTS.key, *CONTEXT_KEYS),
     )
     assessment = assess(record, call.as_of)
     coverage = ChartCoverage(

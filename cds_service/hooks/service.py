@@ -23,6 +23,11 @@ class Prefetch:
     required: bool = False
 
 
+REPORTS = Prefetch("reports", "DiagnosticReport?patient={{context.patientId}}&_sort=-date&_count=50")
+"""The reports that group the results: an Observation without its own time takes its report's time.
+Optional and quiet: when it cannot be had, only the results that needed its time are said to be unusable."""
+
+
 def prefetch_source(key: str) -> str:
     """How a DataIssue names the prefetch key (or fetch) it concerns."""
     return f"prefetch '{key}'"
