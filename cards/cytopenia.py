@@ -178,9 +178,12 @@ def _suggestion(
     )
 
 
-def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+def _suggestions(
+    finding: Finding, patient_id: str, encounter_id: str | None, settled: bool = False
+) -> tuple[Suggestion, ...]:
     """The next orders to consider. None for a count within the Duffy-null interval: asymptomatic
-    Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely)."""
+    Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely). A
+    documented cytopenia no worse than before (`settled`) does not get its work-up again at every visit."""
     if not finding.significant:
         return ()
     reason = _summary(finding)
@@ -190,9 +193,14 @@ def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) ->
 
     kind = finding.kind
     suggestions = [offer(("cbc_with_differential",))]
-    if kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA) and finding.grade_number >= 2:
+    work_up = not settled
+    if (
+        work_up
+        and kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA)
+        and finding.grade_number >= 2
+    ):
         suggestions.append(offer(("peripheral_smear",)))
-    if kind is F.ANAEMIA:
+    if kind is F.ANAEMIA and work_up:
         suggestions.append(
             offer(
                 ("reticulocytes", "ferritin", "vitamin_b12", "folate"),
@@ -214,7 +222,7 @@ def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) ->
                     ("platelet_transfusion",), f"Consider platelet transfusion (below {platelets.value:g} ×10⁹/L, AABB)"
                 )
             )
-    if kind is F.PANCYTOPENIA or (finding.persistent and finding.significant):
+    if work_up and (kind is F.PANCYTOPENIA or (finding.persistent and finding.significant)):
         suggestions.append(offer(("haematology_referral",)))
     return tuple(suggestions)
 
@@ -231,7 +239,7 @@ def finding_card(
         indicator=settled_indicator(_indicator(finding), context),
         source=card_source(finding.kind.value),
         detail="\n\n".join([_detail(finding, assessment), *context_blocks(context)]),
-        suggestions=_suggestions(finding, patient_id, encounter_id)
+        suggestions=_suggestions(finding, patient_id, encounter_id, bool(context and context.known_and_stable))
         + problem_list_suggestions(context, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),

@@ -3,12 +3,12 @@ prophylaxis and the seed guidance said only when the record triggers it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
-from tests.conftest import FIXTURES, assert_valid
+from tests.conftest import AS_OF, FIXTURES, assert_valid
 from tests.fn_vignettes import (
     ICD,
     SEPTIC_SHOCK,
@@ -283,3 +283,74 @@ def test_every_patient_view_service_and_the_order_check_ask_for_diagnostic_repor
     services = client.get("/cds-services").get_json()["services"]
     for service in services:
         assert service["prefetch"]["reports"] == "DiagnosticReport?patient={{context.patientId}}&_sort=-date&_count=50"
+
+
+# -- patient-view cytopenia-review: documented stable, clozapine, pregnancy, infants ---------------
+
+
+def _lab(code: str, value: float, unit: str, days_ago: float, ident: str) -> dict:
+    return {
+        "resourceType": "Observation",
+        "id": ident,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": "Patient/cv"},
+        "effectiveDateTime": (AS_OF - timedelta(days=days_ago)).isoformat(),
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+    }
+
+
+def _review(client, labs, conditions=(), medications=(), gender="female", birth_date="1970-01-01"):
+    body = {
+        "hook": "patient-view",
+        "hookInstance": "6f1c2d1e-0000-4000-8000-000000000013",
+        "context": {"userId": "Practitioner/example", "patientId": "cv"},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "cv", "gender": gender, "birthDate": birth_date},
+            "bloodCounts": searchset(labs),
+            "conditions": searchset([{**c, "subject": {"reference": "Patient/cv"}} for c in conditions]),
+            "medications": searchset([{**m, "subject": {"reference": "Patient/cv"}} for m in medications]),
+        },
+    }
+    response = client.post("/cds-services/cytopenia-review", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    document = response.get_json()
+    assert_valid("response", document)
+    return {c["summary"].split(":")[0]: c for c in document["cards"]}
+
+
+def _anc_series(*values_days):
+    return [_lab("751-8", v, "10*9/L", d, f"anc-{d}") for v, d in values_days]
+
+
+NEUTROPENIA_2025 = {**condition(ICD, "D70.9", "Neutropenia, unspecified"), "onsetDateTime": "2025-06-01"}
+
+
+def test_documented_stable_neutropenia_does_not_repeat_the_work_up(client):
+    card = _review(client, _anc_series((0.6, 60), (0.8, 30), (0.8, 1)), [NEUTROPENIA_2025])["Neutropenia"]
+    labels = [s["label"] for s in card.get("suggestions", [])]
+    assert "Peripheral blood smear review" not in labels and "Referral to haematology" not in labels
+    assert "is not suggested again" in card["detail"]
+
+
+def test_documented_neutropenia_at_a_new_nadir_gets_the_work_up(client):
+    card = _review(client, _anc_series((0.9, 60), (0.8, 30), (0.6, 1)), [NEUTROPENIA_2025])["Neutropenia"]
+    labels = [s["label"] for s in card.get("suggestions", [])]
+    assert "Peripheral blood smear review" in labels and "Referral to haematology" in labels
+
+
+@pytest.mark.parametrize(
+    ("value", "band", "action"),
+    [(1.2, "mild neutropenia", "Continue clozapine"), (0.7, "moderate neutropenia", "Interrupt clozapine")],
+)
+def test_patient_on_clozapine_is_told_the_band_and_its_action(client, value, band, action):
+    clozapine = medication("2626", "clozapine 100 MG Oral Tablet")
+    card = _review(client, _anc_series((value, 1)), medications=[clozapine])["Neutropenia"]
+    assert f"**On clozapine: {band}.** {action}" in card["detail"]
+    assert card["detail"].count("Monitoring:") == 1 and "monthly" not in card["detail"]
+
+
+def test_clozapine_in_the_normal_range_adds_no_band_line(client):
+    clozapine = medication("2626", "clozapine 100 MG Oral Tablet")
+    cards = _review(client, _anc_series((1.5, 1)), medications=[clozapine])
+    assert not any("On clozapine" in c.get("detail", "") for c in cards.values())

@@ -179,6 +179,7 @@ def test_clozapine_moderate_neutropenia_interrupt_and_consult(client, value):
     assert ("create", "Referral to haematology") in kinds
     assert ("create", "Repeat CBC with differential") in kinds
     assert "Daily until ANC ≥1.0" in plain(card)
+    assert "monthly" not in plain(card) and "Monitoring interval" not in plain(card), "one instruction: the band's"
 
 
 def test_clozapine_severe_neutropenia_is_critical_and_says_no_rechallenge(client):

@@ -183,10 +183,7 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     window, interval = _clozapine_window(prior, s.as_of)
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
     normal = clozapine_bands()[population][-1]
-    notes = [
-        f"Monitoring interval: {interval}.",
-        "The clozapine REMS ended in 2025; the label's ANC monitoring still applies.",
-    ]
+    notes = ["The clozapine REMS ended in 2025; the label's ANC monitoring still applies."]
     if MEDICATIONS in s.unavailable:
         notes.append(f"Active medications not available ({s.unavailable[MEDICATIONS]}): treated as a new start.")
     if population == "duffy_null":
@@ -204,11 +201,14 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             (
                 f"Before starting, the label requires an ANC in the normal range (≥{normal.anc_at_least:g} "
                 "×10⁹/L for this population).",
+                f"Monitoring interval: {interval}.",
                 *notes,
             ),
             hold=True,
         )
     band = _clozapine_band(population, anc.point.value)
+    if band is normal:  # one monitoring instruction: the routine interval only while in the normal range
+        notes.insert(0, f"Monitoring interval: {interval}.")
     new_start = not prior
     baselines = sum(1 for p in s.anc if p.value >= normal.anc_at_least)
     needed = int(parameter("clozapine", "baseline_ancs_duffy_null").number)
