@@ -252,7 +252,7 @@ def finding_card(
 def data_gap_card(assessment: Assessment) -> Card | None:
     """Said out loud when counts are missing or unusable: absence of data is never 'no cytopenia'."""
     no_counts = assessment.latest_count is None
-    unusable = bool(assessment.issues)
+    unusable = bool(assessment.issues) or any(m.startswith("haemoglobin not graded") for m in assessment.missing)
     if not (no_counts or unusable):
         return None
     summary = (

@@ -81,7 +81,6 @@ class Demographics:
     patient_id: str | None = None
     birth_date: date | None = None
     sex: str | None = None
-    pregnancy_trimester: int | None = None
 
     def age_in_months(self, on: date) -> int | None:
         if self.birth_date is None:
@@ -112,6 +111,7 @@ class ClinicalRecord:
     allergies: tuple[AllergyFact, ...] = ()
     encounters: tuple[EncounterFact, ...] = ()
     issues: tuple[DataIssue, ...] = ()
+    pregnancy_status: tuple[CodedFact, ...] = ()
 
     def series(self, analyte: Analyte) -> tuple[Measurement, ...]:
         """Results for one analyte, oldest first."""

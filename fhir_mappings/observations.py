@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any, NamedTuple
 
-from fhir_mappings.facts import DataIssue, Measurement
-from fhir_mappings.knowledge import LabCode, analyte_specs, lab_codes
+from fhir_mappings.facts import CodedFact, DataIssue, Measurement
+from fhir_mappings.knowledge import LabCode, analyte_specs, lab_codes, read_table
 from fhir_mappings.resources import Json, codings, concept_text
 from fhir_mappings.times import parse_datetime
 from fhir_mappings.units import UnusableValue, normalise
@@ -18,6 +19,14 @@ NOT_USED_STATUSES = {
     "cancelled": "was cancelled",
     "entered-in-error": "was entered in error",
 }
+
+
+@cache
+def _pregnancy_codes() -> tuple[frozenset[tuple[str, str]], dict[tuple[str, str], str]]:
+    """(question codes, answer code -> 'pregnant' / 'not_pregnant' / 'unknown') from `pregnancy_status.csv`."""
+    rows = read_table("fhir_mappings", "pregnancy_status.csv")
+    questions = frozenset((r["system"], r["code"]) for r in rows if r["role"] == "question")
+    return questions, {(r["system"], r["code"]): r["meaning"] for r in rows if r["role"] == "answer"}
 
 
 def recognised_code(concept: Any) -> LabCode | None:
@@ -53,9 +62,12 @@ class ObservationReader:
         self._draws = draws
         self.measurements: list[Measurement] = []
         self.issues: list[DataIssue] = []
+        self.pregnancy_status: list[CodedFact] = []
 
     def read(self, resource: Json) -> None:
         source = f"Observation/{resource.get('id', '?')}"
+        if self._read_pregnancy_status(source, resource):
+            return
         known = recognised_code(resource.get("code"))
         parts = [(known, resource)] if known else []
         for component in resource.get("component") or ():
@@ -132,6 +144,23 @@ class ObservationReader:
                 reported_at=reported_at,
             )
         )
+
+    def _read_pregnancy_status(self, source: str, resource: Json) -> bool:
+        """A pregnancy-status Observation (IPS, LOINC 82810-3) as a fact 'pregnant' / 'not_pregnant' / 'unknown'."""
+        questions, answers = _pregnancy_codes()
+        if not any((c.get("system"), c.get("code")) in questions for c in codings(resource.get("code"))):
+            return False
+        if resource.get("status") in USABLE_STATUSES and self._belongs_to_patient(resource.get("subject")):
+            value = resource.get("valueCodeableConcept")
+            meaning = next(
+                (answers[k] for c in codings(value) if (k := (c.get("system"), c.get("code"))) in answers), None
+            )
+            time = effective_time(resource)
+            if meaning and time:
+                self.pregnancy_status.append(
+                    CodedFact(meaning, concept_text(value) or meaning, "LOINC 82810-3", source, time.date())
+                )
+        return True
 
     def _belongs_to_patient(self, subject: Any) -> bool:
         if self._patient_id is None:

@@ -89,4 +89,5 @@ def read_record(
         allergies=tuple(allergies),
         encounters=tuple(encounters),
         issues=tuple(all_issues + observations.issues),
+        pregnancy_status=tuple(observations.pregnancy_status),
     )

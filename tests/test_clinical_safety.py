@@ -3,6 +3,7 @@ prophylaxis and the seed guidance said only when the record triggers it."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -303,7 +304,7 @@ def _lab(code: str, value: float, unit: str, days_ago: float, ident: str) -> dic
 def _review(client, labs, conditions=(), medications=(), gender="female", birth_date="1970-01-01"):
     body = {
         "hook": "patient-view",
-        "hookInstance": "6f1c2d1e-0000-4000-8000-000000000013",
+        "hookInstance": str(uuid.uuid4()),
         "context": {"userId": "Practitioner/example", "patientId": "cv"},
         "prefetch": {
             "patient": {"resourceType": "Patient", "id": "cv", "gender": gender, "birthDate": birth_date},
@@ -354,3 +355,56 @@ def test_clozapine_in_the_normal_range_adds_no_band_line(client):
     clozapine = medication("2626", "clozapine 100 MG Oral Tablet")
     cards = _review(client, _anc_series((1.5, 1)), medications=[clozapine])
     assert not any("On clozapine" in c.get("detail", "") for c in cards.values())
+
+
+def _hb(value: float, low: float | None = None) -> dict:
+    lab = _lab("718-7", value, "g/dL", 1, f"hb-{value}-{low}")
+    if low is not None:
+        lab["referenceRange"] = [{"low": {"value": low, "unit": "g/dL", "code": "g/dL"}}]
+    return lab
+
+
+def _pregnancy_status(answer: str, display: str) -> dict:
+    return {
+        "resourceType": "Observation",
+        "id": f"preg-{answer}",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "82810-3"}]},
+        "subject": {"reference": "Patient/cv"},
+        "effectiveDateTime": (AS_OF - timedelta(days=3)).isoformat(),
+        "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": answer}], "text": display},
+    }
+
+
+def test_second_trimester_pregnancy_uses_the_10_5_cut_off(client):
+    second = condition(ICD, "Z34.02", "Supervision of normal first pregnancy, second trimester")
+    assert "Anaemia" not in _review(client, [_hb(11.5)], [second], birth_date="1996-01-01")
+    card = _review(client, [_hb(11.5)], birth_date="1996-01-01")["Anaemia"]
+    assert "Pregnancy status not known: the non-pregnant WHO cut-off is used." in card["detail"]
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [condition(ICD, "Z33.1", "Pregnant state, incidental"), _pregnancy_status("LA15173-0", "Pregnant")],
+    ids=["z33.1", "pregnancy-status-observation"],
+)
+def test_pregnancy_with_unknown_trimester_says_which_cut_off_is_used(client, evidence):
+    labs = [_hb(10.8)] + ([evidence] if evidence["resourceType"] == "Observation" else [])
+    conditions = [evidence] if evidence["resourceType"] == "Condition" else []
+    card = _review(client, labs, conditions, birth_date="1996-01-01")["Anaemia"]
+    assert "trimester not recorded: the WHO first/third-trimester cut-off 11 g/dL is used" in card["detail"]
+    assert "second trimester 10.5 g/dL" in card["detail"]
+
+
+def test_not_pregnant_statement_and_a_man_get_no_pregnancy_line(client):
+    stated = _review(client, [_hb(11.5), _pregnancy_status("LA26683-5", "Not pregnant")], birth_date="1996-01-01")
+    assert "Pregnan" not in stated["Anaemia"]["detail"]
+    man = _review(client, [_hb(12.5)], gender="male", birth_date="1968-01-01")
+    assert "Pregnan" not in man["Anaemia"]["detail"]
+
+
+def test_infant_under_6_months_is_graded_only_against_the_lab_range(client):
+    [gap] = _review(client, [_hb(9.0)], birth_date="2026-09-01").values()
+    assert "haemoglobin not graded: no WHO cut-off below 6 months" in gap["detail"]
+    card = _review(client, [_hb(9.0, low=10.0)], birth_date="2026-09-01")["Anaemia"]
+    assert "No WHO cut-off below 6 months: graded only against the lab's range." in card["detail"]

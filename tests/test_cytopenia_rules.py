@@ -209,9 +209,11 @@ def test_who_anaemia_boundary_for_a_woman_12_0_is_not_anaemia():
     assert findings(observation(HB, 12.0), patient_resource=patient("female")).finding(F.ANAEMIA) is None
 
 
-def test_anaemia_says_pregnancy_status_was_unknown_for_a_woman():
-    finding = findings(observation(HB, 11.5), patient_resource=patient("female")).finding(F.ANAEMIA)
+def test_anaemia_says_pregnancy_status_was_unknown_only_for_a_woman_of_reproductive_age():
+    finding = findings(observation(HB, 11.5), patient_resource=patient("female", "1990-01-01")).finding(F.ANAEMIA)
     assert "Pregnancy status not known" in finding.notes[0]
+    for resource in (patient("female", "1960-01-01"), patient("male", "1990-01-01")):
+        assert findings(observation(HB, 11.5), patient_resource=resource).finding(F.ANAEMIA).notes == ()
 
 
 def test_anaemia_severe_ctcae_grade_3_below_8():

@@ -26,6 +26,7 @@ PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
     Prefetch("bloodCounts", _lab_query(200), required=True),
     REPORTS,
+    Prefetch("pregnancy", f"Observation?patient={PATIENT}&code=http://loinc.org|82810-3&_sort=-date&_count=5"),
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
     Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
 )
@@ -39,9 +40,9 @@ def review(call: HookCall) -> list:
     the counts themselves can make the data-gap card."""
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("bloodCounts", REPORTS.key, *CONTEXT_KEYS),
+        call.data.resources("bloodCounts", REPORTS.key, "pregnancy", *CONTEXT_KEYS),
         call.patient_id,
-        call.data.issues_except(REPORTS.key, *CONTEXT_KEYS),
+        call.data.issues_except(REPORTS.key, "pregnancy", *CONTEXT_KEYS),
     )
     assessment = assess(record, call.as_of)
     coverage = ChartCoverage(
