@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from typing import Any, NamedTuple
 
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings.facts import CodedFact, DataIssue, Measurement
-from fhir_mappings.knowledge import LabCode, analyte_specs, lab_codes, read_table
+from fhir_mappings.knowledge import LabCode, analyte_specs, lab_codes
 from fhir_mappings.resources import Json, codings, concept_text
 from fhir_mappings.times import parse_datetime
 from fhir_mappings.units import UnusableValue, normalise
@@ -21,7 +21,7 @@ NOT_USED_STATUSES = {
 }
 
 
-@cache
+@knowledge_loader
 def _pregnancy_codes() -> tuple[frozenset[tuple[str, str]], dict[tuple[str, str], str]]:
     """(question codes, answer code -> 'pregnant' / 'not_pregnant' / 'unknown') from `pregnancy_status.csv`."""
     rows = read_table("fhir_mappings", "pregnancy_status.csv")
