@@ -69,7 +69,8 @@ def test_nothing_prefetched_everything_fetched_with_the_bearer_token(engine, cli
         "/Condition",
         "/DiagnosticReport",
         "/MedicationRequest",
-        "/Observation",
+        "/Observation",  # blood counts
+        "/Observation",  # pregnancy status
         f"/Patient/{WHITNEY}",
     ]
     assert all("_count=" in r["url"] for r in seen if "?" in r["url"])
