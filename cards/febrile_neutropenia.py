@@ -26,8 +26,8 @@ from fhir_mappings import Measurement
 
 NOT_CHECKABLE = (
     "pneumonia, central venous catheter or catheter-related infection, skin or soft-tissue infection, "
-    "MRSA colonisation and gram-positive blood culture have no verified code in the reference pack, so "
-    "the record was **not checked** for them"
+    "MRSA colonisation and gram-positive blood culture have no verified code in the reference pack: they "
+    "were looked for **only in the wording of the Conditions**, so an uncoded one may be missed"
 )
 
 

@@ -408,3 +408,9 @@ def test_infant_under_6_months_is_graded_only_against_the_lab_range(client):
     assert "haemoglobin not graded: no WHO cut-off below 6 months" in gap["detail"]
     card = _review(client, [_hb(9.0, low=10.0)], birth_date="2026-09-01")["Anaemia"]
     assert "No WHO cut-off below 6 months: graded only against the lab's range." in card["detail"]
+
+
+def test_pneumonia_in_a_condition_is_a_vancomycin_indication_as_in_the_order_check(client):
+    cards = _cards(client, temp(38.9, 30), anc(0.2, 2), PNEUMONIA, weight(70))
+    assert "Vancomycin indicated: Pneumonia, right lower lobe" in cards[0]["detail"]
+    assert any(s["label"] == "Add vancomycin (Pneumonia, right lower lobe)" for s in cards[1]["suggestions"])

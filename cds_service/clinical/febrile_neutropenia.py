@@ -199,6 +199,16 @@ def _shock(record: ClinicalRecord, systolic: Measurement | None, child: bool) ->
     return tuple(found)
 
 
+def _documented_indications(record: ClinicalRecord) -> tuple[Indication, ...]:
+    """IDSA 2010 indications named in the wording of a Condition (pneumonia, catheter or skin infection, MRSA),
+    read as the vancomycin order check reads them: none has a verified code."""
+    return tuple(
+        Indication(c.display, f"{c.display} ({c.source})")
+        for c in record.conditions
+        if c.status == "active" and c.category == "vancomycin_indication"
+    )
+
+
 def _gram_positive_notes(record: ClinicalRecord) -> tuple[str, ...]:
     return tuple(
         f"Resistance to vancomycin coded ({c.code}, {c.source}): IDSA adds a gram-positive agent for VRE colonisation, "
@@ -436,7 +446,7 @@ def assess(
         idsa_fn=idsa_fn,
         ctcae_fn=ctcae_fn,
         regimens=_regimen_choices(allergies, allergy_conditions, quinolones, child, bool(shock)),
-        vancomycin_indications=shock,
+        vancomycin_indications=shock + _documented_indications(record),
         gram_positive_notes=_gram_positive_notes(record),
         beta_lactam_allergies=allergies,
         allergy_conditions=allergy_conditions,
