@@ -145,7 +145,7 @@ def _detail(finding: Finding, assessment: Assessment) -> str:
     blocks.append(f"Lower limit used: {limit}({escape(finding.lower_limit.basis)}).")
     if finding.notes:
         blocks.append(bullets([escape(n) for n in finding.notes]))
-    blocks.extend(gap_blocks(assessment.missing, assessment.issues))
+    blocks.extend(gap_blocks((*assessment.missing, *assessment.ungraded), assessment.issues))
     blocks.append(f"Sources: {escape(card_source(finding.kind.value).label.split(': ', 1)[1])}. {DISCLAIMER}")
     return "\n\n".join(blocks)
 
@@ -252,19 +252,19 @@ def finding_card(
 def data_gap_card(assessment: Assessment) -> Card | None:
     """Said out loud when counts are missing or unusable: absence of data is never 'no cytopenia'."""
     no_counts = assessment.latest_count is None
-    unusable = bool(assessment.issues) or any(m.startswith("haemoglobin not graded") for m in assessment.missing)
-    if not (no_counts or unusable):
+    if not (no_counts or assessment.issues or assessment.ungraded):
         return None
-    summary = (
-        "Cytopenia not assessed: no usable blood count"
-        if no_counts
-        else "Blood counts partly unusable: cytopenia assessment may be incomplete"
-    )
+    if no_counts:
+        summary = "Cytopenia not assessed: no usable blood count"
+    elif assessment.issues:
+        summary = "Blood counts partly unusable: cytopenia assessment may be incomplete"
+    else:
+        summary = "Haemoglobin not graded: no WHO cut-off below 6 months and no lab reference range"
     detail = "\n\n".join(
         [
             "The service could not read everything it needs to assess cytopenia. "
             "This is **not** a statement that the counts are normal.",
-            *gap_blocks(assessment.missing, assessment.issues),
+            *gap_blocks((*assessment.missing, *assessment.ungraded), assessment.issues),
             DISCLAIMER,
         ]
     )

@@ -249,7 +249,7 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
     if pancytopenia := _pancytopenia(found, as_of):
         found[FindingKind.PANCYTOPENIA] = pancytopenia
     counts = [m for m in record.measurements if m.analyte in COUNT_ANALYTES]
-    missing = [*_ungraded_infant_hb(record, as_of)]
+    missing = []
     if not counts:
         missing.append("no blood count (WBC, ANC, haemoglobin or platelets) on record")
     else:
@@ -264,4 +264,5 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
         issues=record.issues,
         missing=tuple(missing),
         latest_count=max((m.time for m in counts), default=None),
+        ungraded=tuple(_ungraded_infant_hb(record, as_of)),
     )
