@@ -359,6 +359,13 @@ def test_tki_restart_is_checked_against_the_resume_thresholds_of_its_row(
         assert found == []
 
 
+def test_a_preliminary_count_is_used_by_the_order_check_and_labelled(client):
+    preliminary = anc(0.9)
+    preliminary["status"] = "preliminary"
+    card = one_card(client, request([medication("tki", "282388")], [preliminary, platelets(120)]))
+    assert "ANC 0.9 (<1.0)" in card["summary"] and "0.9 ×10⁹/L **preliminary**" in card["detail"]
+
+
 def test_tki_first_start_at_anc_1_2_is_not_a_restart(client):
     assert cards(client, request([medication("tki", "282388")], [anc(1.2), platelets(100)])) == []
 
