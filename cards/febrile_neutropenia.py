@@ -145,8 +145,13 @@ def _weight_line(a: FnAssessment) -> str:
 
 
 def _child_lines(a: FnAssessment) -> list[str]:
-    if not a.child:
+    if a.adult:
         return []
+    if not a.child:
+        return [
+            "**Age unknown:** no adult fixed dose is drafted; dose by weight per protocol. " + _weight_line(a),
+            "The adult oral regimen is not offered.",
+        ]
     return [
         f"**Child ({a.age_years} years):** no adult fixed dose is drafted; dose by weight per the paediatric protocol. "
         + _weight_line(a),
@@ -155,7 +160,7 @@ def _child_lines(a: FnAssessment) -> list[str]:
 
 
 def _oral_regimen(a: FnAssessment) -> str | None:
-    if a.child:
+    if not a.adult:
         return None
     if a.quinolone_prophylaxis:
         return (
@@ -327,7 +332,7 @@ def _workup_card(a: FnAssessment, reason: str, patient_id: str, encounter_id: st
         names = "; ".join(i.name for i in a.vancomycin_indications)
         vancomycin = (
             draft_medication("vancomycin_iv_paediatric", patient_id, encounter_id, reason, dose_text=_weight_line(a))
-            if a.child
+            if not a.adult
             else draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a))
         )
         suggestions.append(
@@ -442,7 +447,7 @@ def _gcsf_suggestion(a: FnAssessment, reason: str, patient_id: str, encounter_id
     per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
     why = a.g_csf_reasons[0].name
     weight = a.weight_current
-    if a.child or weight is None:
+    if not a.adult or weight is None:
         text = "Dose by weight per the paediatric protocol." if a.child else f"{_weight_line(a)} Dose by weight."
         resource = draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_text=text)
         resource["dosageInstruction"][0].pop("doseAndRate", None)

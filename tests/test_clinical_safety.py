@@ -414,3 +414,12 @@ def test_pneumonia_in_a_condition_is_a_vancomycin_indication_as_in_the_order_che
     cards = _cards(client, temp(38.9, 30), anc(0.2, 2), PNEUMONIA, weight(70))
     assert "Vancomycin indicated: Pneumonia, right lower lobe" in cards[0]["detail"]
     assert any(s["label"] == "Add vancomycin (Pneumonia, right lower lobe)" for s in cards[1]["suggestions"])
+
+
+def test_unknown_age_gets_no_adult_fixed_dose(client):
+    body = request(temp(38.9, 30), anc(0.2, 2))
+    del body["prefetch"]["patient"]["birthDate"]
+    response = client.post("/cds-services/febrile-neutropenia", json=body)
+    main = response.get_json()["cards"][0]
+    assert all(dose is None for dose in _doses(main))
+    assert "**Age unknown:** no adult fixed dose is drafted" in main["detail"]

@@ -127,6 +127,11 @@ class FnAssessment:
         return self.age_years is not None and self.age_years < fn_rule("adult_from_years").value
 
     @property
+    def adult(self) -> bool:
+        """Known to be 18 or over: only then are adult fixed doses drafted (an unknown age could be a child)."""
+        return self.age_years is not None and not self.child
+
+    @property
     def weight_current(self) -> Measurement | None:
         return self.weight if self.weight is not None and not self.weight_old else None
 
@@ -445,7 +450,7 @@ def assess(
         neutrophils=anc,
         idsa_fn=idsa_fn,
         ctcae_fn=ctcae_fn,
-        regimens=_regimen_choices(allergies, allergy_conditions, quinolones, child, bool(shock)),
+        regimens=_regimen_choices(allergies, allergy_conditions, quinolones, age_years is None or child, bool(shock)),
         vancomycin_indications=shock + _documented_indications(record),
         gram_positive_notes=_gram_positive_notes(record),
         beta_lactam_allergies=allergies,
