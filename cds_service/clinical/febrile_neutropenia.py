@@ -208,7 +208,7 @@ def _documented_indications(record: ClinicalRecord) -> tuple[Indication, ...]:
     """IDSA 2010 indications named in the wording of a Condition (pneumonia, catheter or skin infection, MRSA),
     read as the vancomycin order check reads them: none has a verified code."""
     return tuple(
-        Indication(c.display, f"{c.display} ({c.source})")
+        Indication(c.display, c.source)
         for c in record.conditions
         if c.status == "active" and c.category == "vancomycin_indication"
     )
@@ -250,7 +250,7 @@ def _regimen_choices(
             clashing = [a for a in allergies if _clashes(a, groups)]
             if row["idsa_2010"] == "no":
                 status, flag = ("withheld", None) if shock else ("flagged", "not in IDSA 2010 list")
-                reason = "not in the IDSA 2010 list" + (": not offered in shock" if shock else "")
+                reason = "not offered in shock" if shock else "not in the IDSA 2010 list"
             if immediate:
                 status = "withheld"
                 reason = "immediate-type beta-lactam allergy: " + "; ".join(
