@@ -235,16 +235,16 @@ def _regimen_choices(
     allergies: tuple[AllergyFact, ...],
     allergy_conditions: tuple[CodedFact, ...],
     quinolones: tuple[MedicationFact, ...],
-    child: bool = False,
+    no_fixed_dose: bool = False,
     shock: bool = False,
 ) -> tuple[RegimenChoice, ...]:
-    """A child gets the dose-free paediatric orders; an agent outside IDSA 2010's list is flagged, and
-    withheld in shock."""
+    """A child (or an unknown age) gets the dose-free orders; an agent outside IDSA 2010's list is flagged,
+    and withheld in shock."""
     immediate = [a for a in allergies if a.immediate]
     choices = []
     for row in regimens():
         groups = frozenset(row["groups"].split(";"))
-        orders = tuple(row["paediatric_orders" if child else "orders"].split(";"))
+        orders = tuple(row["paediatric_orders" if no_fixed_dose else "orders"].split(";"))
         status, reason, flag = "offered", None, None
         if row["kind"] == "empirical":
             clashing = [a for a in allergies if _clashes(a, groups)]
