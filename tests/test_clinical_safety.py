@@ -423,3 +423,19 @@ def test_unknown_age_gets_no_adult_fixed_dose(client):
     main = response.get_json()["cards"][0]
     assert all(dose is None for dose in _doses(main))
     assert "**Age unknown:** no adult fixed dose is drafted" in main["detail"]
+
+
+def test_the_final_version_of_a_draw_replaces_its_preliminary_result(client):
+    preliminary, final = anc(0.3, 2), anc(0.6, 2)
+    preliminary["status"] = "preliminary"
+    for result in (preliminary, final):
+        result["specimen"] = {"reference": "Specimen/draw-1"}
+    main = _cards(client, temp(38.9, 30), preliminary, final)[0]
+    assert main["summary"].startswith("Febrile neutropenia (CTCAE): ANC 0.6 ×10⁹/L, 38.9 °C")
+
+
+def test_a_corrected_temperature_is_marked_corrected(client):
+    corrected = temp(38.9, 30)
+    corrected["status"] = "corrected"
+    main = _cards(client, corrected, anc(0.2, 2))[0]
+    assert "38.9 °C (corrected)" in main["summary"]
