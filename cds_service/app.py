@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, CLOCK=clock, MAX_CONTENT_LENGTH=None)
     install_request_observability(app)
-    install_cors(app, settings.cors_allowed)
+    install_cors(app, settings.cors_allowed, loopback=settings.dev)
     register_error_handlers(app)
     install_guard(app, settings)
     app.extensions["cytopenia.audit_secret"] = audit_secret(settings)

@@ -158,7 +158,8 @@ class Settings(BaseSettings):
 
     @property
     def cors_allowed(self) -> list[str]:
-        """Dev mode also admits the public CDS Hooks Sandbox; production only what is configured."""
+        """Dev mode also admits the public CDS Hooks Sandbox (and, in the CORS layer, any loopback origin);
+        production only what is configured."""
         return [*self.cors_origins, "https://sandbox.cds-hooks.org"] if self.dev else list(self.cors_origins)
 
 
