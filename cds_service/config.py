@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +72,13 @@ class Deadlines(BaseModel):
     readiness_check_seconds: float = Field(default=2.0, gt=0, le=60)
 
 
+def default_database_url() -> str:
+    """SQLite in the per-user data directory ($XDG_DATA_HOME, else ~/.local/share): never the working
+    directory, where a checkout would track it and `git checkout` could corrupt it."""
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{data_home / 'cytopenia-cds' / 'cytopenia-cds.sqlite3'}"
+
+
 def _known_thresholds() -> set[str]:
     from cds_service.clinical.knowledge import thresholds
 
@@ -95,7 +103,11 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "cytopenia:"
     rate_limit: str = "600 per minute"
     max_json_depth: int = Field(default=100, ge=8, le=1000)
-    database_url: str = "sqlite:///cytopenia-cds.sqlite3"
+    database_url: str = Field(default_factory=default_database_url)
+    # False where a separate `cytopenia-cds migrate` job owns the schema, so the service needs no DDL rights.
+    migrate_on_start: bool = True
+    # Development only: evaluate every call as of this moment, for demos on historical (e.g. Synthea) data.
+    as_of: datetime | None = None
     audit_key: SecretStr | None = None
     repeat_window_hours: float = Field(default=24, ge=0)
     override_snooze_hours: float = Field(default=72, ge=0)
@@ -126,6 +138,11 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"threshold {', '.join(bad)} must be a positive number")
         return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_in_utc_unless_zoned(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     @field_validator("public_base_url")
     @classmethod
