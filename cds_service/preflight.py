@@ -51,8 +51,6 @@ def _worker_count(settings: Settings) -> int:
 
 
 def _trust_errors(settings: Settings) -> list[Problem]:
-    from cds_service.auth.keys import FileKeySet
-
     errors = []
     if not settings.dev and not settings.trust_configured:
         errors.append(
@@ -79,6 +77,8 @@ def _trust_errors(settings: Settings) -> list[Problem]:
         if client.jwks_url is not None and not _https(client.jwks_url) and not is_loopback_url(client.jwks_url):
             errors.append(Problem(f"clients[{index}].jwks_url", "must be an https URL"))
         if client.jwks_file is not None:
+            from cds_service.auth.keys import FileKeySet  # the JWT stack, only when there is a key file
+
             try:
                 FileKeySet(client.jwks_file)
             except ValueError as error:
@@ -88,8 +88,6 @@ def _trust_errors(settings: Settings) -> list[Problem]:
 
 def _static_errors(settings: Settings) -> list[Problem]:
     from limits import parse_many
-
-    from cds_service import hooks
 
     errors = _trust_errors(settings)
     if not settings.dev and settings.audit_key is None:
@@ -112,10 +110,13 @@ def _static_errors(settings: Settings) -> list[Problem]:
         parse_many(settings.rate_limit)
     except ValueError as error:
         errors.append(Problem("rate_limit", str(error)))
-    known = {s.id for s in hooks.SERVICES} | set(hooks.RETIRED_IDS)
-    unknown = sorted(set(settings.services_enabled or ()) - known)
-    if unknown:
-        errors.append(Problem("services_enabled", f"no service with id {', '.join(unknown)}"))
+    if settings.services_enabled:
+        from cds_service import hooks  # every service module, only when the choice needs checking
+
+        known = {s.id for s in hooks.SERVICES} | set(hooks.RETIRED_IDS)
+        unknown = sorted(set(settings.services_enabled) - known)
+        if unknown:
+            errors.append(Problem("services_enabled", f"no service with id {', '.join(unknown)}"))
     if settings.as_of is not None and not settings.dev:
         errors.append(Problem("as_of", "only in development mode: production evaluates every call at the real time"))
     return errors
