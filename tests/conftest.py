@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +28,10 @@ def pytest_configure(config):
     the developer's own (`$XDG_DATA_HOME/cytopenia-cds`) or the working tree; servers started by tests
     inherit it."""
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="cytopenia-test-data-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ.get("XDG_DATA_HOME", ""), ignore_errors=True)
 
 
 def load_fixture(relative: str) -> dict:
