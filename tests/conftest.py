@@ -23,15 +23,18 @@ FIXTURES = Path(os.environ.get("CYTOPENIA_FIXTURES", ROOT.parent / "shared" / "f
 AS_OF = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
+DATA_HOME = pytest.StashKey[str]()
+
+
 def pytest_configure(config):
     """A test that leaves `database_url` at its default writes to a throw-away data directory, never to
     the developer's own (`$XDG_DATA_HOME/cytopenia-cds`) or the working tree; servers started by tests
     inherit it."""
-    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="cytopenia-test-data-")
+    config.stash[DATA_HOME] = os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="cytopenia-test-data-")
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(os.environ.get("XDG_DATA_HOME", ""), ignore_errors=True)
+    shutil.rmtree(config.stash[DATA_HOME], ignore_errors=True)
 
 
 def load_fixture(relative: str) -> dict:
