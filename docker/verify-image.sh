@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the image with Debian's podman (no Docker engine needed) and smoke-check it: non-root, no
 # compilers, serve starts on its writable data directory and answers /healthz and discovery. Used by
-# `make image`; see docs/operations/deployment.md.
+# `make image`; see docs/operations/container.md.
 #
 # Containers cannot be run on every build host (nested sandboxes refuse `podman run`), so the check
 # runs inside a throw-away build step. Such a step shares the host's network and leaves background
