@@ -20,3 +20,10 @@ def test_usage_requirements_name_the_smart_scopes_of_every_prefetched_type(clien
         types = {query.partition("?")[0].partition("/")[0] for query in service.get("prefetch", {}).values()}
         for resource_type in types:
             assert f"patient/{resource_type}.read" in service["usageRequirements"], service["id"]
+
+
+def test_feedback_on_a_card_from_the_retired_id_is_still_received(client):
+    """Cards issued under the old id during the deprecation period get their feedback back at that id."""
+    item = {"card": "card-from-the-old-id", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:05:00Z"}
+    response = client.post("/cds-services/myelotoxic-order-check/feedback", json={"feedback": [item]})
+    assert response.status_code == 200, response.get_data(as_text=True)
