@@ -114,3 +114,11 @@ def test_online_check_reports_an_unreachable_redis_and_database(config_file, cap
     assert cli.main(["config", "check", "--online", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "redis_url: cannot reach Redis" in err and "database_url: cannot reach the database" in err
+
+
+def test_serve_says_so_when_it_starts_with_an_insecure_choice(config_file, caplog):
+    path = config_file(PRODUCTION + 'cors_origins = ["*"]\n' + CLIENT + 'fhir_servers = ["http://fhir.test/r4"]\n')
+    with caplog.at_level("WARNING"):
+        create_app(load_settings(path))
+    assert "cors_origins: '*'" in caplog.text
+    assert "clients[0].fhir_servers: http://fhir.test/r4 is not https" in caplog.text
