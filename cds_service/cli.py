@@ -87,12 +87,12 @@ def _migrate(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
 
-    as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
+    overrides = {"dev": True, "database_url": "sqlite://"}
+    if args.as_of:
+        overrides["as_of"] = args.as_of  # the setting `serve --as-of` sets: one way to fix the moment
     body = Path(args.request).read_bytes()
     service_id = args.service or _default_service(body)
-    app = create_app(load_settings(args.config, dev=True, database_url="sqlite://"), clock=lambda: as_of)
+    app = create_app(load_settings(args.config, **overrides))
     response = app.test_client().post(f"/cds-services/{service_id}", data=body, content_type="application/json")
     sys.stdout.write(orjson.dumps(response.get_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0 if response.status_code == 200 else 1
