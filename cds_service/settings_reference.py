@@ -39,7 +39,7 @@ MEANING = {
     "migrate_on_start": "bring the schema to this release at start; `false` where `cytopenia-cds migrate` "
     "(e.g. a Kubernetes Job) owns the schema: the service then only checks it is current and needs no DDL rights",
     "as_of": "development only (refused in production): evaluate every call as of this ISO 8601 time, "
-    "for demos on historical data; also `serve --as-of`",
+    "for demos on historical data; also `serve --as-of` and `evaluate --as-of`",
     "audit_key": "HMAC key for patient ids in the store. Required outside dev (dev uses a public key, with a warning)",
     "repeat_window_hours": "the same card for the same patient and results is held back this long; 0 shows it always",
     "override_snooze_hours": "an override with a reason holds the card back this long, unless it gets worse",
