@@ -9,10 +9,14 @@ Each problem names its setting, and all of them are reported at once.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from cds_service.config import ConfigError, Settings
+
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +90,42 @@ def _trust_errors(settings: Settings) -> list[Problem]:
     return errors
 
 
+def _writable(directory: Path) -> bool:
+    """Can the directory be created (if missing) and written by this process?"""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+
+
+def _store_errors(settings: Settings) -> list[Problem]:
+    """The database URL parses, names an installed driver and, for a SQLite file, a writable place.
+    Parse errors are reported without the URL: it may carry a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(settings.database_url)
+        url.get_dialect().import_dbapi()
+    except ArgumentError:
+        return [Problem("database_url", "is not a database URL (e.g. postgresql+psycopg://user@host/db)")]
+    except NoSuchModuleError:
+        return [Problem("database_url", f"unknown database kind {settings.database_url.partition(':')[0]!r}")]
+    except ImportError as error:
+        return [Problem("database_url", f"its driver {error.name!r} is not installed")]
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        directory = Path(url.database).absolute().parent
+        if not _writable(directory):
+            return [Problem("database_url", f"cannot write the SQLite database in {directory}")]
+    return []
+
+
 def _static_errors(settings: Settings) -> list[Problem]:
     from limits import parse_many
 
-    errors = _trust_errors(settings)
+    errors = _trust_errors(settings) + _store_errors(settings)
+    if settings.redis_url and urlsplit(settings.redis_url).scheme not in REDIS_SCHEMES:
+        errors.append(Problem("redis_url", f"must start with {', '.join(f'{s}://' for s in sorted(REDIS_SCHEMES))}"))
     if not settings.dev and settings.audit_key is None:
         errors.append(
             Problem(

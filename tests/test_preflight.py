@@ -47,6 +47,18 @@ CONFIGURATIONS = {
         "refused",
         ["public_base_url", "audit_key", "redis_url", "clients[0].jwks_url"],
     ),
+    "database URL that is not one": ('dev = true\ndatabase_url = "cds database"\n', "refused", ["database_url"]),
+    "database driver not installed": (
+        'dev = true\ndatabase_url = "mysql+mysqldb://cds:pw@db/cds"\n',
+        "refused",
+        ["database_url: its driver"],
+    ),
+    "SQLite where it cannot be written": (
+        'dev = true\ndatabase_url = "sqlite:////dev/null/cds.sqlite3"\n',
+        "refused",
+        ["cannot write the SQLite database"],
+    ),
+    "Redis URL of another kind": ('dev = true\nredis_url = "http://127.0.0.1:6379"\n', "refused", ["redis_url"]),
     "wildcard CORS": (PRODUCTION + 'cors_origins = ["*"]\n' + CLIENT, "ok", ["warning: cors_origins"]),
     "http FHIR server": (
         PRODUCTION + CLIENT + 'fhir_servers = ["http://fhir.test/r4"]\n',
@@ -64,6 +76,8 @@ def config_file(tmp_path, monkeypatch):
     jwks = write_jwks(tmp_path / "ehr.json", SigningKey.generate("RS384"))
 
     def write(text: str):
+        if "database_url" in text:  # the file's own, not the environment's
+            monkeypatch.delenv("CYTOPENIA_DATABASE_URL", raising=False)
         path = tmp_path / "site.toml"
         path.write_text(text.replace("{jwks}", str(jwks)), encoding="utf-8")
         return path
