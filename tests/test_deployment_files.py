@@ -36,6 +36,14 @@ def test_compose_file_matches_the_compose_specification():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_container_scripts_pass_shellcheck():
+    """The image build, its smoke check and the secrets script run as root on operators' machines."""
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    scripts = sorted(str(p) for p in (ROOT / "docker").glob("*.sh"))
+    result = subprocess.run([str(shellcheck), *scripts], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_compose_asks_for_every_secret_and_ships_none():
     text = COMPOSE.read_text()
     for name in SECRETS:
