@@ -34,7 +34,7 @@ class Verdict:
     warnings: tuple[Problem, ...]
 
 
-def is_loopback_url(url: str) -> bool:
+def _is_loopback_url(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
@@ -78,7 +78,7 @@ def _trust_errors(settings: Settings) -> list[Problem]:
         if client.issuer in seen:
             errors.append(Problem(f"clients[{index}].issuer", f"{client.issuer!r} is registered twice"))
         seen.add(client.issuer)
-        if client.jwks_url is not None and not _https(client.jwks_url) and not is_loopback_url(client.jwks_url):
+        if client.jwks_url is not None and not _https(client.jwks_url) and not _is_loopback_url(client.jwks_url):
             errors.append(Problem(f"clients[{index}].jwks_url", "must be an https URL"))
         if client.jwks_file is not None:
             from cds_service.auth.keys import FileKeySet  # the JWT stack, only when there is a key file
