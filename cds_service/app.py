@@ -21,6 +21,7 @@ from cds_service.http.health import knowledge_loaded
 from cds_service.http.routes import blueprint
 from cds_service.observability.logs import configure_logging, get_logger
 from cds_service.observability.requests import install_request_observability
+from cds_service.smart_app.routes import blueprint as smart_app
 from cds_service.storage import open_store
 from cds_service.storage.patient_key import audit_secret
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(smart_app)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -8,7 +8,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fhir_mappings.administrations import AdministrationFact
     from fhir_mappings.allergies import AllergyFact
+    from fhir_mappings.cultures import CultureFact
     from fhir_mappings.encounters import EncounterFact
     from fhir_mappings.medications import MedicationFact
 
@@ -104,8 +106,11 @@ class ClinicalRecord:
     medications: tuple[MedicationFact, ...] = ()
     allergies: tuple[AllergyFact, ...] = ()
     encounters: tuple[EncounterFact, ...] = ()
+    administrations: tuple[AdministrationFact, ...] = ()
+    blood_cultures: tuple[CultureFact, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     preliminary_only: tuple[str, ...] = field(default=())
+    preliminary_results: tuple[Measurement, ...] = ()  # never graded; shown as preliminary where asked
 
     def series(self, analyte: Analyte) -> tuple[Measurement, ...]:
         """Results for one analyte, oldest first."""

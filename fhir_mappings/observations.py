@@ -51,6 +51,7 @@ class ObservationReader:
         self.measurements: list[Measurement] = []
         self.issues: list[DataIssue] = []
         self.preliminary: set[Analyte] = set()
+        self.preliminary_results: list[Measurement] = []
 
     def read(self, resource: Json) -> None:
         source = f"Observation/{resource.get('id', '?')}"
@@ -66,24 +67,40 @@ class ObservationReader:
             return
         if status in PRELIMINARY_STATUSES:
             self.preliminary.update(code.analyte for code, _ in parts)
+            values, _problems = self._values(resource, source, parts, status)
+            self.preliminary_results.extend(values)
             return
         if status not in USABLE_STATUSES:
             self._reject(source, f"has status '{status}', which is not a usable result status")
             return
+        values, problems = self._values(resource, source, parts, status)
+        self.measurements.extend(values)
+        self.issues.extend(problems)
+
+    def _values(self, resource: Json, source: str, parts, status) -> tuple[list[Measurement], list[DataIssue]]:
+        """The values of one result and why any could not be used. A preliminary result's problems are
+        not reported: it is never used for a grade, only shown as preliminary."""
+        values: list[Measurement] = []
+        problems: list[DataIssue] = []
         if not self._belongs_to_patient(resource.get("subject")):
-            self._reject(source, "is not attributed to this patient (subject missing or different)")
-            return
+            return values, [DataIssue(source, "is not attributed to this patient (subject missing or different)")]
         report = self._draws.get(source)
         time = effective_time(resource) or (report.time if report else None)
         if time is None:
-            self._reject(source, "has no usable effective time")
-            return
+            return values, [DataIssue(source, "has no usable effective time")]
         draw = report.report if report else _specimen(resource) or time.isoformat()
         site = _site(resource)
         for code, element in parts:
-            self._read_value(source, code, element, time, status, draw, site)
+            value = self._read_value(source, code, element, time, status, draw, site)
+            if isinstance(value, Measurement):
+                values.append(value)
+            else:
+                problems.append(value)
+        return values, problems
 
-    def _read_value(self, source, code: LabCode, element: Json, time, status, draw, site=None) -> None:
+    def _read_value(
+        self, source, code: LabCode, element: Json, time, status, draw, site=None
+    ) -> Measurement | DataIssue:
         spec = analyte_specs()[code.analyte]
         quantity = element.get("valueQuantity")
         if (
@@ -93,8 +110,7 @@ class ObservationReader:
         ):
             absent = element.get("dataAbsentReason")
             reason = f" (data absent: {_first_code(absent)})" if absent else ""
-            self._reject(source, f"{spec.label} has no numeric value{reason}")
-            return
+            return DataIssue(source, f"{spec.label} has no numeric value{reason}")
         value = float(quantity["value"])
         unit = quantity.get("code") or quantity.get("unit")
         reported = f"{value:g} {quantity.get('unit') or unit or ''}".strip()
@@ -102,29 +118,26 @@ class ObservationReader:
         try:
             normalised = normalise(value, unit, spec)
         except UnusableValue as problem:
-            self._reject(source, str(problem))
-            return
+            return DataIssue(source, str(problem))
         note = normalised.note
         if comparator:
             note = "; ".join(filter(None, [note, f"reported with comparator '{comparator}'"]))
-        self.measurements.append(
-            Measurement(
-                analyte=code.analyte,
-                value=normalised.value,
-                unit=spec.canonical_unit,
-                time=time,
-                source=source,
-                code=code.code,
-                reported=reported,
-                status=status,
-                reference_low=_reference_low(element, unit, spec),
-                draw=draw,
-                method=code.method,
-                note=note,
-                site=site,
-                reported_value=value,
-                reported_unit=unit,
-            )
+        return Measurement(
+            analyte=code.analyte,
+            value=normalised.value,
+            unit=spec.canonical_unit,
+            time=time,
+            source=source,
+            code=code.code,
+            reported=reported,
+            status=status,
+            reference_low=_reference_low(element, unit, spec),
+            draw=draw,
+            method=code.method,
+            note=note,
+            site=site,
+            reported_value=value,
+            reported_unit=unit,
         )
 
     def _belongs_to_patient(self, subject: Any) -> bool:

@@ -1,4 +1,5 @@
-"""The gate in front of every CDS Hooks path: the caller's JWT first, then the caller's rate limit."""
+"""The gate in front of every CDS Hooks path and the SMART app's endpoint: who is calling first, then
+the caller's rate limit."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from flask_limiter import Limiter
 from limits import parse_many
 
 from cds_service.auth import Trust
+from cds_service.auth.introspection import AppTrust
 from cds_service.config import ConfigError, Settings
 
 # Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
 PROTECTED_PREFIX = "/cds-services"
+APP_API_PREFIX = "/app/api/"  # the SMART app's endpoint: its SMART access token, by introspection
 
 
 def _protected(path: str) -> bool:
@@ -40,10 +43,18 @@ def install_guard(app: Flask, settings: Settings) -> None:
     """Authenticate, then rate-limit per client (issuer) so one EHR cannot starve another. The limiter's
     own check is registered after ours, so it sees who the caller is."""
     trust = Trust(settings)
+    app_trust = AppTrust(settings)
 
     @app.before_request
     def _authenticate():
-        if request.method == "OPTIONS" or not _protected(request.path):
+        if request.method == "OPTIONS":
+            return None
+        if request.path.startswith(APP_API_PREFIX):
+            app_caller = app_trust.authenticate(request)
+            request.environ["cytopenia.app_caller"] = app_caller
+            g.rate_limit_key = app_caller.rate_limit_key
+            return None
+        if not _protected(request.path):
             return None
         caller = trust.authenticate(request)
         request.environ["cytopenia.caller"] = caller
