@@ -3,7 +3,7 @@
 // (POST api/patient-view) carries every series, band, nadir, limit, score and checklist item.
 'use strict';
 
-const app = (window.cytopeniaApp = { view: null, charts: {}, answers: {}, ready: false });
+const app = (window.cytopeniaApp = { view: null, charts: {}, answers: {}, evaluations: 0 });
 const $ = (id) => document.getElementById(id);
 
 function element(tag, attributes = {}, ...children) {
@@ -11,6 +11,7 @@ function element(tag, attributes = {}, ...children) {
   for (const [name, value] of Object.entries(attributes)) {
     if (value === null || value === undefined || value === false) continue;
     if (name === 'text') node.textContent = value;
+    else if (name === 'top') node.style.top = value; // CSSOM, which the page's CSP allows (style attributes it does not)
     else node.setAttribute(name, value === true ? '' : value);
   }
   for (const child of children.flat()) node.append(child);
@@ -61,6 +62,7 @@ async function evaluate() {
   }
   app.view = document_;
   render(document_);
+  app.evaluations += 1;
 }
 
 // ---- Trend ------------------------------------------------------------------------------------
@@ -99,7 +101,7 @@ function bandLabels(u, series, layer) {
     const bottom = u.valToPos(Math.max(band.from, u.scales.y.min), 'y');
     if (bottom - top < 11) continue;
     layer.append(element('span', {
-      class: 'band-label', 'data-grade': band.grade, style: `top:${(top + bottom) / 2 - 7}px`, text: band.label,
+      class: 'band-label', 'data-grade': band.grade, top: `${(top + bottom) / 2 - 7}px`, text: band.label,
     }));
   }
 }
@@ -119,7 +121,7 @@ function drawChart(series, holder, hover) {
       {},
       { label: series.label, stroke: '#1f4e79', width: 2, spanGaps: true, points: { show: true, size: 7, fill: '#1f4e79' } },
       { label: 'preliminary', stroke: '#1f4e79', width: 0, points: { show: true, size: 9, fill: '#ffffff', width: 2 } },
-      { label: 'nadir', stroke: '#000000', width: 0, points: { show: true, size: 13, fill: '#000000' } },
+      { label: 'nadir', stroke: '#000000', width: 0, points: { show: true, size: 11, fill: '#1f4e79', width: 2 } },
       { label: 'lower limit', stroke: '#555555', width: 1.5, dash: [6, 4], points: { show: false } },
     ],
     axes: [{}, { label: series.unit, size: 50 }],
@@ -135,7 +137,7 @@ function drawChart(series, holder, hover) {
         }
         ctx.restore();
       }],
-      draw: [(u) => bandLabels(u, series, layer)],
+      draw: [(u) => { bandLabels(u, series, layer); nadirMarker(u); }],
       setCursor: [(u) => {
         const index = u.cursor.idx;
         if (index === null || index === undefined) return;
@@ -146,6 +148,25 @@ function drawChart(series, holder, hover) {
   const chart = new uPlot(options, data, holder);
   chart.over.append(layer);
   return chart;
+}
+
+// ▼ above the nadir: a shape, not a colour.
+function nadirMarker(u) {
+  const index = u.data[3].findIndex((v) => v !== null);
+  if (index < 0) return;
+  const x = u.valToPos(u.data[0][index], 'x', true);
+  const y = u.valToPos(u.data[3][index], 'y', true);
+  const size = 7 * devicePixelRatio;
+  const { ctx } = u;
+  ctx.save();
+  ctx.fillStyle = '#000000';
+  ctx.beginPath();
+  ctx.moveTo(x - size, y - 3 * size);
+  ctx.lineTo(x + size, y - 3 * size);
+  ctx.lineTo(x, y - size);
+  ctx.closePath();
+  ctx.fill();
+  ctx.restore();
 }
 
 function pointText(p) {
@@ -188,7 +209,7 @@ function renderTrend(view) {
     facts.push(element('span', { class: 'lln', text: limit && limit.value !== null ? `Lower limit ${limit.value} ${series.unit} (${limit.basis})` : `No lower limit (${limit ? limit.basis : 'no result'})` }));
     figure.append(element('p', { class: 'facts' }, ...facts.flatMap((f, i) => (i ? [' · ', f] : [f]))));
     const holder = element('div', { class: 'chart' });
-    const hover = element('p', { class: 'hover', 'aria-live': 'polite', text: 'Hover or tap a point for its value and source.' });
+    const hover = element('p', { class: 'hover', 'aria-live': 'polite', text: 'Hover or tap a point to see its value and where it came from.' });
     figure.append(holder, hover);
     app.charts[series.analyte] = drawChart(series, holder, hover);
     figure.append(element('ul', { class: 'band-list' }, series.bands.map((b) => element('li', { 'data-grade': b.grade, text: b.label }))));
@@ -254,7 +275,7 @@ function renderFirstHour(first) {
   const since = first.hoursSinceOnset === null ? '' : ` ${first.hoursSinceOnset} h since fever onset.`;
   $('fever').textContent = `Fever: ${first.feverEvidence}.${since}`;
   $('checklist').replaceChildren(...first.items.map((i) => element('li', { 'data-status': i.status },
-    element('strong', { text: `${i.status}: ` }), `${i.label}. ${i.evidence}.`, element('small', { text: ` (${i.source})` }))));
+    element('strong', { text: `${i.status}: ` }), `${i.label}: ${i.evidence}.`, element('small', { text: ` (${i.source})` }))));
 }
 
 function render(view) {
@@ -267,7 +288,6 @@ function render(view) {
   const notRead = view.notRead.map((kind) => element('li', { text: `${kind}: could not be read (treated as not recorded, never as absent)` }));
   $('issues').replaceChildren(...notRead, ...issues);
   if (!issues.length && !notRead.length) $('issues').append(element('li', { text: 'None.' }));
-  app.ready = true;
   document.body.dataset.ready = 'true';
 }
 
