@@ -72,6 +72,19 @@ def _first_dose(
     if given is not None:
         after = f", {(given.time - onset).total_seconds() / 60:.0f} min after fever onset" if onset else ""
         return ChecklistItem(label, "recorded", f"{given.text} at {_when(given.time)}{after} ({given.source})", source)
+    ordered = next(
+        (
+            m
+            for m in record.medications
+            if m.authored_on is not None and since <= m.authored_on <= as_of and m.groups & groups
+        ),
+        None,
+    )
+    if ordered is not None:
+        evidence = (
+            f"{ordered.text} ordered at {_when(ordered.authored_on)} ({ordered.source}); no administration recorded"
+        )
+        return ChecklistItem(label, "ordered", evidence, source)
     if "MedicationAdministration" in not_read:
         return ChecklistItem(label, "not read", "medication administrations could not be read", source)
     return ChecklistItem(label, "not recorded", "no antibiotic administration recorded since " + _when(since), source)
