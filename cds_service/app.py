@@ -14,14 +14,13 @@ from cds_service.clinical.knowledge import install_site_thresholds
 from cds_service.config import ConfigError, Settings, load_settings
 from cds_service.config_report import changed_thresholds
 from cds_service.errors import register_error_handlers
-from cds_service.http import health, metrics, openapi
+from cds_service.http import health, metrics, openapi, smart_app
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
-from cds_service.http.health import knowledge_loaded
 from cds_service.http.routes import blueprint
+from cds_service.knowledge_tables import load_all
 from cds_service.observability.logs import configure_logging, get_logger
 from cds_service.observability.requests import install_request_observability
-from cds_service.smart_app.routes import blueprint as smart_app
 from cds_service.storage import open_store
 from cds_service.storage.patient_key import audit_secret
 
@@ -65,8 +64,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     if settings.dev:
         log.warning(DEV_WARNING)
         print(f"WARNING: {DEV_WARNING}", file=sys.stderr)
+    load_all()  # every table read and checked now: a broken one stops the start; forked workers share them
     install_site_thresholds(settings.thresholds)
-    knowledge_loaded(settings)  # load every table now: fail at start, and share them between forked workers
     get_logger("cds_service.startup").info(
         "configuration",
         services=[s.id for s in hooks.enabled_services(settings)],
@@ -86,7 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(openapi.blueprint)
-    app.register_blueprint(smart_app)
+    app.register_blueprint(smart_app.blueprint)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

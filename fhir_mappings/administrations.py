@@ -6,23 +6,13 @@ completed or in-progress administration counts as given; a `not-done` or erroneo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
+from cds_service.request import Json, reference_of
+from fhir_mappings.facts import AdministrationFact
 from fhir_mappings.medications import ingredient_groups, medication_concept, recognise
-from fhir_mappings.resources import Json, concept_text, reference_of
+from fhir_mappings.resources import concept_text
 from fhir_mappings.times import parse_datetime
 
 GIVEN_STATUSES = frozenset({"completed", "in-progress"})
-
-
-@dataclass(frozen=True, slots=True)
-class AdministrationFact:
-    ingredients: tuple[str, ...]
-    groups: frozenset[str]
-    text: str
-    time: datetime
-    source: str
 
 
 def read_medication_administration(resource: Json, medications: dict[str, Json]) -> AdministrationFact | None:

@@ -5,29 +5,17 @@ The codes are in `data/culture_codes.csv`; a culture named only in free text is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
-
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.request import Json, reference_of
+from fhir_mappings.facts import CultureFact
 from fhir_mappings.observations import effective_time
-from fhir_mappings.resources import Json, codings, reference_of
+from fhir_mappings.resources import codings
 from fhir_mappings.times import parse_datetime
 
 IGNORED_STATUSES = frozenset({"entered-in-error", "revoked", "cancelled", "draft"})
 
 
-@dataclass(frozen=True, slots=True)
-class CultureFact:
-    """`taken` for a specimen result (Observation or DiagnosticReport), `ordered` for a ServiceRequest."""
-
-    stage: str
-    time: datetime | None
-    status: str
-    source: str
-
-
-@cache
+@knowledge_loader
 def _codes() -> frozenset[tuple[str, str]]:
     return frozenset((r["system"], r["code"]) for r in read_table("fhir_mappings", "culture_codes.csv"))
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import requests
 from flask import Request
 
+from cds_service.auth import CallRefused, TrustUnavailable
 from cds_service.auth.registry import is_loopback
 from cds_service.config import ConfigError, Settings
-from cds_service.errors import ApiError
 from cds_service.observability.metrics import AUTH_FAILURES
 
 log = logging.getLogger(__name__)
@@ -131,17 +131,17 @@ class AppTrust:
             )
         except requests.RequestException as error:
             log.error("token introspection failed: %s", type(error).__name__)
-            raise ApiError(503, "the service cannot check the app's token right now; try again") from None
+            raise TrustUnavailable("the service cannot check the app's token right now; try again") from None
         if response.status_code != 200:
             log.error("token introspection answered HTTP %s", response.status_code)
-            raise ApiError(503, "the service cannot check the app's token right now; try again")
+            raise TrustUnavailable("the service cannot check the app's token right now; try again")
         try:
             answer = response.json()
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
             log.error("token introspection answered something other than a JSON object")
-            raise ApiError(503, "the service cannot check the app's token right now; try again")
+            raise TrustUnavailable("the service cannot check the app's token right now; try again")
         return answer
 
     def _cached(self, session: str) -> AppCaller | None:
@@ -168,4 +168,4 @@ class AppTrust:
 def _deny(request: Request, reason: str, kind: str):
     AUTH_FAILURES.labels(kind).inc()
     log.warning("SMART app call refused: %s (%s %s)", reason, request.method, request.path[:200])
-    raise ApiError(401, "authentication required", headers={"WWW-Authenticate": "Bearer"})
+    raise CallRefused("authentication required")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 
 from cds_service.clinical.febrile_neutropenia import FnAssessment
 from cds_service.clinical.knowledge import PACKAGE, fn_rule
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import ClinicalRecord
-from fhir_mappings.knowledge import read_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +32,7 @@ class FirstHour:
     items: tuple[ChecklistItem, ...]
 
 
-@cache
+@knowledge_loader
 def _rows() -> dict[str, dict[str, str]]:
     return {row["name"]: row for row in read_table(PACKAGE, "first_hour.csv")}
 
@@ -67,7 +66,7 @@ def _first_dose(
     goal = fn_rule("antibiotics_within_minutes")
     label = f"First empirical antibiotic dose (goal: within {goal.value:g} min of triage)"
     source = f"{goal.source}; {row['source']}"
-    groups = frozenset(row["value"].split(";"))
+    groups = frozenset(row["groups"].split(";"))
     given = next((a for a in record.administrations if since <= a.time <= as_of and a.groups & groups), None)
     if given is not None:
         after = f", {(given.time - onset).total_seconds() / 60:.0f} min after fever onset" if onset else ""

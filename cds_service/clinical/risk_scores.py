@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from cds_service.clinical.knowledge import PACKAGE, mascc_points, risk_cutoff
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +247,14 @@ class Caveat:
     source: str
 
 
+@knowledge_loader
+def _caveat_rows() -> dict[str, dict[str, str]]:
+    return {r["name"]: r for r in read_table(PACKAGE, "risk_score_caveats.csv")}
+
+
 def mascc_caveats(age_years: int | None, haematological_malignancy: bool) -> tuple[Caveat, ...]:
     """The limits of MASCC (`data/risk_score_caveats.csv`), each marked when this patient falls under it."""
-    rows = {r["name"]: r for r in read_table(PACKAGE, "risk_score_caveats.csv")}
+    rows = _caveat_rows()
     adults_from = risk_cutoff("mascc_adults_from").value
     child = age_years is not None and age_years < adults_from
     return (

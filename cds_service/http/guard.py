@@ -7,9 +7,10 @@ from flask import Flask, g, request
 from flask_limiter import Limiter
 from limits import parse_many
 
-from cds_service.auth import Trust
+from cds_service.auth import CallRefused, Trust, TrustUnavailable
 from cds_service.auth.introspection import AppTrust
 from cds_service.config import ConfigError, Settings
+from cds_service.errors import ApiError
 
 # Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
 PROTECTED_PREFIX = "/cds-services"
@@ -49,14 +50,19 @@ def install_guard(app: Flask, settings: Settings) -> None:
     def _authenticate():
         if request.method == "OPTIONS":
             return None
-        if request.path.startswith(APP_API_PREFIX):
-            app_caller = app_trust.authenticate(request)
-            request.environ["cytopenia.app_caller"] = app_caller
-            g.rate_limit_key = app_caller.rate_limit_key
+        app_call = request.path.startswith(APP_API_PREFIX)
+        if not (app_call or _protected(request.path)):
             return None
-        if not _protected(request.path):
+        try:
+            caller = app_trust.authenticate(request) if app_call else trust.authenticate(request)
+        except CallRefused as refused:
+            raise ApiError(401, str(refused), headers={"WWW-Authenticate": "Bearer"}) from None
+        except TrustUnavailable as unavailable:
+            raise ApiError(503, str(unavailable)) from None
+        if app_call:
+            request.environ["cytopenia.app_caller"] = caller
+            g.rate_limit_key = caller.rate_limit_key
             return None
-        caller = trust.authenticate(request)
         request.environ["cytopenia.caller"] = caller
         if caller.issuer is not None:
             g.rate_limit_key = f"client:{caller.issuer}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from fhir_mappings.knowledge import lab_codes, read_table
+from cds_service.knowledge_tables import read_table
+from fhir_mappings.knowledge import lab_codes
 
 PATIENT = "{patient}"  # the app puts the launched patient's id here
 

@@ -15,7 +15,7 @@ from cds_service.smart_app.view import patient_view
 from fhir_mappings import read_record
 
 blueprint = Blueprint("smart_app", __name__)
-STATIC = str(resources.files(__package__).joinpath("static"))
+STATIC = str(resources.files("cds_service.smart_app").joinpath("static"))
 LAUNCH_PAGE = "launch.html"
 APP_PAGE = "index.html"
 
