@@ -38,6 +38,19 @@ WBC = "6690-2"
 COPD_CODES = {"13645005", "J44.9", "J44.1", "J44.0", "J43.9"}
 
 
+def _preliminary_wbc(patient_id: str) -> dict:
+    """A preliminary WBC after the fixture's last CBC, added by the test: shown hollow, never graded."""
+    return {
+        "resourceType": "Observation",
+        "id": "preliminary-wbc",
+        "status": "preliminary",
+        "code": {"coding": [{"system": "http://loinc.org", "code": WBC}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": "2005-02-01T08:00:00Z",
+        "valueQuantity": {"value": 2.1, "unit": "10*3/uL", "system": "http://unitsofmeasure.org", "code": "10*3/uL"},
+    }
+
+
 def _resources(bundle: dict) -> list[dict]:
     return [entry["resource"] for entry in bundle["entry"]]
 
@@ -56,6 +69,8 @@ def ehr_world():
     served = []
     try:
         engine.load(bundle, EHR_TYPES)
+        patient_id = next(r["id"] for r in _resources(bundle) if r["resourceType"] == "Patient")
+        engine.load(_preliminary_wbc(patient_id), {"Observation"})
         ehr = SmartEhr(fhir_engine=engine.base, redirect_uri="")
         ehr_server = Served(ehr.app())
         served.append(ehr_server)
@@ -161,6 +176,9 @@ def test_a_card_link_launches_the_app_which_charts_the_counts_and_scores_mascc(e
     assert white["bandList"] == expected_labels
     assert white["bandLabels"] and set(white["bandLabels"]) <= set(expected_labels)
     assert f"Observation/{nadir_id}" in seen["hover"] and "CTCAE v5 grade 4" in seen["hover"]
+    assert white["chartPreliminary"] == [2.1]
+    (preliminary_row,) = [row for row in white["rows"] if row[3] == "preliminary"]
+    assert preliminary_row[2] == "not graded (preliminary)" and preliminary_row[4] == "Observation/preliminary-wbc"
 
     # Hb: the WHO 2024 cut-off for a man (13 g/dL) is the lower limit line and bounds grade 1.
     haemoglobin = series["hemoglobin"]
