@@ -113,9 +113,7 @@ def _series(analyte: Analyte, short: str, record: ClinicalRecord, as_of: datetim
     }
 
 
-def _score(score: ScoreRange | None) -> Json | None:
-    if score is None:
-        return None
+def _score(score: ScoreRange) -> Json:
     return {
         "name": score.name,
         "items": [
@@ -139,7 +137,7 @@ def _score(score: ScoreRange | None) -> Json | None:
 def _mascc(record: ClinicalRecord, score: ScoreRange, answers: ClinicianAnswers, as_of: datetime) -> Json:
     age_months = record.demographics.age_in_months(as_of.date())
     cut = risk_cutoff("mascc_low_risk_from")
-    view = _score(answered(score, answers)) or {}
+    view = _score(answered(score, answers))
     view["cutOff"] = {"lowRiskFrom": cut.value, "source": cut.source}
     view["caveats"] = [
         {"text": c.text, "applies": c.applies, "source": c.source}
@@ -176,7 +174,7 @@ def patient_view(
         "asOf": _time(as_of),
         "series": [_series(analyte, short, current, as_of) for analyte, short in TREND],
         "mascc": _mascc(record, fn.mascc, answers, as_of),
-        "cisne": _score(fn.cisne),
+        "cisne": _score(fn.cisne) if fn.cisne else None,
         "firstHour": _first_hour(first_hour(fn, record, as_of, not_read)),
         "notRead": list(not_read),
         "issues": [{"source": issue.source, "problem": issue.problem} for issue in record.issues],
