@@ -22,6 +22,7 @@ import requests
 from cds_service.app import create_app
 from cds_service.clinical.knowledge import ctcae_cuts, mascc_points, risk_cutoff
 from cds_service.config import Settings
+from cds_service.smart_app.reads import app_reads
 from fhir_mappings import Analyte
 from tests.conftest import AS_OF, load_fixture
 from tests.fhir_engine import FhirEngine
@@ -154,6 +155,8 @@ def test_a_card_link_launches_the_app_which_charts_the_counts_and_scores_mascc(e
     assert [s for s in steps if s["endpoint"] == "authorize"][-1]["problem"] is None
     assert [s for s in steps if s["endpoint"] == "token"][-1]["problem"] is None
     assert any(s["endpoint"] == "introspect" and s["active"] for s in steps)
+    read = {s["path"] for s in steps if s["endpoint"] == "fhir" and s["status"] == 200}
+    assert read == {"Patient", *(kind for kind, _ in app_reads())}  # what the scopes were derived from
     assert seen["context"] == "Opened from the febrile neutropenia card." and seen["focus"] == "first-hour"
 
     # WBC: every result of the fixture, the nadir the fixture's minimum, grade bands labelled as text.
