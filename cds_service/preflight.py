@@ -87,6 +87,9 @@ def _trust_errors(settings: Settings) -> list[Problem]:
                 FileKeySet(client.jwks_file)
             except ValueError as error:
                 errors.append(Problem(f"clients[{index}].jwks_file", str(error)))
+    introspection = settings.smart_app.introspection_url
+    if introspection and not settings.dev and not _https(introspection) and not _is_loopback_url(introspection):
+        errors.append(Problem("smart_app.introspection_url", "must be an https URL outside development mode"))
     return errors
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from cds_service.config import ENV_PREFIX, ClientConfig, Deadlines, Settings
+from cds_service.config import ENV_PREFIX, ClientConfig, Deadlines, Settings, SmartAppConfig
 
 MEANING = {
     "dev": "development mode: unauthenticated calls, the public Sandbox's key, any loopback CORS origin",
@@ -62,6 +62,14 @@ MEANING = {
     "clients.jku_allowlist": "other key-set URLs the client's `jku` header may name",
     "clients.tenants": "accepted `tenant` claims; empty: any",
     "clients.fhir_servers": "FHIR base URLs this client's `fhirServer` may name",
+    "smart_app": "the SMART app under `/app/` (`[smart_app]`, below)",
+    "smart_app.client_id": "the app's client id at the EHR",
+    "smart_app.introspection_url": "where the app's access tokens are checked (RFC 7662 token introspection); "
+    "https outside dev. Without it production refuses the app's endpoint",
+    "smart_app.introspection_client_id": "client id for the introspection endpoint, if it needs one",
+    "smart_app.introspection_client_secret": "client secret for the introspection endpoint (masked by `config check`)",
+    "smart_app.introspection_cache_seconds": "how long an introspection answer is reused",
+    "smart_app.introspection_timeout_seconds": "timeout of one introspection call",
     "deadlines.request_seconds": "budget of one hook call (also sets gunicorn's worker timeout)",
     "deadlines.readiness_check_seconds": "timeout of each `/readyz` dependency check",
 }
@@ -86,7 +94,7 @@ def _default(field) -> str:
 def _type(field) -> str:
     """`int | None` as `int or unset`: a bare `|` would split the Markdown table cell."""
     text = str(field.annotation)
-    for noise in ("typing.", "<class '", "'>", "cds_service.config.", "pathlib.", "datetime."):
+    for noise in ("typing.", "<class '", "'>", "cds_service.config.", "pathlib.", "datetime.", "pydantic.types."):
         text = text.replace(noise, "")
     return text.replace(" | None", " or unset").replace(" | ", " or ")
 
@@ -125,6 +133,11 @@ def render() -> str:
         "",
         header,
         *_rows(Deadlines, "deadlines.", True),
+        "",
+        "## `[smart_app]`: the SMART app ([SMART app](../smart-app.md))",
+        "",
+        header,
+        *_rows(SmartAppConfig, "smart_app.", True),
     ]
     return "\n".join(sections) + "\n"
 

@@ -22,15 +22,9 @@ import requests
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
 # What a chart holds that the services read or a Sandbox user expects to see.
-STORED_TYPES = {
-    "Patient",
-    "Observation",
-    "Condition",
-    "MedicationRequest",
-    "Encounter",
-    "AllergyIntolerance",
-    "DiagnosticReport",
-}
+STORED_TYPES = frozenset(
+    {"Patient", "Observation", "Condition", "MedicationRequest", "Encounter", "AllergyIntolerance", "DiagnosticReport"}
+)
 URN = re.compile(r'"(urn:uuid:[0-9A-Fa-f\-]+)"')
 
 
@@ -69,9 +63,9 @@ class FhirEngine:
         except subprocess.TimeoutExpired:
             self.process.kill()
 
-    def load(self, bundle: dict[str, Any]) -> int:
-        """Store the chart resources (STORED_TYPES) of a fixture bundle, ids kept."""
-        response = requests.post(f"{self.base}/$load", json=stored_form(bundle), timeout=60)
+    def load(self, bundle: dict[str, Any], types: frozenset[str] | set[str] = STORED_TYPES) -> int:
+        """Store the resources of these types (by default the chart, STORED_TYPES) of a fixture bundle, ids kept."""
+        response = requests.post(f"{self.base}/$load", json=stored_form(bundle, types), timeout=60)
         response.raise_for_status()
         return response.json()["loaded"]
 
@@ -79,13 +73,11 @@ class FhirEngine:
         return requests.get(f"{self.base}/$requests", timeout=5).json()
 
 
-def stored_form(bundle: dict[str, Any]) -> dict[str, Any]:
+def stored_form(bundle: dict[str, Any], types: frozenset[str] | set[str] = STORED_TYPES) -> dict[str, Any]:
     """A fixture bundle as a server would hold it: `urn:uuid:` references rewritten to `Type/id`."""
     if bundle.get("resourceType") != "Bundle":
         return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": bundle}]}
-    resources = [
-        e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") in STORED_TYPES
-    ]
+    resources = [e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") in types]
     local = {
         e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
         for e in bundle.get("entry", [])

@@ -59,6 +59,11 @@ CONFIGURATIONS = {
         ["cannot write the SQLite database"],
     ),
     "Redis URL of another kind": ('dev = true\nredis_url = "http://127.0.0.1:6379"\n', "refused", ["redis_url"]),
+    "http token introspection in production": (
+        PRODUCTION + '[smart_app]\nintrospection_url = "http://ehr.test/introspect"\n' + CLIENT,
+        "refused",
+        ["smart_app.introspection_url"],
+    ),
     "wildcard CORS": (PRODUCTION + 'cors_origins = ["*"]\n' + CLIENT, "ok", ["warning: cors_origins"]),
     "http FHIR server": (
         PRODUCTION + CLIENT + 'fhir_servers = ["http://fhir.test/r4"]\n',
