@@ -395,7 +395,7 @@ def test_tki_first_start_at_anc_1_2_is_not_a_restart(client):
 
 
 def test_the_order_check_asks_for_held_and_stopped_orders(client):
-    service = next(s for s in client.get("/cds-services").get_json()["services"] if s["id"] == "myelotoxic-order-check")
+    service = next(s for s in client.get("/cds-services").get_json()["services"] if s["id"] == "myelotoxic-order-sign")
     assert "status=active,on-hold,stopped" in service["prefetch"]["medications"]
 
 
