@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import orjson
 
+from tests.misbehaving_fhir import send
+
 
 @dataclass
 class BulkServer:
@@ -104,13 +106,7 @@ def _handler(server: BulkServer):
             pass
 
         def _send(self, status: int, body: bytes, content_type="application/fhir+json", headers=None):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+            send(self, status, body, content_type, headers)
 
         def do_POST(self):
             if self.path != "/token":
