@@ -6,7 +6,7 @@ being skipped silently. The layout under `DIR/parquet` is shared with the Spark 
 - `resources/bucket=K/*.parquet`: patient, type, id, the resource's JSON (what stage 2 reads);
 - `labs/`: one row per coded result the hooks read (analyte, value in its canonical unit, time, lab's
   lower limit); `medications/`: order status and the medication groups; `conditions/`: codes;
-- `problems.parquet`: every rejected line or resource, with the reason.
+- `problems/`: every rejected line or resource, with the reason.
 """
 
 from __future__ import annotations
@@ -19,12 +19,20 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from cds_service.screening.generate import TYPES
+from cds_service.screening.tables import (
+    LABS,
+    MEDICATIONS,
+    PATIENTS,
+    PROBLEMS,
+    RESOURCES,
+    USABLE_STATUSES,
+    kept_sql,
+    patient_sql,
+)
 from fhir_mappings.knowledge import analyte_specs, lab_codes, read_table, unit_key
 from fhir_mappings.medications import ingredient_groups, recognise
 
 BUCKETS = 32
-LOINC = "http://loinc.org"
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 QUANTITY = '{"value":"DOUBLE","unit":"VARCHAR","code":"VARCHAR"}'
 CONCEPT = '{"coding":[{"system":"VARCHAR","code":"VARCHAR"}],"text":"VARCHAR"}'
@@ -42,11 +50,6 @@ STRUCTURE = (
 
 def ndjson_files(source: Path) -> list[Path]:
     return sorted(p for p in source.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-
-
-def unit_key_sql(column: str) -> str:
-    """fhir_mappings.knowledge.unit_key in SQL."""
-    return f"lower(replace(replace(replace(trim({column}), 'µ', 'u'), 'μ', 'u'), ' ', ''))"
 
 
 def medication_groups(concept: str | None) -> str | None:
@@ -128,129 +131,63 @@ def ingest(
             """,
             [path.name, str(path)],
         )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged AS SELECT * FROM read_parquet('{staging}/*.parquet')")
-    lines = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
+    lines = con.execute(f"SELECT count(*) FROM read_parquet('{staging}/*.parquet')").fetchall()[0][0]
     progress("writing Parquet")
-    types = ", ".join(f"'{t}'" for t in TYPES)
+    reference = "coalesce(s.subject.reference, s.patient.reference)"
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP VIEW typed AS
-        SELECT file, line_no, text, s, s.resourceType AS type, s.id AS id,
-               CASE WHEN s.resourceType = 'Patient' THEN s.id
-                    ELSE regexp_extract(coalesce(s.subject.reference, s.patient.reference), '([^/:]+)$', 1) END
-                   AS patient
-        FROM staged WHERE ok
+        SELECT file, line_no, text, ok, s, s.resourceType AS type, s.id AS id,
+               CASE WHEN s.resourceType = 'Patient' THEN s.id ELSE {patient_sql(reference)} END AS patient,
+               {reference} AS reference, s.status AS status, {_time("s.authoredOn")} AS authored,
+               CAST(s.medicationCodeableConcept AS VARCHAR) AS medication_concept,
+               s.medicationReference.reference AS medication_reference
+        FROM read_parquet('{staging}/*.parquet')
         """
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE patients AS SELECT DISTINCT patient FROM typed "
-        "WHERE type = 'Patient' AND patient IS NOT NULL AND patient <> ''"
-    )
-    problems = f"""
-        SELECT file, line_no, NULL AS patient, 'not JSON' AS problem, left(text, 80) AS detail FROM staged WHERE NOT ok
-        UNION ALL
-        SELECT file, line_no, patient, 'resource of a type the screen does not read',
-               coalesce(type, 'no resourceType') FROM typed WHERE type IS NULL OR type NOT IN ({types})
-        UNION ALL
-        SELECT file, line_no, NULL, 'Patient without an id', '' FROM typed WHERE type = 'Patient' AND patient IS NULL
-        UNION ALL
-        SELECT file, line_no, patient, 'refers to no Patient in the export',
-               coalesce(s.subject.reference, s.patient.reference, 'no subject')
-        FROM typed WHERE type IN ({types}) AND type <> 'Patient' AND patient NOT IN (SELECT patient FROM patients)
-    """
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP VIEW kept AS
-        SELECT *, hash(patient) % {BUCKETS} AS bucket FROM typed
-        WHERE type IN ({types}) AND patient IN (SELECT patient FROM patients)
-        """
-    )
-    con.execute(
-        f"COPY (SELECT bucket, patient, type, id, text FROM kept) TO '{parquet / 'resources'}' "
-        "(FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)"
-    )
-    _labs(con, parquet)
-    con.execute(
-        f"""
-        COPY (
-            SELECT bucket, patient, id, s.status AS status, {_time("s.authoredOn")} AS authored,
-                   medication_groups(CAST(s.medicationCodeableConcept AS VARCHAR)) AS groups,
-                   s.medicationReference.reference AS medication_reference
-            FROM kept WHERE type = 'MedicationRequest'
-        ) TO '{parquet / "medications"}' (FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)
-        """
-    )
-    con.execute(
-        f"""
-        COPY (
-            SELECT bucket, patient, id, list_first(s.clinicalStatus.coding).code AS clinical_status,
-                   coding.system AS system, coding.code AS code
-            FROM (SELECT *, unnest(s.code.coding) AS coding FROM kept WHERE type = 'Condition')
-        ) TO '{parquet / "conditions"}' (FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)
-        """
-    )
-    con.execute(
-        f"""
-        COPY (
-            {problems}
-            UNION ALL
-            SELECT NULL, NULL, patient, problem, detail FROM read_parquet('{parquet / "labs"}/*/*.parquet')
-            WHERE problem IS NOT NULL
-        ) TO '{parquet / "problems.parquet"}' (FORMAT parquet)
-        """
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE patients AS {PATIENTS}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW kept AS {kept_sql(f'hash(patient) % {BUCKETS}')}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW elements AS {ELEMENTS}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW conditions AS {CONDITIONS}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW medications AS {MEDICATIONS}")
+    for name, query in (("resources", RESOURCES), ("labs", LABS)):
+        _write(con, query, parquet / name)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW labs AS SELECT * FROM read_parquet('{parquet / 'labs'}/*/*.parquet')")
+    for name in ("medications", "conditions"):
+        _write(con, f"SELECT * FROM {name}", parquet / name)
+    (parquet / "problems").mkdir(exist_ok=True)
+    con.execute(f"COPY ({PROBLEMS}) TO '{parquet / 'problems' / 'part-0.parquet'}' (FORMAT parquet)")
     patients = con.execute("SELECT count(*) FROM patients").fetchall()[0][0]
-    con.execute("DROP VIEW kept; DROP VIEW typed; DROP VIEW staged")
+    for view in ("labs", "medications", "conditions", "elements", "kept", "typed"):
+        con.execute(f"DROP VIEW {view}")
     shutil.rmtree(staging)
     return Ingested(parquet, patients, lines)
 
 
-def _labs(con: duckdb.DuckDBPyConnection, parquet: Path) -> None:
-    """One row per recognised coded value (resource or component), converted as fhir_mappings.units does."""
-    con.execute(
-        f"""
-        COPY (
-            WITH obs AS (
-                SELECT bucket, patient, id, s,
-                       coalesce({_time("s.effectiveDateTime")}, {_time("s.effectiveInstant")},
-                                {_time("s.effectivePeriod.start")}, {_time("s.issued")}) AS time
-                FROM kept WHERE type = 'Observation' AND s.status IN ('final', 'amended', 'corrected')
-            ),
-            elements AS (
-                SELECT bucket, patient, id, time, s.code AS code, s.valueQuantity AS q, s.referenceRange AS rr FROM obs
-                UNION ALL
-                SELECT bucket, patient, id, time, c.code, c.valueQuantity, c.referenceRange
-                FROM (SELECT *, unnest(s.component) AS c FROM obs)
-            ),
-            coded AS (
-                SELECT DISTINCT e.bucket, e.patient, e.id, e.time, l.analyte, coding.code AS code, e.q, e.rr
-                FROM (SELECT *, unnest(code.coding) AS coding FROM elements) e
-                JOIN lab_codes l ON coding.system = '{LOINC}' AND coding.code = l.code
-            ),
-            converted AS (
-                SELECT c.*, a.lo, a.hi, a.repair, u.factor, u.off,
-                       coalesce(q.code, q.unit) AS unit,
-                       (q.value + u.off) * u.factor AS conv,
-                       list_filter(rr, lambda x: x.low.value > 0)[1].low AS low,
-                       a.dimension
-                FROM coded c JOIN analytes a USING (analyte)
-                LEFT JOIN units u ON u.dimension = a.dimension
-                     AND u.unit_key = {unit_key_sql("coalesce(q.code, q.unit)")}
-            )
-            SELECT c.bucket, c.patient, c.id, c.analyte, c.code, c.time,
-                   CASE WHEN conv BETWEEN lo AND hi THEN conv
-                        WHEN repair IS NOT NULL AND c.factor = 1 AND c.off = 0 AND conv / repair BETWEEN lo AND hi
-                        THEN conv / repair END AS value,
-                   (low.value + lu.off) * lu.factor AS reference_low,
-                   CASE WHEN q.value IS NULL THEN NULL
-                        WHEN c.factor IS NULL THEN 'unknown unit'
-                        WHEN NOT (conv BETWEEN lo AND hi OR (repair IS NOT NULL AND c.factor = 1 AND c.off = 0
-                                  AND conv / repair BETWEEN lo AND hi)) THEN 'implausible value' END AS problem,
-                   c.analyte || ' ' || coalesce(CAST(q.value AS VARCHAR), '') || ' '
-                       || coalesce(c.unit, 'no unit') || ' (Observation/' || c.id || ')' AS detail
-            FROM converted c
-            LEFT JOIN units lu ON lu.dimension = c.dimension
-                 AND lu.unit_key = {unit_key_sql("coalesce(low.code, low.unit, c.unit)")}
-        ) TO '{parquet / "labs"}' (FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)
-        """
-    )
+def _write(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
+    con.execute(f"COPY ({query}) TO '{folder}' (FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)")
+
+
+_OBSERVATION_TIME = ", ".join(
+    _time(f"s.{element}") for element in ("effectiveDateTime", "effectiveInstant", "effectivePeriod.start", "issued")
+)
+ELEMENTS = f"""
+WITH obs AS (
+    SELECT bucket, patient, id, s, coalesce({_OBSERVATION_TIME}) AS time FROM kept
+    WHERE type = 'Observation' AND status IN ({", ".join(f"'{s}'" for s in USABLE_STATUSES)})
+),
+el AS (
+    SELECT bucket, patient, id, time, s.code AS code, s.valueQuantity AS q, s.referenceRange AS rr FROM obs
+    UNION ALL
+    SELECT bucket, patient, id, time, c.code, c.valueQuantity, c.referenceRange
+    FROM (SELECT *, unnest(s.component) AS c FROM obs)
+)
+SELECT bucket, patient, id, time, coding.system AS system, coding.code AS code, q.value AS reported_value,
+       coalesce(q.code, q.unit) AS unit, low.value AS low_value, coalesce(low.code, low.unit) AS low_unit
+FROM (SELECT *, unnest(code.coding) AS coding, list_filter(rr, lambda x: x.low.value > 0)[1].low AS low FROM el)
+"""
+CONDITIONS = """
+SELECT bucket, patient, id, list_first(s.clinicalStatus.coding).code AS clinical_status,
+       coding.system AS system, coding.code AS code
+FROM (SELECT *, unnest(s.code.coding) AS coding FROM kept WHERE type = 'Condition')
+"""

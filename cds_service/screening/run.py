@@ -108,7 +108,7 @@ def bad_input(con: duckdb.DuckDBPyConnection, parquet: Path) -> tuple[dict[str, 
         f"""
         SELECT problem, count(*), list(coalesce(file || ':' || line_no || ' ', '') || coalesce(detail, '')
                                       ORDER BY file, line_no)[1:3]
-        FROM read_parquet('{parquet / "problems.parquet"}') GROUP BY problem
+        FROM read_parquet('{parquet / "problems"}/*.parquet') GROUP BY problem
         """
     ).fetchall()
     return {p: n for p, n, _ in rows}, {p: list(e) for p, _, e in rows}

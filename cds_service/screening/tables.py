@@ -1,0 +1,89 @@
+"""The Parquet tables' SQL, shared by the DuckDB and the Spark engine.
+
+Each engine flattens JSON its own way into two views: `typed` (one row per line: file, line_no,
+text, ok, type, id, patient, reference, status, authored, medication_concept, medication_reference)
+and `elements` (one row per coding of an Observation or component: time, system, code,
+reported_value, unit, low_value, low_unit). Everything after that is this SQL, identical on both,
+with the mapping tables (`lab_codes`, `analytes`, `units`) loaded from the CSV files the hooks use.
+"""
+
+from __future__ import annotations
+
+from cds_service.screening.generate import TYPES
+
+LOINC = "http://loinc.org"
+USABLE_STATUSES = ("final", "amended", "corrected")  # fhir_mappings.observations.USABLE_STATUSES
+_TYPES = ", ".join(f"'{t}'" for t in TYPES)
+
+
+def unit_key_sql(column: str) -> str:
+    """fhir_mappings.knowledge.unit_key in SQL."""
+    return f"lower(replace(replace(replace(trim({column}), 'µ', 'u'), 'μ', 'u'), ' ', ''))"
+
+
+def patient_sql(reference: str) -> str:
+    """The patient id at the end of a reference (`Patient/x`, `urn:uuid:x`, a full URL)."""
+    return f"regexp_extract({reference}, '([^/:]+)$', 1)"
+
+
+PATIENTS = """
+SELECT DISTINCT patient FROM typed WHERE ok AND type = 'Patient' AND patient IS NOT NULL AND patient <> ''
+"""
+
+
+def kept_sql(bucket: str) -> str:
+    return (
+        f"SELECT *, {bucket} AS bucket FROM typed "
+        f"WHERE ok AND type IN ({_TYPES}) AND patient IN (SELECT patient FROM patients)"
+    )
+
+
+RESOURCES = "SELECT bucket, patient, type, id, text FROM kept"
+
+MEDICATIONS = """
+SELECT bucket, patient, id, status, authored, medication_groups(medication_concept) AS groups, medication_reference
+FROM kept WHERE type = 'MedicationRequest'
+"""
+
+_PLAUSIBLE = "c.conv BETWEEN c.lo AND c.hi"
+_REPAIRABLE = "(c.repair IS NOT NULL AND c.factor = 1 AND c.off = 0 AND c.conv / c.repair BETWEEN c.lo AND c.hi)"
+
+LABS = f"""
+WITH coded AS (
+    SELECT DISTINCT e.bucket, e.patient, e.id, e.time, e.code, e.reported_value, e.unit, e.low_value, e.low_unit,
+           l.analyte
+    FROM elements e JOIN lab_codes l ON e.system = '{LOINC}' AND e.code = l.code
+),
+converted AS (
+    SELECT c.*, a.dimension, a.lo, a.hi, a.repair, u.factor, u.off, (c.reported_value + u.off) * u.factor AS conv
+    FROM coded c JOIN analytes a ON a.analyte = c.analyte
+    LEFT JOIN units u ON u.dimension = a.dimension AND u.unit_key = {unit_key_sql("c.unit")}
+)
+SELECT c.bucket, c.patient, c.id, c.analyte, c.code, c.time,
+       CASE WHEN {_PLAUSIBLE} THEN c.conv WHEN {_REPAIRABLE} THEN c.conv / c.repair END AS value,
+       (c.low_value + lu.off) * lu.factor AS reference_low,
+       CASE WHEN c.reported_value IS NULL THEN NULL
+            WHEN c.factor IS NULL THEN 'unknown unit'
+            WHEN NOT ({_PLAUSIBLE} OR {_REPAIRABLE}) THEN 'implausible value' END AS problem,
+       concat(c.analyte, ' ', coalesce(CAST(c.reported_value AS STRING), ''), ' ', coalesce(c.unit, 'no unit'),
+              ' (Observation/', coalesce(c.id, '?'), ')') AS detail
+FROM converted c
+LEFT JOIN units lu ON lu.dimension = c.dimension AND lu.unit_key = {unit_key_sql("coalesce(c.low_unit, c.unit)")}
+"""
+
+PROBLEMS = f"""
+SELECT file, line_no, CAST(NULL AS STRING) AS patient, 'not JSON' AS problem, left(text, 80) AS detail
+FROM typed WHERE NOT ok
+UNION ALL
+SELECT file, line_no, patient, 'resource of a type the screen does not read', coalesce(type, 'no resourceType')
+FROM typed WHERE ok AND (type IS NULL OR type NOT IN ({_TYPES}))
+UNION ALL
+SELECT file, line_no, CAST(NULL AS STRING), 'Patient without an id', '' FROM typed
+WHERE ok AND type = 'Patient' AND (patient IS NULL OR patient = '')
+UNION ALL
+SELECT file, line_no, patient, 'refers to no Patient in the export', coalesce(reference, 'no subject') FROM typed
+WHERE ok AND type IN ({_TYPES}) AND type <> 'Patient'
+  AND (patient IS NULL OR patient NOT IN (SELECT patient FROM patients))
+UNION ALL
+SELECT CAST(NULL AS STRING), CAST(NULL AS BIGINT), patient, problem, detail FROM labs WHERE problem IS NOT NULL
+"""
