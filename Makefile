@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint bench clean image
+.PHONY: run test test-spark lint bench bench-screen clean image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,24 @@ $(FHIR_SERVER)/node_modules/.package-lock.json: $(FHIR_SERVER)/package-lock.json
 test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Population screening on Apache Spark (PySpark is an optional extra: a large download with its JARs; needs Java 17).
+$(VENV)/.installed-spark: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/pip install -q -e '.[test,spark]'
+	touch $@
+
+test-spark: $(VENV)/.installed-spark
+	$(BIN)/python -m pytest -m spark tests/test_screening_spark.py $(PYTEST_ARGS)
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks
+
+# The population screen on ~1M generated Observations (made on demand, never committed; see benchmarks/screen.py).
+bench-screen: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.screen
 
 image:  # optional: build and check the container with podman (see README "Operations")
 	docker/verify-image.sh
