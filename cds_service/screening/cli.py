@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bulk.add_argument("--spark-master", default="local[2]", help="Spark master for --engine spark")
 
 
-def _as_of(text: str | None) -> datetime:
+def as_of(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
     moment = datetime.fromisoformat(text)
@@ -40,7 +40,7 @@ def screen_command(args: argparse.Namespace) -> int:
     from cds_service.screening.run import Options, screen
 
     options = Options(
-        as_of=_as_of(args.as_of),
+        as_of=as_of(args.as_of),
         engine=args.engine,
         processes=args.processes,
         fhir=args.fhir,

@@ -25,7 +25,7 @@ from cds_service.screening.tables import (
     PATIENTS,
     PROBLEMS,
     RESOURCES,
-    USABLE_STATUSES,
+    elements_sql,
     kept_sql,
     patient_sql,
 )
@@ -168,24 +168,11 @@ def _write(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
     con.execute(f"COPY ({query}) TO '{folder}' (FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)")
 
 
-_OBSERVATION_TIME = ", ".join(
-    _time(f"s.{element}") for element in ("effectiveDateTime", "effectiveInstant", "effectivePeriod.start", "issued")
+ELEMENTS = elements_sql(
+    _time,
+    "(SELECT *, unnest(s.component) AS c FROM obs)",
+    "(SELECT *, unnest(code.coding) AS coding, list_filter(rr, lambda x: x.low.value > 0)[1].low AS low FROM el)",
 )
-ELEMENTS = f"""
-WITH obs AS (
-    SELECT bucket, patient, id, s, coalesce({_OBSERVATION_TIME}) AS time FROM kept
-    WHERE type = 'Observation' AND status IN ({", ".join(f"'{s}'" for s in USABLE_STATUSES)})
-),
-el AS (
-    SELECT bucket, patient, id, time, s.code AS code, s.valueQuantity AS q, s.referenceRange AS rr FROM obs
-    UNION ALL
-    SELECT bucket, patient, id, time, c.code, c.valueQuantity, c.referenceRange
-    FROM (SELECT *, unnest(s.component) AS c FROM obs)
-)
-SELECT bucket, patient, id, time, coding.system AS system, coding.code AS code, q.value AS reported_value,
-       coalesce(q.code, q.unit) AS unit, low.value AS low_value, coalesce(low.code, low.unit) AS low_unit
-FROM (SELECT *, unnest(code.coding) AS coding, list_filter(rr, lambda x: x.low.value > 0)[1].low AS low FROM el)
-"""
 CONDITIONS = """
 SELECT bucket, patient, id, list_first(s.clinicalStatus.coding).code AS clinical_status,
        coding.system AS system, coding.code AS code

@@ -146,17 +146,19 @@ def screen(source: Path, out: Path, options: Options) -> Summary:
         candidates = candidates_by_bucket(con, ingested.parquet, options.as_of)
     with timer.stage("stage 2"):
         rows, rejected = stage_two(ingested.parquet, candidates, options)
-    return finish(con, ingested.parquet, ingested.patients, candidates, rows, rejected, out, options, timer)
+    bad = bad_input(con, ingested.parquet)
+    return finish(bad, ingested.patients, candidates, rows, rejected, out, options, timer)
 
 
-def finish(con, parquet: Path, patients_in: int, candidates, rows, rejected, out: Path, options: Options, timer: Timer):
+def finish(bad: tuple[dict, dict], patients_in: int, candidates, rows, rejected, out: Path, options: Options, timer):
+    """Writes the worklist and its companions; `bad` is the bad-input counts and examples by problem."""
     with timer.stage("write"):
         write_worklist(rows, out)
         if options.fhir:
             write_fhir(rows, out, options.fhir, options.as_of)
         if options.chart:
             grade_chart(rows, out / "findings-by-grade.png")
-    problems, examples = bad_input(con, parquet)
+    problems, examples = bad
     summary = Summary(
         as_of=options.as_of,
         patients_in=patients_in,

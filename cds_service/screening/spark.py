@@ -10,12 +10,10 @@ PySpark is an optional extra (`pip install 'cytopenia-cds[spark]'`, a large down
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pandas
 
 from cds_service.screening.evaluate import COLUMNS, Row
@@ -29,7 +27,7 @@ from cds_service.screening.tables import (
     PATIENTS,
     PROBLEMS,
     RESOURCES,
-    USABLE_STATUSES,
+    elements_sql,
     kept_sql,
     patient_sql,
 )
@@ -46,25 +44,12 @@ SCHEMA = (
     "authoredOn STRING, medicationCodeableConcept STRING, medicationReference STRUCT<reference: STRING>, "
     f"clinicalStatus {CONCEPT}, _corrupt_record STRING"
 )
-_TIME = ", ".join(
-    f"CAST(s.{e} AS TIMESTAMP)" for e in ("effectiveDateTime", "effectiveInstant", "effectivePeriod.start", "issued")
+ELEMENTS = elements_sql(
+    lambda column: f"CAST({column} AS TIMESTAMP)",
+    "obs LATERAL VIEW explode(s.component) t AS c",
+    "(SELECT *, try_element_at(filter(rr, x -> x.low.value > 0), 1).low AS low FROM el) "
+    "LATERAL VIEW explode(code.coding) t AS coding",
 )
-ELEMENTS = f"""
-WITH obs AS (
-    SELECT bucket, patient, id, s, coalesce({_TIME}) AS time FROM kept
-    WHERE type = 'Observation' AND status IN ({", ".join(f"'{s}'" for s in USABLE_STATUSES)})
-),
-el AS (
-    SELECT bucket, patient, id, time, s.code AS code, s.valueQuantity AS q, s.referenceRange AS rr FROM obs
-    UNION ALL
-    SELECT bucket, patient, id, time, c.code, c.valueQuantity, c.referenceRange
-    FROM obs LATERAL VIEW explode(s.component) t AS c
-)
-SELECT bucket, patient, id, time, coding.system AS system, coding.code AS code, q.value AS reported_value,
-       coalesce(q.code, q.unit) AS unit, low.value AS low_value, coalesce(low.code, low.unit) AS low_unit
-FROM (SELECT *, try_element_at(filter(rr, x -> x.low.value > 0), 1).low AS low FROM el)
-LATERAL VIEW explode(code.coding) t AS coding
-"""
 CONDITIONS = """
 SELECT bucket, patient, id, try_element_at(s.clinicalStatus.coding, 1).code AS clinical_status,
        coding.system AS system, coding.code AS code
@@ -76,22 +61,29 @@ RESULT_SCHEMA = (
 )
 
 
-def session(master: str, driver_memory: str = "1g"):
-    """A Spark session; the driver memory is set explicitly (local mode runs everything in the driver)."""
+def session(master: str | None, driver_memory: str = "1g"):
+    """A Spark session; the driver memory is set explicitly (local mode runs everything in the driver).
+
+    Under spark-submit (`master` None) the cluster's settings and --driver-memory apply.
+    """
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = (
+    # Times are UTC like the hooks'; an unparseable time or number is NULL (and so kept by the prefilter).
+    builder = (
         SparkSession.builder.appName("cytopenia-cds screen")
-        .master(master)
-        .config("spark.driver.memory", driver_memory)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.ansi.enabled", "false")
-        .config("spark.sql.shuffle.partitions", str(BUCKETS))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
     )
+    if master:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = (
+            builder.master(master)
+            .config("spark.driver.memory", driver_memory)
+            .config("spark.sql.shuffle.partitions", str(BUCKETS))
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+        )
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -116,28 +108,46 @@ def _knowledge_tables(spark) -> None:
     ).createOrReplaceTempView("units")
 
 
-def ingest(spark, source: Path, parquet: Path) -> int:
+def _delete(spark, uri: str) -> None:
+    """Removes a folder on whatever file system the URI names (local, HDFS, object storage)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+
+
+def _lines(spark, source: str):
     from pyspark.sql import functions
 
+    if "://" not in source:
+        files = ndjson_files(Path(source))
+        if not files:
+            raise FileNotFoundError(f"no NDJSON files (*.ndjson, *.ndjson.gz) under {source}")
+        reader = spark.read.text([str(f) for f in files])
+    else:
+        reader = (
+            spark.read.option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", "*.{ndjson,ndjson.gz,jsonl,jsonl.gz}")
+            .text(source)
+        )
+    name = functions.element_at(functions.split(functions.input_file_name(), "/"), -1)
+    return reader.withColumn("file", name).where(functions.trim("value") != "")
+
+
+def ingest(spark, source: str, work: str) -> int:
+    """NDJSON at `source` (a folder or any Hadoop file system URI) -> the Parquet tables under `work`."""
     from cds_service.screening.ingest import medication_groups
 
-    files = ndjson_files(source)
-    if not files:
-        raise FileNotFoundError(f"no NDJSON files (*.ndjson, *.ndjson.gz) under {source}")
     _knowledge_tables(spark)
     spark.udf.register("medication_groups", medication_groups, "string")
-    lines = spark.read.text([str(f) for f in files]).withColumn(
-        "file", functions.element_at(functions.split(functions.input_file_name(), "/"), -1)
-    )
-    lines.where(functions.trim("value") != "").createOrReplaceTempView("lines")
-    staging = parquet.parent / "staging"
+    _lines(spark, source).createOrReplaceTempView("lines")
+    staging = f"{work}/_staging"
     spark.sql(
         f"""
         SELECT file, value AS text, from_json(value, '{SCHEMA}',
                map('mode', 'PERMISSIVE', 'columnNameOfCorruptRecord', '_corrupt_record')) AS s FROM lines
         """
-    ).write.mode("overwrite").parquet(str(staging))
-    spark.read.parquet(str(staging)).createOrReplaceTempView("staged")
+    ).write.mode("overwrite").parquet(staging)
+    spark.read.parquet(staging).createOrReplaceTempView("staged")
     reference = "coalesce(s.subject.reference, s.patient.reference)"
     spark.sql(
         f"""
@@ -159,12 +169,26 @@ def ingest(spark, source: Path, parquet: Path) -> int:
         ("medications", MEDICATIONS),
         ("conditions", CONDITIONS),
     ):
-        spark.sql(query).write.mode("overwrite").partitionBy("bucket").parquet(str(parquet / name))
-    spark.read.parquet(str(parquet / "labs")).createOrReplaceTempView("labs")
-    spark.sql(PROBLEMS).coalesce(1).write.mode("overwrite").parquet(str(parquet / "problems"))
+        spark.sql(query).write.mode("overwrite").partitionBy("bucket").parquet(f"{work}/{name}")
+    spark.read.parquet(f"{work}/labs").createOrReplaceTempView("labs")
+    spark.sql(PROBLEMS).coalesce(1).write.mode("overwrite").parquet(f"{work}/problems")
     patients = spark.sql("SELECT count(*) AS n FROM patients").collect()[0]["n"]
-    shutil.rmtree(staging)
+    _delete(spark, staging)
     return patients
+
+
+def bad_input(spark, work: str) -> tuple[dict[str, int], dict[str, list[str]]]:
+    rows = (
+        spark.read.parquet(f"{work}/problems")
+        .selectExpr("problem", "concat(coalesce(file, ''), ' ', coalesce(detail, '')) AS example")
+        .groupBy("problem")
+        .agg({"example": "collect_list", "*": "count"})
+        .collect()
+    )
+    return (
+        {r["problem"]: r["count(1)"] for r in rows},
+        {r["problem"]: [e.strip() for e in r["collect_list(example)"][:3]] for r in rows},
+    )
 
 
 def _evaluator(as_of: datetime):
@@ -190,33 +214,60 @@ def _row(record) -> Row:
     return Row(**values)
 
 
-def screen_on_spark(source: Path, out: Path, options: Options, master: str = "local[2]") -> Summary:
+def screen_on_spark(
+    source: Path | str, out: Path, options: Options, master: str = "local[2]", work: str | None = None
+) -> Summary:
+    """The screen on Spark; `work` (default DIR/parquet) may be object storage, the worklist is written to `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    parquet = out / "parquet"
+    work = work or str((out / "parquet").resolve())
     timer = Timer()
     with timer.stage("spark start"):
         spark = session(master)
     try:
         with timer.stage("ingest"):
-            patients_in = ingest(spark, source, parquet)
+            patients_in = ingest(spark, str(source), work)
         with timer.stage("prefilter"):
             for name in ("labs", "medications"):
-                spark.read.parquet(str(parquet / name)).createOrReplaceTempView(name)
+                spark.read.parquet(f"{work}/{name}").createOrReplaceTempView(name)
             candidates = spark.sql(prefilter_sql(options.as_of)).cache()
-            candidates.createOrReplaceTempView("candidates")
             kept = [r["patient"] for r in candidates.select("patient").collect()]
         with timer.stage("stage 2"):
-            resources = spark.read.parquet(str(parquet / "resources")).join(candidates.select("patient"), "patient")
+            resources = spark.read.parquet(f"{work}/resources").join(candidates.select("patient"), "patient")
             results = (
                 resources.select("patient", "text")
                 .groupBy("patient")
                 .applyInPandas(_evaluator(options.as_of), RESULT_SCHEMA)
                 .collect()
             )
+        bad = bad_input(spark, work)
     finally:
         spark.stop()
     rows = sorted(
         (_row(r) for r in results if r["rejected"] is None), key=lambda r: (r.patient, r.service, r.finding, r.why)
     )
     rejected = {r["patient"]: r["rejected"] for r in results if r["rejected"] is not None}
-    return finish(duckdb.connect(), parquet, patients_in, {"all": kept}, rows, rejected, out, options, timer)
+    return finish(bad, patients_in, {"all": kept}, rows, rejected, out, options, timer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `spark-submit .../cds_service/screening/spark.py SOURCE --work URI --out DIR`."""
+    import argparse
+
+    from cds_service.screening.cli import as_of
+
+    parser = argparse.ArgumentParser(description="cytopenia-cds population screen on a Spark cluster")
+    parser.add_argument("source", help="folder or URI (s3a://, abfss://, gs://, hdfs://) of the NDJSON export")
+    parser.add_argument("--work", help="URI for the Parquet tables (default OUT/parquet)")
+    parser.add_argument("--out", required=True, type=Path, help="local folder for the worklist and summary")
+    parser.add_argument("--as-of")
+    parser.add_argument("--fhir", choices=("Flag", "Task"))
+    parser.add_argument("--master", help="only when not set by spark-submit")
+    args = parser.parse_args(argv)
+    options = Options(as_of=as_of(args.as_of), engine="spark", fhir=args.fhir, progress=False)
+    summary = screen_on_spark(args.source, args.out, options, args.master, args.work)
+    print(summary.text())
+    return 0 if summary.balanced() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

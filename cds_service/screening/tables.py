@@ -71,6 +71,28 @@ FROM converted c
 LEFT JOIN units lu ON lu.dimension = c.dimension AND lu.unit_key = {unit_key_sql("coalesce(c.low_unit, c.unit)")}
 """
 
+
+def elements_sql(time_of, component_rows: str, coding_rows: str) -> str:
+    """Observation and component codings as rows; the engine says how to parse a time and explode a list."""
+    times = ", ".join(
+        time_of(f"s.{e}") for e in ("effectiveDateTime", "effectiveInstant", "effectivePeriod.start", "issued")
+    )
+    return f"""
+WITH obs AS (
+    SELECT bucket, patient, id, s, coalesce({times}) AS time FROM kept
+    WHERE type = 'Observation' AND status IN ({", ".join(f"'{s}'" for s in USABLE_STATUSES)})
+),
+el AS (
+    SELECT bucket, patient, id, time, s.code AS code, s.valueQuantity AS q, s.referenceRange AS rr FROM obs
+    UNION ALL
+    SELECT bucket, patient, id, time, c.code, c.valueQuantity, c.referenceRange FROM {component_rows}
+)
+SELECT bucket, patient, id, time, coding.system AS system, coding.code AS code, q.value AS reported_value,
+       coalesce(q.code, q.unit) AS unit, low.value AS low_value, coalesce(low.code, low.unit) AS low_unit
+FROM {coding_rows}
+"""
+
+
 PROBLEMS = f"""
 SELECT file, line_no, CAST(NULL AS STRING) AS patient, 'not JSON' AS problem, left(text, 80) AS detail
 FROM typed WHERE NOT ok
