@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import shutil
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cds_service.cli import main
 from cds_service.screening.evaluate import COLUMNS, screen_patient
@@ -112,3 +115,81 @@ def test_prefilter_keeps_a_clozapine_patient_whose_anc_is_normal_but_overdue(pop
         if [r.finding for r in screen_patient(p, resources, AS_OF)] == ["clozapine"]
     ]
     assert overdue and set(overdue) <= kept
+
+
+CODES = {
+    "6690-2": "count",
+    "751-8": "count",
+    "770-8": "percent",
+    "30451-9": "count",
+    "731-0": "count",
+    "718-7": "hemoglobin",
+    "777-3": "count",
+    "8310-5": "temperature",
+}
+UNITS = {
+    "count": ["10*3/uL", "10*9/L", "/uL", "cells/uL", "K/uL"],
+    "percent": ["%"],
+    "hemoglobin": ["g/dL", "g/L", "mmol/L"],
+    "temperature": ["Cel", "[degF]"],
+}
+observation = st.fixed_dictionaries(
+    {
+        "code": st.sampled_from(sorted(CODES)),
+        "value": st.floats(0, 3000, allow_nan=False).map(lambda v: round(v, 2)),
+        "unit_index": st.integers(0, 4),
+        "hours_before": st.integers(-30, 24 * 60),
+        "low": st.one_of(st.none(), st.floats(0, 200, allow_nan=False).map(lambda v: round(v, 1))),
+    }
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    observations=st.lists(observation, min_size=1, max_size=6),
+    sex=st.sampled_from(["male", "female"]),
+    born=st.sampled_from(["2019-06-01", "1990-03-01", "1950-01-01"]),
+    order=st.sampled_from([None, "clozapine", "imatinib", "oxaliplatin"]),
+)
+def test_prefilter_never_drops_a_generated_patient_a_rule_flags(tmp_path, observations, sex, born, order):
+    """The same property on made-up results around every cut-off, unit and reference range."""
+    from cds_service.screening.generate import _drug
+
+    patient = {"resourceType": "Patient", "id": "p1", "gender": sex, "birthDate": born}
+    resources = [patient]
+    for index, o in enumerate(observations):
+        dimension = CODES[o["code"]]
+        unit = UNITS[dimension][o["unit_index"] % len(UNITS[dimension])]
+        element = {
+            "resourceType": "Observation",
+            "id": f"o{index}",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": o["code"]}]},
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": (AS_OF - timedelta(hours=o["hours_before"])).isoformat(),
+            "valueQuantity": {"value": o["value"], "unit": unit, "code": unit},
+        }
+        if o["low"] is not None:
+            element["referenceRange"] = [{"low": {"value": o["low"], "unit": unit}}]
+        resources.append(element)
+    if order:
+        resources.append(
+            {
+                "resourceType": "MedicationRequest",
+                "id": "m1",
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": _drug(order),
+                "subject": {"reference": "Patient/p1"},
+                "authoredOn": (AS_OF - timedelta(days=100)).isoformat(),
+            }
+        )
+    folder = tmp_path / uuid.uuid4().hex
+    (folder / "in").mkdir(parents=True)
+    (folder / "in" / "all.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in resources))
+    con = connect(folder)
+    ingested = ingest(folder / "in", folder, con)
+    kept = {p for patients in candidates_by_bucket(con, ingested.parquet, AS_OF).values() for p in patients}
+    con.close()
+    if screen_patient("p1", resources, AS_OF):
+        assert "p1" in kept

@@ -1,7 +1,8 @@
 """Stage 1 on DuckDB: NDJSON (gzip accepted) -> Parquet partitioned by patient, with bad input counted.
 
-Every line is read as text first, so a line that is not JSON is named (file and line) instead of
-being skipped silently. The layout under `DIR/parquet` is shared with the Spark engine:
+Every line is read as text first, so a line that is not JSON is counted and named instead of being
+skipped silently (`problems.py` finds the line numbers of the examples the summary shows). The
+layout under `DIR/parquet` is shared with the Spark engine:
 
 - `resources/bucket=K/*.parquet`: patient, type, id, the resource's JSON (what stage 2 reads);
 - `labs/`: one row per coded result the hooks read (analyte, value in its canonical unit, time, lab's
@@ -90,7 +91,7 @@ class Ingested:
     lines: int
 
 
-def connect(work: Path, memory_limit: str = "1500MB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(work: Path, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(work / "duckdb.tmp")})
     con.execute("SET TimeZone = 'UTC'")
     if threads:
@@ -119,10 +120,10 @@ def ingest(
         con.execute(
             f"""
             COPY (
-                SELECT ? AS file, line_no, text, json_valid(text) AS ok,
+                SELECT ? AS file, text, json_valid(text) AS ok,
                        CASE WHEN json_valid(text) THEN json_transform(text, '{STRUCTURE}') END AS s
                 FROM (
-                    SELECT row_number() OVER () AS line_no, column0 AS text
+                    SELECT column0 AS text
                     FROM read_csv(?, columns = {{'column0': 'VARCHAR'}}, delim = '\x1f', quote = '', escape = '',
                                   header = false, auto_detect = false, max_line_size = 100000000)
                 )
@@ -137,7 +138,7 @@ def ingest(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW typed AS
-        SELECT file, line_no, text, ok, s, s.resourceType AS type, s.id AS id,
+        SELECT file, text, ok, s, s.resourceType AS type, s.id AS id,
                CASE WHEN s.resourceType = 'Patient' THEN s.id ELSE {patient_sql(reference)} END AS patient,
                {reference} AS reference, s.status AS status, {_time("s.authoredOn")} AS authored,
                CAST(s.medicationCodeableConcept AS VARCHAR) AS medication_concept,
@@ -165,7 +166,12 @@ def ingest(
 
 
 def _write(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
+    """A table partitioned by patient bucket; an empty table still gets a file, so its schema can be read."""
     con.execute(f"COPY ({query}) TO '{folder}' (FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)")
+    if not list(folder.glob("*/*.parquet")):
+        (folder / "bucket=0").mkdir(parents=True, exist_ok=True)
+        empty = f"SELECT * EXCLUDE (bucket) FROM ({query}) LIMIT 0"
+        con.execute(f"COPY ({empty}) TO '{folder / 'bucket=0' / 'empty.parquet'}' (FORMAT parquet)")
 
 
 ELEMENTS = elements_sql(

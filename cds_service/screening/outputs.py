@@ -67,9 +67,11 @@ def write_worklist(rows: list[Row], out: Path) -> None:
             )
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("CREATE TABLE worklist (" + ", ".join(f"{c} {SQL_TYPES.get(c, 'VARCHAR')}" for c in COLUMNS) + ")")
-    con.executemany(f"INSERT INTO worklist VALUES ({', '.join('?' * len(COLUMNS))})", [r.values() for r in rows])
-    con.execute(f"COPY worklist TO '{out / 'worklist.parquet'}' (FORMAT parquet)")
+    types = ", ".join(f"'{c}': '{SQL_TYPES.get(c, 'VARCHAR')}'" for c in COLUMNS)
+    con.execute(
+        f"COPY (SELECT * FROM read_csv('{out / 'worklist.csv'}', header = true, columns = {{{types}}})) "
+        f"TO '{out / 'worklist.parquet'}' (FORMAT parquet)"
+    )
     con.close()
 
 

@@ -20,6 +20,7 @@ from cds_service.screening.evaluate import Row, screen_patient
 from cds_service.screening.ingest import connect, ingest
 from cds_service.screening.outputs import Summary, finding_counts, grade_chart, write_fhir, write_worklist
 from cds_service.screening.prefilter import prefilter_sql
+from cds_service.screening.problems import summarise
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +104,17 @@ def stage_two(parquet: Path, candidates: dict[str, list[str]], options: Options)
     return sorted(rows, key=lambda r: (r.patient, r.service, r.finding, r.why)), rejected
 
 
-def bad_input(con: duckdb.DuckDBPyConnection, parquet: Path) -> tuple[dict[str, int], dict[str, list[str]]]:
+def bad_input(
+    con: duckdb.DuckDBPyConnection, parquet: Path, source: Path
+) -> tuple[dict[str, int], dict[str, list[str]]]:
     rows = con.execute(
         f"""
-        SELECT problem, count(*), list(coalesce(file || ':' || line_no || ' ', '') || coalesce(detail, '')
-                                      ORDER BY file, line_no)[1:3]
+        SELECT problem, count(*),
+               list({{'file': file, 'detail': detail, 'excerpt': excerpt}} ORDER BY file, detail)[1:3]
         FROM read_parquet('{parquet / "problems"}/*.parquet') GROUP BY problem
         """
     ).fetchall()
-    return {p: n for p, n, _ in rows}, {p: list(e) for p, _, e in rows}
+    return summarise(rows, source)
 
 
 def table(parquet: Path, name: str) -> str:
@@ -144,9 +147,10 @@ def screen(source: Path, out: Path, options: Options) -> Summary:
         ingested = ingest(source, out, con, lambda _: None)
     with timer.stage("prefilter"):
         candidates = candidates_by_bucket(con, ingested.parquet, options.as_of)
+    con.close()  # the workers get the memory
     with timer.stage("stage 2"):
         rows, rejected = stage_two(ingested.parquet, candidates, options)
-    bad = bad_input(con, ingested.parquet)
+    bad = bad_input(duckdb.connect(), ingested.parquet, source)
     return finish(bad, ingested.patients, candidates, rows, rejected, out, options, timer)
 
 

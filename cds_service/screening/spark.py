@@ -20,6 +20,7 @@ from cds_service.screening.evaluate import COLUMNS, Row
 from cds_service.screening.ingest import BUCKETS, ndjson_files
 from cds_service.screening.outputs import Summary
 from cds_service.screening.prefilter import prefilter_sql
+from cds_service.screening.problems import summarise
 from cds_service.screening.run import Options, Timer, evaluate_patients, finish
 from cds_service.screening.tables import (
     LABS,
@@ -151,7 +152,7 @@ def ingest(spark, source: str, work: str) -> int:
     reference = "coalesce(s.subject.reference, s.patient.reference)"
     spark.sql(
         f"""
-        SELECT file, CAST(NULL AS BIGINT) AS line_no, text, s._corrupt_record IS NULL AS ok, s,
+        SELECT file, text, s._corrupt_record IS NULL AS ok, s,
                s.resourceType AS type, s.id AS id,
                CASE WHEN s.resourceType = 'Patient' THEN s.id ELSE {patient_sql(reference)} END AS patient,
                {reference} AS reference, s.status AS status, CAST(s.authoredOn AS TIMESTAMP) AS authored,
@@ -169,7 +170,10 @@ def ingest(spark, source: str, work: str) -> int:
         ("medications", MEDICATIONS),
         ("conditions", CONDITIONS),
     ):
-        spark.sql(query).write.mode("overwrite").partitionBy("bucket").parquet(f"{work}/{name}")
+        table = spark.sql(query)
+        table.write.mode("overwrite").partitionBy("bucket").parquet(f"{work}/{name}")
+        if table.isEmpty():  # an empty table still gets a file, so its schema can be read
+            table.drop("bucket").write.mode("overwrite").parquet(f"{work}/{name}/bucket=0")
     spark.read.parquet(f"{work}/labs").createOrReplaceTempView("labs")
     spark.sql(PROBLEMS).coalesce(1).write.mode("overwrite").parquet(f"{work}/problems")
     patients = spark.sql("SELECT count(*) AS n FROM patients").collect()[0]["n"]
@@ -177,18 +181,18 @@ def ingest(spark, source: str, work: str) -> int:
     return patients
 
 
-def bad_input(spark, work: str) -> tuple[dict[str, int], dict[str, list[str]]]:
-    rows = (
-        spark.read.parquet(f"{work}/problems")
-        .selectExpr("problem", "concat(coalesce(file, ''), ' ', coalesce(detail, '')) AS example")
-        .groupBy("problem")
-        .agg({"example": "collect_list", "*": "count"})
-        .collect()
-    )
-    return (
-        {r["problem"]: r["count(1)"] for r in rows},
-        {r["problem"]: [e.strip() for e in r["collect_list(example)"][:3]] for r in rows},
-    )
+def bad_input(spark, work: str, source: str) -> tuple[dict[str, int], dict[str, list[str]]]:
+    spark.read.parquet(f"{work}/problems").createOrReplaceTempView("problems")
+    rows = spark.sql(
+        """
+        SELECT problem, count(*) AS n,
+               slice(array_sort(collect_list(named_struct('file', file, 'detail', detail, 'excerpt', excerpt))),
+                     1, 3) AS examples
+        FROM problems GROUP BY problem
+        """
+    ).collect()
+    local = None if "://" in source else Path(source)
+    return summarise([(r["problem"], r["n"], [e.asDict() for e in r["examples"]]) for r in rows], local)
 
 
 def _evaluator(as_of: datetime):
@@ -239,7 +243,7 @@ def screen_on_spark(
                 .applyInPandas(_evaluator(options.as_of), RESULT_SCHEMA)
                 .collect()
             )
-        bad = bad_input(spark, work)
+        bad = bad_input(spark, work, str(source))
     finally:
         spark.stop()
     rows = sorted(

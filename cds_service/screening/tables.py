@@ -1,6 +1,6 @@
 """The Parquet tables' SQL, shared by the DuckDB and the Spark engine.
 
-Each engine flattens JSON its own way into two views: `typed` (one row per line: file, line_no,
+Each engine flattens JSON its own way into two views: `typed` (one row per line: file,
 text, ok, type, id, patient, reference, status, authored, medication_concept, medication_reference)
 and `elements` (one row per coding of an Observation or component: time, system, code,
 reported_value, unit, low_value, low_unit). Everything after that is this SQL, identical on both,
@@ -94,18 +94,20 @@ FROM {coding_rows}
 
 
 PROBLEMS = f"""
-SELECT file, line_no, CAST(NULL AS STRING) AS patient, 'not JSON' AS problem, left(text, 80) AS detail
+SELECT file, CAST(NULL AS STRING) AS patient, 'not JSON' AS problem, left(text, 80) AS detail,
+       left(text, 200) AS excerpt
 FROM typed WHERE NOT ok
 UNION ALL
-SELECT file, line_no, patient, 'resource of a type the screen does not read', coalesce(type, 'no resourceType')
+SELECT file, patient, 'resource of a type the screen does not read', coalesce(type, 'no resourceType'),
+       left(text, 200)
 FROM typed WHERE ok AND (type IS NULL OR type NOT IN ({_TYPES}))
 UNION ALL
-SELECT file, line_no, CAST(NULL AS STRING), 'Patient without an id', '' FROM typed
+SELECT file, CAST(NULL AS STRING), 'Patient without an id', '', left(text, 200) FROM typed
 WHERE ok AND type = 'Patient' AND (patient IS NULL OR patient = '')
 UNION ALL
-SELECT file, line_no, patient, 'refers to no Patient in the export', coalesce(reference, 'no subject') FROM typed
-WHERE ok AND type IN ({_TYPES}) AND type <> 'Patient'
+SELECT file, patient, 'refers to no Patient in the export', coalesce(reference, 'no subject'), left(text, 200)
+FROM typed WHERE ok AND type IN ({_TYPES}) AND type <> 'Patient'
   AND (patient IS NULL OR patient NOT IN (SELECT patient FROM patients))
 UNION ALL
-SELECT CAST(NULL AS STRING), CAST(NULL AS BIGINT), patient, problem, detail FROM labs WHERE problem IS NOT NULL
+SELECT CAST(NULL AS STRING), patient, problem, detail, CAST(NULL AS STRING) FROM labs WHERE problem IS NOT NULL
 """
