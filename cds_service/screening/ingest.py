@@ -29,10 +29,12 @@ from cds_service.screening.tables import (
     elements_sql,
     kept_sql,
     patient_sql,
+    read_by_hooks_sql,
 )
 from fhir_mappings.knowledge import analyte_specs, lab_codes, read_table, unit_key
 from fhir_mappings.medications import ingredient_groups, recognise
 
+OVERLAPS = "list_has_any(list_transform(s.code.coding, lambda c: concat(c.system, '|', c.code)), [{codes}])"
 BUCKETS = 32
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 QUANTITY = '{"value":"DOUBLE","unit":"VARCHAR","code":"VARCHAR"}'
@@ -138,7 +140,7 @@ def ingest(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW typed AS
-        SELECT file, text, ok, s, s.resourceType AS type, s.id AS id,
+        SELECT file, text, ok, s, s.resourceType AS type, s.id AS id, {read_by_hooks_sql(OVERLAPS)} AS read_by_hooks,
                CASE WHEN s.resourceType = 'Patient' THEN s.id ELSE {patient_sql(reference)} END AS patient,
                {reference} AS reference, s.status AS status, {_time("s.authoredOn")} AS authored,
                CAST(s.medicationCodeableConcept AS VARCHAR) AS medication_concept,

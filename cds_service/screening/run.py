@@ -75,7 +75,8 @@ def screen_bucket(folder: str, candidates: list[str], as_of: datetime) -> tuple[
     """One Parquet partition's candidates, in a worker process."""
     con = duckdb.connect()
     texts = con.execute(
-        f"SELECT patient, text FROM read_parquet('{folder}/*.parquet') WHERE patient IN (SELECT unnest(?))",
+        f"SELECT patient, text FROM read_parquet('{folder}/*.parquet') "
+        "WHERE read_by_hooks AND patient IN (SELECT unnest(?))",
         [candidates],
     ).fetchall()
     con.close()

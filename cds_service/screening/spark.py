@@ -31,9 +31,11 @@ from cds_service.screening.tables import (
     elements_sql,
     kept_sql,
     patient_sql,
+    read_by_hooks_sql,
 )
 from fhir_mappings.knowledge import analyte_specs, lab_codes, read_table, unit_key
 
+OVERLAPS = "arrays_overlap(transform(s.code.coding, c -> concat(c.system, '|', c.code)), array({codes}))"
 QUANTITY = "STRUCT<value: DOUBLE, unit: STRING, code: STRING>"
 CONCEPT = "STRUCT<coding: ARRAY<STRUCT<system: STRING, code: STRING>>, text: STRING>"
 RANGES = f"ARRAY<STRUCT<low: {QUANTITY}>>"
@@ -152,7 +154,7 @@ def ingest(spark, source: str, work: str) -> int:
     reference = "coalesce(s.subject.reference, s.patient.reference)"
     spark.sql(
         f"""
-        SELECT file, text, s._corrupt_record IS NULL AS ok, s,
+        SELECT file, text, s._corrupt_record IS NULL AS ok, s, {read_by_hooks_sql(OVERLAPS)} AS read_by_hooks,
                s.resourceType AS type, s.id AS id,
                CASE WHEN s.resourceType = 'Patient' THEN s.id ELSE {patient_sql(reference)} END AS patient,
                {reference} AS reference, s.status AS status, CAST(s.authoredOn AS TIMESTAMP) AS authored,
@@ -236,7 +238,11 @@ def screen_on_spark(
             candidates = spark.sql(prefilter_sql(options.as_of)).cache()
             kept = [r["patient"] for r in candidates.select("patient").collect()]
         with timer.stage("stage 2"):
-            resources = spark.read.parquet(f"{work}/resources").join(candidates.select("patient"), "patient")
+            resources = (
+                spark.read.parquet(f"{work}/resources")
+                .where("read_by_hooks")
+                .join(candidates.select("patient"), "patient")
+            )
             results = (
                 resources.select("patient", "text")
                 .groupBy("patient")

@@ -1,7 +1,7 @@
 """The Parquet tables' SQL, shared by the DuckDB and the Spark engine.
 
 Each engine flattens JSON its own way into two views: `typed` (one row per line: file,
-text, ok, type, id, patient, reference, status, authored, medication_concept, medication_reference)
+text, read_by_hooks, ok, type, id, patient, reference, status, authored, medication_concept, medication_reference)
 and `elements` (one row per coding of an Observation or component: time, system, code,
 reported_value, unit, low_value, low_unit). Everything after that is this SQL, identical on both,
 with the mapping tables (`lab_codes`, `analytes`, `units`) loaded from the CSV files the hooks use.
@@ -38,7 +38,33 @@ def kept_sql(bucket: str) -> str:
     )
 
 
-RESOURCES = "SELECT bucket, patient, type, id, text FROM kept"
+RESOURCES = "SELECT bucket, patient, type, id, text, read_by_hooks FROM kept"
+
+
+def prefetch_codes() -> tuple[str, ...]:
+    """Every `system|code` an Observation prefetch template of the hooks asks for."""
+    from urllib.parse import parse_qsl
+
+    from cds_service.hooks import SERVICES
+
+    codes = []
+    for service in SERVICES:
+        for template in service.prefetch:
+            kind, _, query = template.query.partition("?")
+            if kind == "Observation":
+                codes += [c for name, value in parse_qsl(query) if name == "code" for c in value.split(",")]
+    return tuple(dict.fromkeys(codes))
+
+
+def read_by_hooks_sql(overlaps: str) -> str:
+    """Whether a resource can reach a hook: every non-Observation, and Observations a template asks for.
+
+    `overlaps` is the engine's expression, with `{codes}` for the quoted codes, that is true when a
+    `system|code` of `s.code.coding` is among them.
+    """
+    codes = ", ".join(f"'{c}'" for c in prefetch_codes())
+    return f"(s.resourceType <> 'Observation' OR coalesce({overlaps.format(codes=codes)}, false))"
+
 
 MEDICATIONS = """
 SELECT bucket, patient, id, status, authored, medication_groups(medication_concept) AS groups, medication_reference
