@@ -30,7 +30,7 @@ import duckdb
 import orjson
 
 from cds_service.hooks import cytopenia_review, febrile_neutropenia
-from cds_service.hooks.service import HookCall, HookData
+from cds_service.request import HookCall, HookData
 from cds_service.screening.evaluate import ORDER_SIGN, hook_data, renewal_bundle, screen_patient
 from cds_service.screening.generate import write
 from cds_service.screening.ingest import ndjson_files

@@ -24,7 +24,8 @@ from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
 from cds_service.clinical.order_safety import check_orders, patient_state
 from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
-from cds_service.hooks.service import CdsService, HookData
+from cds_service.hooks.service import CdsService
+from cds_service.request import HookData
 from cds_service.screening.rules import held_tki_orders
 from fhir_mappings import read_record
 from fhir_mappings.observations import effective_time
