@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.cli import main
+from cds_service.clinical.knowledge import install_site_thresholds
 from cds_service.screening.evaluate import COLUMNS, screen_patient
 from cds_service.screening.ingest import connect, ingest
 from cds_service.screening.run import candidates_by_bucket
@@ -48,6 +49,23 @@ def screened(population, tmp_path_factory) -> Path:
     )
     assert code == 0
     return out
+
+
+def test_the_sites_configuration_applies_as_in_the_hooks(population, tmp_path):
+    """A site that raised the default platelet lower limit sees the thrombocytopenias its hooks would show."""
+    config = tmp_path / "site.toml"
+    config.write_text("[thresholds]\ndefault_lln_platelets = 400\n", encoding="utf-8")
+    counts = {}
+    try:
+        for name, extra in (("cited", []), ("site", ["--config", str(config)])):
+            out = tmp_path / name
+            arguments = ["screen", str(population), "--out", str(out), "--as-of", AS_OF.isoformat(), "--no-progress"]
+            assert main([*arguments, "--processes", "1", *extra]) == 0
+            with (out / "worklist.csv").open(encoding="utf-8") as handle:
+                counts[name] = sum(r["finding"] == "thrombocytopenia" for r in csv.DictReader(handle))
+    finally:
+        install_site_thresholds({})  # the command installs the site's values in this process
+    assert counts["site"] > counts["cited"]
 
 
 def _summary(out: Path) -> dict:

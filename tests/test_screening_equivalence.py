@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.clinical.knowledge import install_site_thresholds
 from cds_service.hooks import cytopenia_review, febrile_neutropenia
 from cds_service.screening.evaluate import ORDER_SIGN, hook_data, renewal_bundle
 from cds_service.screening.run import Options, screen
@@ -30,10 +31,34 @@ def population(tmp_path_factory) -> Path:
     return small_population(tmp_path_factory.mktemp("population"))
 
 
+# The service as shipped, and a site that raised two lower limits and reads temperatures over 72 h.
+SITES = {
+    "cited defaults": {},
+    "site settings": {
+        "thresholds": {"default_lln_platelets": 170.0, "default_lln_absolute_neutrophil_count": 2.0},
+        "fever_lookback_hours": 72.0,
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SITES))
+def site(request) -> dict:
+    yield SITES[request.param]
+    install_site_thresholds({})  # the next test starts from the cited values
+
+
 @pytest.fixture(scope="module")
-def worklist(population, tmp_path_factory) -> dict[str, Counter]:
+def worklist(population, site, tmp_path_factory) -> dict[str, Counter]:
     out = tmp_path_factory.mktemp("screen")
-    summary = screen(population, out, Options(as_of=AS_OF, processes=2, progress=False, chart=False))
+    options = Options(
+        as_of=AS_OF,
+        processes=2,
+        progress=False,
+        chart=False,
+        thresholds=tuple(sorted(site.get("thresholds", {}).items())),
+        fever_lookback_hours=site.get("fever_lookback_hours"),
+    )
+    summary = screen(population, out, options)
     assert summary.balanced()
     by_patient: dict[str, Counter] = {}
     with (out / "worklist.csv").open(encoding="utf-8") as handle:
@@ -72,8 +97,8 @@ def _cards(client, service, patient_id: str, resources: list[dict], hook: str, *
     return response.get_json()["cards"]
 
 
-def test_screen_findings_equal_the_hooks_findings_for_every_patient(population, worklist, make_app):
-    client = make_app(as_of=AS_OF, repeat_window_hours=0).test_client()
+def test_screen_findings_equal_the_hooks_findings_for_every_patient(population, site, worklist, make_app):
+    client = make_app(as_of=AS_OF, repeat_window_hours=0, **site).test_client()
     compared = 0
     for patient_id, resources in resources_by_patient(population).items():
         cards = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, help="stage 2 worker processes (default: one per core)")
     parser.add_argument("--fhir", choices=("Flag", "Task"), help="also write the findings as FHIR Flag or Task NDJSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("CYTOPENIA_CONFIG"),
+        help="the service's TOML configuration: its retuned thresholds and fever look-back apply, as in the hooks",
+    )
     bulk = parser.add_argument_group("Bulk Data $export (SOURCE is a URL)")
     bulk.add_argument("--client-id", help="SMART Backend Services client id")
     bulk.add_argument("--private-key", type=Path, help="PEM private key registered for the client (RS384 or ES384)")
@@ -35,11 +41,23 @@ def as_of(text: str | None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def site_options(config: str | None) -> dict:
+    """The parts of the service's configuration the rules read."""
+    from cds_service.config import load_settings
+
+    settings = load_settings(config)
+    return {
+        "thresholds": tuple(sorted(settings.thresholds.items())),
+        "fever_lookback_hours": settings.fever_lookback_hours,
+    }
+
+
 def screen_command(args: argparse.Namespace) -> int:
     from cds_service.screening.bulk import BulkError, ExportClient, client_from_arguments
     from cds_service.screening.run import Options, screen
 
     options = Options(
+        **site_options(args.config),
         as_of=as_of(args.as_of),
         engine=args.engine,
         processes=args.processes,

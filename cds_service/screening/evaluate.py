@@ -143,12 +143,14 @@ def cytopenia_rows(patient_id: str, resources: list[Json], as_of: datetime) -> l
     return rows
 
 
-def febrile_neutropenia_rows(patient_id: str, resources: list[Json], as_of: datetime) -> list[Row]:
+def febrile_neutropenia_rows(
+    patient_id: str, resources: list[Json], as_of: datetime, lookback_hours: float | None = None
+) -> list[Row]:
     """Every febrile-neutropenia card except 'not assessed: no ANC and no temperature', a data gap."""
     service = febrile_neutropenia.SERVICE
     data = hook_data(service, resources, patient_id)
     record = read_record(data.first("patient", "Patient"), data.resources(*data.by_key), patient_id, data.issues)
-    a = fn.assess(record, as_of, None, conditions_available=True)
+    a = fn.assess(record, as_of, lookback_hours, conditions_available=True)
     if a.state is fn.FnState.NOT_EXCLUDED and not a.neutrophils.current:
         return []
     cards = febrile_neutropenia_cards(a, patient_id, None)
@@ -178,10 +180,13 @@ def held_order_rows(patient_id: str, resources: list[Json], as_of: datetime) -> 
     ]
 
 
-def screen_patient(patient_id: str, resources: list[Json], as_of: datetime) -> list[Row]:
+def screen_patient(
+    patient_id: str, resources: list[Json], as_of: datetime, fever_lookback_hours: float | None = None
+) -> list[Row]:
+    """Every worklist row for one patient; the look-back is the site's `fever_lookback_hours`, as in the hook."""
     return [
         *cytopenia_rows(patient_id, resources, as_of),
-        *febrile_neutropenia_rows(patient_id, resources, as_of),
+        *febrile_neutropenia_rows(patient_id, resources, as_of, fever_lookback_hours),
         *order_rows(patient_id, resources, as_of),
         *held_order_rows(patient_id, resources, as_of),
     ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cds_service.clinical.knowledge import anaemia_cutoffs, ctcae_cuts, fn_rule, thresholds
+from cds_service.clinical.knowledge import anaemia_cutoffs, ctcae_cuts, fn_rule, threshold, thresholds
 from cds_service.clinical.order_safety import COUNT_RULES, OTHER_RULES
 from fhir_mappings import Analyte
 from fhir_mappings.knowledge import analyte_specs, unit_rules
@@ -63,6 +63,7 @@ def count_limits() -> dict[Analyte, float]:
     for analyte, names in NAMED_LIMITS.items():
         for name in names:
             keep(analyte, thresholds()[name].value)
+            keep(analyte, threshold(name).value)  # a site may have raised it
     for name in FN_ANC_LIMITS:
         keep(A.ABSOLUTE_NEUTROPHIL_COUNT, fn_rule(name).value)
     for cutoff in anaemia_cutoffs():
@@ -87,8 +88,8 @@ class Window:
     trend_from: datetime
 
 
-def window(as_of: datetime) -> Window:
-    fever_hours = fn_rule("fever_lookback_hours").value
+def window(as_of: datetime, fever_lookback_hours: float | None = None) -> Window:
+    fever_hours = max(fn_rule("fever_lookback_hours").value, fever_lookback_hours or 0)
     trend_hours = fn_rule("anc_max_age_hours").value + fn_rule("anc_prediction_window_hours").value
     return Window(
         as_of + TIME_MARGIN,

@@ -36,8 +36,8 @@ def _group_test(groups) -> str:
     return " OR ".join(f"concat(';', groups, ';') LIKE '%;{g};%'" for g in groups)
 
 
-def prefilter_sql(as_of: datetime) -> str:
-    w = window(as_of)
+def prefilter_sql(as_of: datetime, fever_lookback_hours: float | None = None) -> str:
+    w = window(as_of, fever_lookback_hours)
     limits = count_limits()
     limit_rows = " UNION ALL ".join(f"SELECT '{a.value}' AS analyte, {v!r} AS below" for a, v in limits.items())
     visible = f"(time IS NULL OR time <= TIMESTAMP '{_utc(w.latest)}')"

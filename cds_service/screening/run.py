@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from cds_service.clinical.knowledge import install_site_thresholds
 from cds_service.screening.evaluate import Row, screen_patient
 from cds_service.screening.ingest import connect, ingest
 from cds_service.screening.outputs import Summary, finding_counts, grade_chart, write_fhir, write_worklist
@@ -31,6 +32,13 @@ class Options:
     fhir: str | None = None  # "Flag" or "Task"
     progress: bool = True
     chart: bool = True
+    # The site's configuration, as the hooks apply it: retuned cited thresholds and the fever look-back.
+    thresholds: tuple[tuple[str, float], ...] = ()
+    fever_lookback_hours: float | None = None
+
+    def install(self) -> None:
+        """Makes the site's thresholds the ones the rules read, in this process."""
+        install_site_thresholds(dict(self.thresholds))
 
 
 class Timer:
@@ -59,19 +67,20 @@ def group_resources(texts: list[tuple[str, str]]) -> dict[str, list[dict]]:
     return by_patient
 
 
-def evaluate_patients(by_patient: dict[str, list[dict]], as_of: datetime) -> tuple[list[Row], dict[str, str]]:
+def evaluate_patients(by_patient: dict[str, list[dict]], options: Options) -> tuple[list[Row], dict[str, str]]:
     """Stage 2 for some patients; a patient whose evaluation fails is rejected with the reason, never dropped."""
+    options.install()
     rows: list[Row] = []
     rejected: dict[str, str] = {}
     for patient, resources in by_patient.items():
         try:
-            rows.extend(screen_patient(patient, resources, as_of))
+            rows.extend(screen_patient(patient, resources, options.as_of, options.fever_lookback_hours))
         except Exception as error:  # noqa: BLE001 - one patient's bad data must not stop the screen
             rejected[patient] = f"evaluation failed: {type(error).__name__}: {str(error)[:200]}"
     return rows, rejected
 
 
-def screen_bucket(folder: str, candidates: list[str], as_of: datetime) -> tuple[list[Row], dict[str, str], int]:
+def screen_bucket(folder: str, candidates: list[str], options: Options) -> tuple[list[Row], dict[str, str], int]:
     """One Parquet partition's candidates, in a worker process."""
     con = duckdb.connect()
     texts = con.execute(
@@ -80,7 +89,7 @@ def screen_bucket(folder: str, candidates: list[str], as_of: datetime) -> tuple[
         [candidates],
     ).fetchall()
     con.close()
-    rows, rejected = evaluate_patients(group_resources(texts), as_of)
+    rows, rejected = evaluate_patients(group_resources(texts), options)
     return rows, rejected, len(candidates)
 
 
@@ -94,7 +103,7 @@ def stage_two(parquet: Path, candidates: dict[str, list[str]], options: Options)
         ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool,
     ):
         futures = [
-            pool.submit(screen_bucket, str(parquet / "resources" / f"bucket={bucket}"), patients, options.as_of)
+            pool.submit(screen_bucket, str(parquet / "resources" / f"bucket={bucket}"), patients, options)
             for bucket, patients in candidates.items()
         ]
         for future in as_completed(futures):
@@ -122,10 +131,12 @@ def table(parquet: Path, name: str) -> str:
     return f"read_parquet('{parquet / name}/*/*.parquet', hive_partitioning = true)"
 
 
-def candidates_by_bucket(con: duckdb.DuckDBPyConnection, parquet: Path, as_of: datetime) -> dict[str, list[str]]:
+def candidates_by_bucket(
+    con: duckdb.DuckDBPyConnection, parquet: Path, as_of: datetime, fever_lookback_hours: float | None = None
+) -> dict[str, list[str]]:
     for name in ("labs", "medications"):
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {table(parquet, name)}")
-    con.execute(f"CREATE OR REPLACE TABLE candidates AS {prefilter_sql(as_of)}")
+    con.execute(f"CREATE OR REPLACE TABLE candidates AS {prefilter_sql(as_of, fever_lookback_hours)}")
     rows = con.execute(
         f"""
         SELECT DISTINCT r.bucket, c.patient FROM candidates c
@@ -142,12 +153,13 @@ def candidates_by_bucket(con: duckdb.DuckDBPyConnection, parquet: Path, as_of: d
 def screen(source: Path, out: Path, options: Options) -> Summary:
     """Screens a folder of NDJSON; writes the worklist and its companions into `out`."""
     out.mkdir(parents=True, exist_ok=True)
+    options.install()
     timer = Timer()
     con = connect(out)
     with timer.stage("ingest"):
         ingested = ingest(source, out, con, lambda _: None)
     with timer.stage("prefilter"):
-        candidates = candidates_by_bucket(con, ingested.parquet, options.as_of)
+        candidates = candidates_by_bucket(con, ingested.parquet, options.as_of, options.fever_lookback_hours)
     con.close()  # the workers get the memory
     with timer.stage("stage 2"):
         rows, rejected = stage_two(ingested.parquet, candidates, options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 import pandas
@@ -197,12 +197,12 @@ def bad_input(spark, work: str, source: str) -> tuple[dict[str, int], dict[str, 
     return summarise([(r["problem"], r["n"], [e.asDict() for e in r["examples"]]) for r in rows], local)
 
 
-def _evaluator(as_of: datetime):
+def _evaluator(options: Options):
     import orjson
 
     def evaluate(group: pandas.DataFrame) -> pandas.DataFrame:
         patient = group["patient"].iloc[0]
-        rows, rejected = evaluate_patients({patient: [orjson.loads(t) for t in group["text"]]}, as_of)
+        rows, rejected = evaluate_patients({patient: [orjson.loads(t) for t in group["text"]]}, options)
         records = [{**dict(zip(COLUMNS, r.values(), strict=True)), "rejected": None} for r in rows]
         records += [{"patient": p, "rejected": reason} for p, reason in rejected.items()]
         frame = pandas.DataFrame.from_records(records, columns=[*COLUMNS, "rejected"])
@@ -225,6 +225,7 @@ def screen_on_spark(
 ) -> Summary:
     """The screen on Spark; `work` (default DIR/parquet) may be object storage, the worklist is written to `out`."""
     out.mkdir(parents=True, exist_ok=True)
+    options.install()
     work = work or str((out / "parquet").resolve())
     timer = Timer()
     with timer.stage("spark start"):
@@ -235,7 +236,7 @@ def screen_on_spark(
         with timer.stage("prefilter"):
             for name in ("labs", "medications"):
                 spark.read.parquet(f"{work}/{name}").createOrReplaceTempView(name)
-            candidates = spark.sql(prefilter_sql(options.as_of)).cache()
+            candidates = spark.sql(prefilter_sql(options.as_of, options.fever_lookback_hours)).cache()
             kept = [r["patient"] for r in candidates.select("patient").collect()]
         with timer.stage("stage 2"):
             resources = (
@@ -246,7 +247,7 @@ def screen_on_spark(
             results = (
                 resources.select("patient", "text")
                 .groupBy("patient")
-                .applyInPandas(_evaluator(options.as_of), RESULT_SCHEMA)
+                .applyInPandas(_evaluator(options), RESULT_SCHEMA)
                 .collect()
             )
         bad = bad_input(spark, work, str(source))
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point for `spark-submit .../cds_service/screening/spark.py SOURCE --work URI --out DIR`."""
     import argparse
 
-    from cds_service.screening.cli import as_of
+    from cds_service.screening.cli import as_of, site_options
 
     parser = argparse.ArgumentParser(description="cytopenia-cds population screen on a Spark cluster")
     parser.add_argument("source", help="folder or URI (s3a://, abfss://, gs://, hdfs://) of the NDJSON export")
@@ -272,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of")
     parser.add_argument("--fhir", choices=("Flag", "Task"))
     parser.add_argument("--master", help="only when not set by spark-submit")
+    parser.add_argument("--config", help="the service's TOML configuration (site thresholds, fever look-back)")
     args = parser.parse_args(argv)
-    options = Options(as_of=as_of(args.as_of), engine="spark", fhir=args.fhir, progress=False)
+    options = Options(
+        **site_options(args.config), as_of=as_of(args.as_of), engine="spark", fhir=args.fhir, progress=False
+    )
     summary = screen_on_spark(args.source, args.out, options, args.master, args.work)
     print(summary.text())
     return 0 if summary.balanced() else 1
