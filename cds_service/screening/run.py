@@ -60,6 +60,15 @@ def _bar(total: int, description: str, enabled: bool):
     return tqdm(total=total, desc=description, unit="patient", disable=not enabled, leave=False)
 
 
+@contextmanager
+def _status(description: str, enabled: bool) -> Iterator:
+    """A one-line progress display for a step without a known total: says what it is doing and for how long."""
+    from tqdm import tqdm
+
+    with tqdm(desc=description, bar_format="{desc}: {postfix} [{elapsed}]", disable=not enabled, leave=False) as bar:
+        yield bar.set_postfix_str
+
+
 def group_resources(texts: list[tuple[str, str]]) -> dict[str, list[dict]]:
     by_patient: dict[str, list[dict]] = defaultdict(list)
     for patient, text in texts:
@@ -156,8 +165,8 @@ def screen(source: Path, out: Path, options: Options) -> Summary:
     options.install()
     timer = Timer()
     con = connect(out)
-    with timer.stage("ingest"):
-        ingested = ingest(source, out, con, lambda _: None)
+    with timer.stage("ingest"), _status("ingest", options.progress) as status:
+        ingested = ingest(source, out, con, status)
     with timer.stage("prefilter"):
         candidates = candidates_by_bucket(con, ingested.parquet, options.as_of, options.fever_lookback_hours)
     con.close()  # the workers get the memory
