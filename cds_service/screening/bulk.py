@@ -194,6 +194,11 @@ class ExportClient:
                         )
                     pause = retry_after(response, delay)
                     delay = min(delay * 2, 60.0)
+                elif response.status_code in (404, 410):
+                    raise BulkError(
+                        f"the server no longer knows this export ({response.status_code}); remove "
+                        f"{STATE_FILE} beside the downloads to start a new one"
+                    )
                 else:
                     raise BulkError(f"the export failed ({response.status_code}): {_outcome_text(response)}")
                 waited += pause
