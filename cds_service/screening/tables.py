@@ -132,8 +132,8 @@ SELECT file, CAST(NULL AS STRING), 'Patient without an id', '', left(text, 200) 
 WHERE ok AND type = 'Patient' AND (patient IS NULL OR patient = '')
 UNION ALL
 SELECT file, patient, 'refers to no Patient in the export', coalesce(reference, 'no subject'), left(text, 200)
-FROM typed WHERE ok AND type IN ({_TYPES}) AND type <> 'Patient'
-  AND (patient IS NULL OR patient NOT IN (SELECT patient FROM patients))
+FROM typed t WHERE ok AND type IN ({_TYPES}) AND type <> 'Patient'
+  AND (patient IS NULL OR NOT EXISTS (SELECT 1 FROM patients p WHERE p.patient = t.patient))
 UNION ALL
 SELECT CAST(NULL AS STRING), patient, problem, detail, CAST(NULL AS STRING) FROM labs WHERE problem IS NOT NULL
 """
