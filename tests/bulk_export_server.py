@@ -169,7 +169,7 @@ def _handler(server: BulkServer):
                 self.end_headers()
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
-                server.release.wait(30)
+                server.release.wait(120)
                 return None
             return self._send(200, body, "application/fhir+ndjson")
 

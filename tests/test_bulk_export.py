@@ -125,7 +125,7 @@ def test_a_truncated_ndjson_line_is_counted_and_named_and_the_rest_screened(serv
 def test_a_file_that_never_finishes_times_out_clearly_and_a_rerun_fetches_only_what_is_missing(server, tmp_path):
     server.faults.add("hang")
     with pytest.raises(BulkError, match="stopped.*run the\\s+same command again"):
-        _client(server, read_timeout=1).export(tmp_path / "export", progress=False)
+        _client(server, read_timeout=5).export(tmp_path / "export", progress=False)
     state = orjson.loads((tmp_path / "export" / STATE_FILE).read_bytes())
     assert state["done"] and not any("Observation" in name for name in state["done"].values())
     server.faults.discard("hang")
