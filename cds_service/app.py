@@ -14,7 +14,7 @@ from cds_service.clinical.knowledge import install_site_thresholds
 from cds_service.config import ConfigError, Settings, load_settings
 from cds_service.config_report import changed_thresholds
 from cds_service.errors import register_error_handlers
-from cds_service.http import health, metrics, openapi
+from cds_service.http import health, metrics, openapi, smart_app
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
 from cds_service.http.routes import blueprint
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(smart_app.blueprint)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
