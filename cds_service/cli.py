@@ -116,6 +116,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _screen(args: argparse.Namespace) -> int:
+    from cds_service.screening.cli import screen_command
+
+    return screen_command(args)
+
+
 def _default_service(body: bytes) -> str:
     from cds_service import hooks
 
@@ -149,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--format", choices=("table", "csv", "json"), default="table")
     report.add_argument("--chart", help="also write a PNG of override rates over time to this file")
     report.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"))
+    screen = commands.add_parser("screen", help="screen a population (Bulk Data NDJSON or $export) into a worklist")
+    from cds_service.screening.cli import add_arguments
+
+    add_arguments(screen)
     config = commands.add_parser("config", help="inspect the configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate and print the effective configuration, secrets masked")
@@ -157,7 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="bring the database schema to this release, then exit")
     migrate.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"), help="TOML configuration file")
     args = parser.parse_args(argv)
-    runners = {"serve": _serve, "evaluate": _evaluate, "report": _report, "config": _config_check, "migrate": _migrate}
+    runners = {
+        "serve": _serve,
+        "evaluate": _evaluate,
+        "report": _report,
+        "config": _config_check,
+        "migrate": _migrate,
+        "screen": _screen,
+    }
     run = runners[args.command]
     try:
         return run(args)
