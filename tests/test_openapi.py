@@ -10,7 +10,8 @@ from cds_service.app import create_app
 from cds_service.config import Settings
 from tests.conftest import AS_OF, FIXTURES
 
-app = create_app(Settings(dev=True, database_url="sqlite://"), clock=lambda: AS_OF)  # not the file in the checkout
+# In memory, and no rate limit: schemathesis sends hundreds of calls to one app.
+app = create_app(Settings(dev=True, database_url="sqlite://", rate_limit="1000000 per minute"), clock=lambda: AS_OF)
 schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 
@@ -47,11 +48,3 @@ def test_no_operation_breaks_the_description_or_fails_with_5xx(case):
     """Every other built-in check runs. A schema-valid call may still get 412: data that was not
     prefetched and cannot be fetched is unavailable, which the description declares."""
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
-
-
-def test_feedback_is_described_for_every_enabled_service(client):
-    paths = client.get("/openapi.json").get_json()["paths"]
-    feedback = paths["/cds-services/cytopenia-review/feedback"]["post"]
-    body = feedback["requestBody"]["content"]["application/json"]["schema"]
-    assert body == {"$ref": "#/components/schemas/CdsHooksFeedback"}
-    assert {"200", "400", "413", "503"} <= set(feedback["responses"])

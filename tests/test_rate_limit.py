@@ -8,7 +8,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cds_service.auth.replay import RedisReplayCache, WorkerFallbackReplayCache
-from cds_service.config import ConfigError
 from cds_service.http.rate_limit import Limit, RateLimiter
 
 LOST = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))  # nothing listens on port 1
@@ -24,12 +23,13 @@ class Clock:
 
 @pytest.mark.parametrize(("text", "limit"), [("12000 per minute", Limit(12000, 60)), ("5/second", Limit(5, 1))])
 def test_limits_are_read_as_written(text, limit):
-    assert Limit.parse(text, "rate_limit") == limit
+    assert Limit.parse(text) == limit
 
 
-def test_a_limit_that_cannot_be_read_names_the_field():
-    with pytest.raises(ConfigError, match="clients\\[0\\].rate_limit"):
-        Limit.parse("plenty", "clients[0].rate_limit")
+@pytest.mark.parametrize("text", ["plenty", "0 per minute", "5 per fortnight"])
+def test_a_limit_that_cannot_be_read_is_refused(text):
+    with pytest.raises(ValueError, match="not like '12000 per minute'"):
+        Limit.parse(text)
 
 
 def test_without_redis_the_worker_counts_and_retry_after_is_the_rest_of_the_window():

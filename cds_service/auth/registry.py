@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -15,8 +13,7 @@ from redis.retry import Retry
 from cds_service.auth.keys import FileKeySet, UrlKeySet
 from cds_service.auth.replay import MemoryReplayCache, RedisReplayCache, ReplayCache, WorkerFallbackReplayCache
 from cds_service.auth.tokens import TrustedClient
-from cds_service.config import ClientConfig, ConfigError, Settings
-from cds_service.serving import available_cpus
+from cds_service.config import ClientConfig, Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,48 +31,16 @@ def sandbox_client() -> ClientConfig:
     return ClientConfig(issuer=SANDBOX_ISSUER, jwks_file=path, algorithms=["ES384"], jku_allowlist=[SANDBOX_JWKS_URL])
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_public_base_url(settings: Settings) -> None:
-    if settings.dev:
-        return
-    if not settings.public_base_url:
-        raise ConfigError(
-            "invalid configuration: public_base_url: required outside development mode "
-            "(the https URL EHRs call; every token's aud is checked against it)"
-        )
-    if urlsplit(settings.public_base_url).scheme != "https":
-        raise ConfigError("invalid configuration: public_base_url: must be an https URL outside development mode")
-
-
-def _key_set(index: int, client: ClientConfig):
-    field = f"clients[{index}]"
-    if client.jwks_url is not None:
-        if urlsplit(client.jwks_url).scheme != "https" and not _is_loopback(client.jwks_url):
-            raise ConfigError(f"invalid configuration: {field}.jwks_url: must be an https URL")
-        return UrlKeySet(client.jwks_url)
-    try:
-        return FileKeySet(client.jwks_file)
-    except ValueError as error:
-        raise ConfigError(f"invalid configuration: {field}.jwks_file: {error}") from None
+def _key_set(client: ClientConfig):
+    return UrlKeySet(client.jwks_url) if client.jwks_url is not None else FileKeySet(client.jwks_file)
 
 
 def trusted_clients(settings: Settings) -> dict[str, TrustedClient]:
-    """One entry per issuer; in development mode the Sandbox too, unless the file registers it itself."""
-    _check_public_base_url(settings)
+    """One entry per issuer (the pre-flight refused duplicates and unusable key sets); in development mode
+    the Sandbox too, unless the file registers it itself."""
     clients: dict[str, TrustedClient] = {}
-    for index, config in enumerate(settings.clients):
-        if config.issuer in clients:
-            raise ConfigError(f"invalid configuration: clients[{index}].issuer: {config.issuer!r} is registered twice")
-        clients[config.issuer] = TrustedClient(config, _key_set(index, config))
+    for config in settings.clients:
+        clients[config.issuer] = TrustedClient(config, _key_set(config))
     if settings.dev and SANDBOX_ISSUER not in clients:
         sandbox = sandbox_client()
         clients[SANDBOX_ISSUER] = TrustedClient(sandbox, FileKeySet(sandbox.jwks_file))
@@ -87,30 +52,22 @@ REDIS_TIMEOUT_SECONDS = 1  # a Redis that does not answer in this time is treate
 
 
 def redis_client(settings: Settings) -> redis.Redis | None:
-    """Shared store for replay protection and rate limits; checked at start-up so a typo fails fast."""
+    """Shared store for replay protection and rate limits (the pre-flight checked at start-up that it answers)."""
     if not settings.redis_url:
         return None
-    try:
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 1),  # one retry on a fresh connection, not redis-py's ten with backoff
-        )
-        client.ping()
-    except (redis.RedisError, ValueError) as error:
-        raise ConfigError(f"invalid configuration: redis_url: cannot reach Redis ({type(error).__name__})") from None
-    return client
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1),  # one retry on a fresh connection, not redis-py's ten with backoff
+    )
 
 
 def replay_cache(settings: Settings) -> ReplayCache:
+    """Shared through Redis when configured (the pre-flight checked it answers and that a single worker
+    is all that runs without it)."""
     client = redis_client(settings)
     if client is None:
-        if (settings.workers or available_cpus()) > 1 and not settings.dev:
-            raise ConfigError(
-                "invalid configuration: redis_url: required with more than one worker outside development mode "
-                "(every worker must share the jti replay cache), or set workers = 1"
-            )
         return MemoryReplayCache()
     shared = RedisReplayCache(client, settings.redis_key_prefix)
     return shared if settings.replay_cache_when_redis_lost == "refuse-calls" else WorkerFallbackReplayCache(shared)

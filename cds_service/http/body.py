@@ -28,7 +28,9 @@ def nesting_exceeds(document: Any, limit: int) -> bool:
     return bool(level)
 
 
-def json_body(request: Request, schema: str, cap: Callable[[Any], None] | None = None) -> dict[str, Any]:
+def json_body(
+    request: Request, schema: str, what: str = "CDS Hooks request", cap: Callable[[Any], None] | None = None
+) -> dict[str, Any]:
     """The parsed, schema-valid body. `cap` looks at the parsed document first, so a request over a cap
     is refused before the schema walks every one of its items."""
     mimetype = request.mimetype
@@ -51,5 +53,5 @@ def json_body(request: Request, schema: str, cap: Callable[[Any], None] | None =
         cap(document)
     if (problem := first_error(schema, document)) is not None:
         message, expression = problem
-        raise ApiError(400, f"invalid CDS Hooks request: {message}", expression)
+        raise ApiError(400, f"invalid {what}: {message}", expression)
     return document

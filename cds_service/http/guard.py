@@ -1,4 +1,5 @@
-"""The gate in front of every CDS Hooks path: the caller's JWT first, then the caller's rate limit.
+"""The gate in front of every CDS Hooks path and the SMART app's endpoint: who is calling first, then the
+caller's rate limit.
 
 Probes, metrics and the OpenAPI description are outside it: an orchestrator polling through one address
 must never be throttled, and none of them touches patient data.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from flask import Flask, request
 
 from cds_service.auth import CallRefused, Trust, TrustUnavailable
+from cds_service.auth.introspection import AppTrust
 from cds_service.auth.registry import redis_client
 from cds_service.config import Settings
 from cds_service.errors import ApiError
@@ -16,6 +18,7 @@ from cds_service.http.rate_limit import Limit, RateLimiter
 
 # Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
 PROTECTED_PREFIX = "/cds-services"
+APP_API_PREFIX = "/app/api/"  # the SMART app's endpoint: its SMART access token, by introspection
 RETRY_AFTER_SECONDS = 5  # Redis comes back within seconds after a restart or fail-over
 
 
@@ -24,35 +27,40 @@ def _protected(path: str) -> bool:
 
 
 def _limits(settings: Settings) -> tuple[Limit, dict[str, Limit]]:
-    default = Limit.parse(settings.rate_limit, "rate_limit")
-    per_issuer = {
-        client.issuer: Limit.parse(client.rate_limit, f"clients[{index}].rate_limit")
-        for index, client in enumerate(settings.clients)
-        if client.rate_limit
-    }
+    """Checked by the pre-flight (cds_service/preflight.py), which names a limit that cannot be read."""
+    default = Limit.parse(settings.rate_limit)
+    per_issuer = {client.issuer: Limit.parse(client.rate_limit) for client in settings.clients if client.rate_limit}
     return default, per_issuer
 
 
 def install_guard(app: Flask, settings: Settings) -> None:
     """Authenticate, then rate-limit per client (issuer) so one EHR cannot starve another; calls without an
-    issuer (development mode) are counted per address."""
+    issuer (development mode) are counted per address, the SMART app's per session."""
     default, per_issuer = _limits(settings)
     trust = Trust(settings)
+    app_trust = AppTrust(settings)
     limiter = RateLimiter(redis_client(settings), settings.redis_key_prefix)
 
     @app.before_request
     def _authenticate_then_limit():
-        if request.method == "OPTIONS" or not _protected(request.path):
+        if request.method == "OPTIONS":
+            return None
+        app_call = request.path.startswith(APP_API_PREFIX)
+        if not (app_call or _protected(request.path)):
             return None
         try:
-            caller = trust.authenticate(request)
+            caller = app_trust.authenticate(request) if app_call else trust.authenticate(request)
         except CallRefused as refused:
             raise ApiError(401, str(refused), headers={"WWW-Authenticate": "Bearer"}) from None
         except TrustUnavailable as unavailable:
             raise ApiError(503, str(unavailable), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
-        request.environ["cytopenia.caller"] = caller
-        key = f"client:{caller.issuer}" if caller.issuer is not None else f"address:{request.remote_addr}"
-        limit = per_issuer.get(caller.issuer, default)
+        if app_call:
+            request.environ["cytopenia.app_caller"] = caller
+            key, limit = caller.rate_limit_key, default
+        else:
+            request.environ["cytopenia.caller"] = caller
+            key = f"client:{caller.issuer}" if caller.issuer is not None else f"address:{request.remote_addr}"
+            limit = per_issuer.get(caller.issuer, default)
         if (wait := limiter.retry_after(key, limit)) is not None:
             raise ApiError(
                 429,

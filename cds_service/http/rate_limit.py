@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import redis
 
-from cds_service.config import ConfigError
 from cds_service.observability.metrics import RATE_LIMIT_STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -32,11 +31,11 @@ class Limit:
     seconds: int
 
     @classmethod
-    def parse(cls, text: str, field: str) -> Limit:
-        """ "12000 per minute" (or "/minute", "per hour", "per second", "per day")."""
+    def parse(cls, text: str) -> Limit:
+        """Read "12000 per minute" (or "/minute", "per hour", "per second", "per day"); ValueError otherwise."""
         match = SPELLING.fullmatch(text)
         if match is None or int(match.group(1)) < 1:
-            raise ConfigError(f"invalid configuration: {field}: {text!r} is not like '12000 per minute'")
+            raise ValueError(f"{text!r} is not like '12000 per minute'")
         return cls(int(match.group(1)), WINDOWS[match.group(2).lower()])
 
 

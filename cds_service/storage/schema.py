@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from functools import cache
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect
 
-from cds_service.storage.engine import MIGRATIONS
+from cds_service.storage.engine import _script_directory
 from cds_service.storage.models import Base
 
 VERSION_TABLE = "alembic_version"
 
 
 @cache
-def expected_revision() -> str:
-    config = Config()
-    config.set_main_option("script_location", MIGRATIONS)
-    return ScriptDirectory.from_config(config).get_current_head()
+def expected_revisions() -> frozenset[str]:
+    return frozenset(_script_directory().get_heads())
 
 
 def schema_problem(connection: Connection) -> str | None:
@@ -27,7 +24,10 @@ def schema_problem(connection: Connection) -> str | None:
     missing = sorted({VERSION_TABLE, *Base.metadata.tables} - set(inspect(connection).get_table_names()))
     if missing:
         return f"database schema incomplete: no table {', '.join(missing)}"
-    revision = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
-    if revision != expected_revision():
-        return f"database schema at migration {str(revision)[:40]}, this version expects {expected_revision()}"
+    recorded = frozenset(MigrationContext.configure(connection).get_current_heads())
+    if recorded != expected_revisions():
+        return (
+            f"database schema at migration {', '.join(sorted(recorded))[:40] or 'none'}, "
+            f"this version expects {', '.join(sorted(expected_revisions()))}"
+        )
     return None
