@@ -9,7 +9,7 @@ import pytest
 from cds_service import hooks
 from cds_service.auth import Caller
 from cds_service.config import Settings
-from cds_service.data_access.fhir_client import Refused, trusted_server
+from cds_service.data_access.fhir_trust import Refused, trusted_server
 from cds_service.data_access.gather import RequiredDataUnavailable, gather
 from cds_service.data_access.templates import UnfilledToken, fill, template_problems
 from cds_service.hooks.cytopenia_review import SERVICE
