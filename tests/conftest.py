@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
+from cds_service import hooks
 from cds_service.app import create_app
 from cds_service.config import Settings
+from cds_service.hooks.service import CdsService
 from cds_service.http.schemas import validator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,11 +37,11 @@ def assert_valid(schema: str, document: dict) -> None:
 
 @pytest.fixture
 def make_app():
-    def factory(as_of: datetime = AS_OF, **settings):
+    def factory(as_of: datetime = AS_OF, services: tuple[CdsService, ...] = hooks.SERVICES, **settings):
         settings.setdefault("dev", True)
         settings.setdefault("database_url", "sqlite://")  # a fresh in-memory database per app
         settings.setdefault("audit_key", "test-audit-key")  # production refuses to start without one
-        return create_app(Settings(**settings), clock=lambda: as_of)
+        return create_app(Settings(**settings), clock=lambda: as_of, services=services)
 
     return factory
 

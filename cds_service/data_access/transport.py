@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Protocol
 
 import requests
@@ -167,9 +166,3 @@ class GuardedTransport:
                 reconnected = True
             except requests.RequestException as error:
                 raise Unreachable(error) from None
-
-
-@cache
-def guarded_transport(allow_private: bool) -> GuardedTransport:
-    """One pooled transport per process and address policy."""
-    return GuardedTransport(allow_private)
