@@ -30,6 +30,10 @@ $(FHIR_SERVER)/node_modules/.package-lock.json: $(FHIR_SERVER)/package-lock.json
 test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Unit and in-process tests only: the quick loop while editing (about a minute).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
