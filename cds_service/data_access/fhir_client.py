@@ -79,7 +79,8 @@ def follow_pages(
     server: FhirServer, url: str | None, limits: Limits, transport: Transport, pages_read: int = 0
 ) -> Pages:
     """Read `url` and its `next` links within the page, entry and byte limits (pages_read: already spent)."""
-    resources, budget = [], limits.bytes
+    resources: list[Json] = []
+    budget = limits.bytes
     while url:
         if not server.owns(url):
             return Pages(tuple(resources), "a next link points to another host; later pages were not read")
@@ -117,7 +118,7 @@ def for_this_query(resources: tuple[Json, ...], query: str) -> tuple[Json, ...]:
     if patient := params.get("patient"):
         kept = [r for r in kept if _refers_to(r, f"Patient/{patient.removeprefix('Patient/')}")]
     if codes := params.get("code"):
-        wanted = {tuple(c.split("|", 1)) if "|" in c else (None, c) for c in codes.split(",")}
+        wanted = {_system_and_code(c) for c in codes.split(",")}
         kept = [r for r in kept if _has_code(r, wanted)]
     return tuple(kept)
 
@@ -129,6 +130,12 @@ def _refers_to(resource: Json, reference: str) -> bool:
         if isinstance(target, str) and (target == reference or target.endswith(f"/{reference}")):
             return True
     return False
+
+
+def _system_and_code(token: str) -> tuple[str | None, str]:
+    """A FHIR token search value: `system|code`, or a bare code matching any system."""
+    system, bar, code = token.partition("|")
+    return (system, code) if bar else (None, token)
 
 
 def _has_code(resource: Json, wanted: set[tuple[str | None, str]]) -> bool:

@@ -60,7 +60,8 @@ def gather(
     templates: tuple[Prefetch, ...], request: dict[str, Any], settings: Settings, caller: Caller, access: FhirAccess
 ) -> HookData:
     started = time.monotonic()
-    prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
+    sent = request.get("prefetch")
+    prefetch: dict[str, Any] = sent if isinstance(sent, dict) else {}
     results = {t.key: read_key(t.key, prefetch) for t in templates}
     needs = [
         t for t in templates if results[t.key].state in (KeyState.ABSENT, KeyState.ERROR) or results[t.key].next_page

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -91,8 +92,8 @@ class _PeerCheck:
 
     allow_private = False
 
-    def _new_conn(self):
-        sock = super()._new_conn()  # type: ignore[misc]  # a mixin: the urllib3 connection class is next in the MRO
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]  # a mixin: urllib3's connection is next in the MRO
         if not self.allow_private and not _peer_allowed(sock.getpeername()[0]):
             sock.close()
             raise AddressRefused()
@@ -114,7 +115,7 @@ class _GuardedAdapter(HTTPAdapter):
         }
         super().__init__(pool_connections=8, pool_maxsize=16, max_retries=0)
 
-    def init_poolmanager(self, *args, **kwargs):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = self._pools
 
