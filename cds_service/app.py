@@ -16,7 +16,7 @@ from cds_service.config_report import changed_thresholds
 from cds_service.data_access.gather import FhirAccess
 from cds_service.errors import register_error_handlers
 from cds_service.hooks.service import CdsService
-from cds_service.http import health, metrics, openapi
+from cds_service.http import health, metrics, openapi, smart_app
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
 from cds_service.http.routes import blueprint
@@ -99,6 +99,7 @@ def create_app(
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(smart_app.blueprint)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -71,6 +71,20 @@ class Deadlines(BaseModel):
     readiness_check_seconds: float = Field(default=2.0, gt=0, le=60)
 
 
+class SmartAppConfig(BaseModel):
+    """The SMART app under /app/: its client id at the EHR, and where its access tokens are checked."""
+
+    model_config = {"extra": "forbid"}
+
+    client_id: str = "cytopenia-cds"
+    # RFC 7662 / SMART App Launch 2 token introspection at the EHR's authorization server.
+    introspection_url: str | None = None
+    introspection_client_id: str | None = None
+    introspection_client_secret: SecretStr | None = None
+    introspection_cache_seconds: int = Field(default=60, ge=0, le=600)
+    introspection_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+
 def _known_thresholds() -> set[str]:
     """The names in the clinical threshold table, read as a table: configuration sits below the clinical layer."""
     from cds_service.knowledge_tables import read_table
@@ -110,6 +124,7 @@ class Settings(BaseSettings):
     fhir_server_allowlist: list[str] = Field(default_factory=list)
     allow_private_fhir_servers: bool = False
     deadlines: Deadlines = Field(default_factory=Deadlines)
+    smart_app: SmartAppConfig = Field(default_factory=SmartAppConfig)
     services_enabled: list[str] | None = None
     thresholds: dict[str, float] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

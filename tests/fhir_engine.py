@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
-STORED_TYPES = {"Patient", "Observation", "Condition"}
+STORED_TYPES = {"Patient", "Observation", "Condition", "DiagnosticReport"}
 URN = re.compile(r'"(urn:uuid:[0-9A-Fa-f\-]+)"')
 
 
@@ -50,9 +50,10 @@ class FhirEngine:
         except subprocess.TimeoutExpired:
             self.process.kill()
 
-    def load(self, bundle: dict[str, Any]) -> int:
-        """Store the Patient, Observation and Condition resources of a fixture bundle, ids kept."""
-        response = requests.post(f"{self.base}/$load", json=stored_form(bundle), timeout=60)
+    def load(self, bundle: dict[str, Any], types: frozenset[str] | set[str] = STORED_TYPES) -> int:
+        """Store the resources of these types (by default Patient, Observation, Condition, DiagnosticReport)
+        of a fixture bundle, ids kept."""
+        response = requests.post(f"{self.base}/$load", json=stored_form(bundle, types), timeout=60)
         response.raise_for_status()
         return response.json()["loaded"]
 
@@ -60,13 +61,11 @@ class FhirEngine:
         return requests.get(f"{self.base}/$requests", timeout=5).json()
 
 
-def stored_form(bundle: dict[str, Any]) -> dict[str, Any]:
+def stored_form(bundle: dict[str, Any], types: frozenset[str] | set[str] = STORED_TYPES) -> dict[str, Any]:
     """A fixture bundle as a server would hold it: `urn:uuid:` references rewritten to `Type/id`."""
     if bundle.get("resourceType") != "Bundle":
         return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": bundle}]}
-    resources = [
-        e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") in STORED_TYPES
-    ]
+    resources = [e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") in types]
     local = {
         e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
         for e in bundle.get("entry", [])

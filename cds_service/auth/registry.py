@@ -32,7 +32,7 @@ def sandbox_client() -> ClientConfig:
     return ClientConfig(issuer=SANDBOX_ISSUER, jwks_file=path, algorithms=["ES384"], jku_allowlist=[SANDBOX_JWKS_URL])
 
 
-def _is_loopback(url: str) -> bool:
+def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
@@ -57,7 +57,7 @@ def _check_public_base_url(settings: Settings) -> None:
 def _key_set(index: int, client: ClientConfig):
     field = f"clients[{index}]"
     if client.jwks_url is not None:
-        if urlsplit(client.jwks_url).scheme != "https" and not _is_loopback(client.jwks_url):
+        if urlsplit(client.jwks_url).scheme != "https" and not is_loopback(client.jwks_url):
             raise ConfigError(f"invalid configuration: {field}.jwks_url: must be an https URL")
         return UrlKeySet(client.jwks_url)
     try:

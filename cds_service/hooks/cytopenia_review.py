@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from cards.app_link import with_app_link
 from cards.cytopenia import cytopenia_cards
 from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
-from cds_service.hooks.service import CdsService
+from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
@@ -26,12 +27,15 @@ def _lab_query(count: int) -> str:
 PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
     Prefetch("bloodCounts", _lab_query(200), required=True),
+    REPORTS,
+    Prefetch("pregnancy", f"Observation?patient={PATIENT}&code=http://loinc.org|82810-3&_sort=-date&_count=5"),
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
     Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
 )
 
 
 CONTEXT_KEYS = ("conditions", "medications")
+APP_LINKED = frozenset({"neutropenia", "pancytopenia"})  # the cards whose depth is the app's trend and scores
 
 
 def review(call: HookCall) -> list:
@@ -39,9 +43,9 @@ def review(call: HookCall) -> list:
     the counts themselves can make the data-gap card."""
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("bloodCounts", *CONTEXT_KEYS),
+        call.data.resources("bloodCounts", REPORTS.key, "pregnancy", *CONTEXT_KEYS),
         call.patient_id,
-        call.data.issues_except(*CONTEXT_KEYS),
+        call.data.issues_except(REPORTS.key, "pregnancy", *CONTEXT_KEYS),
     )
     assessment = assess(record, call.as_of)
     coverage = ChartCoverage(
@@ -49,7 +53,8 @@ def review(call: HookCall) -> list:
         reasons=tuple(f"{issue.source}: {issue.problem}" for issue in call.data.issues_about(*CONTEXT_KEYS)),
     )
     contexts = chart_context(assessment, record, coverage)
-    return cytopenia_cards(assessment, call.patient_id, call.encounter_id, contexts)
+    cards = cytopenia_cards(assessment, call.patient_id, call.encounter_id, contexts)
+    return [with_app_link(c, call.app_launch_url, c.finding) if c.finding in APP_LINKED else c for c in cards]
 
 
 SERVICE = CdsService(

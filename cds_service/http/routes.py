@@ -17,6 +17,7 @@ from cds_service.observability.requests import mark_hook_call, record_cards, sta
 from cds_service.request import HookCall
 
 blueprint = Blueprint("cds_hooks", __name__)
+APP_LAUNCH_PATH = "/app/launch.html"
 audit.install(blueprint)
 blueprint.register_blueprint(feedback.blueprint)
 
@@ -74,6 +75,7 @@ def call_service(service_id: str) -> Response:
         data=data,
         as_of=current_app.config["CLOCK"](),
         settings=settings,
+        app_launch_url=(settings.public_base_url or request.host_url.rstrip("/")) + APP_LAUNCH_PATH,
     )
     site = SITE_THRESHOLDS.set(current_app.extensions["cytopenia.thresholds"])
     try:
