@@ -2,8 +2,8 @@
 
 from collections.abc import Sequence
 
-from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
 from cds_service.config import Settings
+from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
 from cds_service.hooks.service import CdsService
 
 SERVICES: tuple[CdsService, ...] = (cytopenia_review.SERVICE, febrile_neutropenia.SERVICE, *order_safety.SERVICES)
