@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -56,6 +58,20 @@ def wait_until_serving(
         if time.monotonic() > deadline:
             pytest.fail(f"the server did not serve {url} within {SERVER_START_S} s:\n{output()}")
         time.sleep(0.1)
+
+
+DATA_HOME = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    """A test that leaves `database_url` at its default writes to a throw-away data directory, never to
+    the developer's own (`$XDG_DATA_HOME/cytopenia-cds`) or the working tree; servers started by tests
+    inherit it."""
+    config.stash[DATA_HOME] = os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="cytopenia-test-data-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.stash[DATA_HOME], ignore_errors=True)
 
 
 def load_fixture(relative: str) -> dict:

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, request
 
+from cds_service import hooks
 from cds_service.clinical.knowledge import SITE_THRESHOLDS
 from cds_service.data_access.gather import gather
 from cds_service.errors import ApiError
@@ -34,7 +35,9 @@ def discovery() -> Response:
 
 
 def _enabled(service_id: str) -> list[CdsService]:
-    return [s for s in current_app.extensions["cytopenia.services"] if s.id == service_id]
+    """Declarations the called id reaches, a retired id included: it answers but is not listed."""
+    ids = hooks.current_ids(service_id)
+    return [s for s in current_app.extensions["cytopenia.services"] if s.id in ids]
 
 
 def _service_for(service_id: str, hook: str) -> CdsService:
