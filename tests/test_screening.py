@@ -20,6 +20,8 @@ from cds_service.screening.ingest import connect, ingest
 from cds_service.screening.run import candidates_by_bucket
 from tests.screening_support import AS_OF, BAD_LINES, PATIENTS, resources_by_patient, small_population, with_bad_input
 
+pytestmark = pytest.mark.slow  # whole screening runs over generated populations
+
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory) -> Path:

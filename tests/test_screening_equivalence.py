@@ -17,6 +17,8 @@ from cds_service.screening.evaluate import ORDER_SIGN, hook_data, renewal_bundle
 from cds_service.screening.run import Options, screen
 from tests.screening_support import AS_OF, resources_by_patient, small_population
 
+pytestmark = pytest.mark.slow  # the screen and the hooks over every fixture patient
+
 # The cards that say data are missing rather than report a finding (cards/cytopenia.py data_gap_card,
 # cards/febrile_neutropenia.py not_excluded_card without a current ANC).
 DATA_GAP_SUMMARIES = (
