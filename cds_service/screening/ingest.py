@@ -90,7 +90,6 @@ def _knowledge_tables(con: duckdb.DuckDBPyConnection) -> None:
 class Ingested:
     parquet: Path
     patients: int
-    lines: int
 
 
 def connect(work: Path, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -134,7 +133,6 @@ def ingest(
             """,
             [path.name, str(path)],
         )
-    lines = con.execute(f"SELECT count(*) FROM read_parquet('{staging}/*.parquet')").fetchall()[0][0]
     progress("writing Parquet")
     reference = "coalesce(s.subject.reference, s.patient.reference)"
     con.execute(
@@ -164,7 +162,7 @@ def ingest(
     for view in ("labs", "medications", "conditions", "elements", "kept", "typed"):
         con.execute(f"DROP VIEW {view}")
     shutil.rmtree(staging)
-    return Ingested(parquet, patients, lines)
+    return Ingested(parquet, patients)
 
 
 def _write(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
