@@ -85,11 +85,11 @@ def test_required_prefetch_missing_is_412_naming_the_key(client, example_request
     assert "'bloodCounts'" in outcome(client.post(URL, json=example_request), 412)
 
 
-def test_a_failing_handler_is_a_generic_500_without_internals(client, example_request, monkeypatch, caplog):
+def test_a_failing_handler_is_a_generic_500_without_internals(make_app, example_request, caplog):
     def broken(call):
         raise RuntimeError("secret internal detail /srv/app.py")
 
-    monkeypatch.setattr(hooks, "SERVICES", tuple(dataclasses.replace(s, handler=broken) for s in hooks.SERVICES))
+    client = make_app(services=tuple(dataclasses.replace(s, handler=broken) for s in hooks.SERVICES)).test_client()
     response = client.post(URL, json=example_request)
     text = outcome(response, 500)
     assert "secret" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
@@ -143,6 +143,23 @@ def test_the_public_sandbox_origin_is_allowed_only_in_dev_mode(client, productio
         client.options(URL, headers=sandbox).headers["Access-Control-Allow-Origin"] == "https://sandbox.cds-hooks.org"
     )
     assert "Access-Control-Allow-Origin" not in production_app.test_client().options(URL, headers=sandbox).headers
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost:8000", "http://127.0.0.1:3000", "https://localhost", "http://[::1]:8080"]
+)
+def test_a_locally_served_sandbox_is_allowed_on_any_loopback_port_only_in_dev_mode(client, production_app, origin):
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    assert client.options(URL, headers=preflight).headers["Access-Control-Allow-Origin"] == origin
+    assert "Access-Control-Allow-Origin" not in production_app.test_client().options(URL, headers=preflight).headers
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost.evil.example", "http://127.0.0.1.evil.example:80", "http://10.0.0.5:8000", "null"]
+)
+def test_origins_that_only_look_local_are_not_allowed_in_dev_mode(client, origin):
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    assert "Access-Control-Allow-Origin" not in client.options(URL, headers=preflight).headers
 
 
 def test_the_real_sandbox_order_sign_request_is_a_valid_cds_hooks_request():

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.cli import main
-from cds_service.clinical.knowledge import install_site_thresholds
+from cds_service.clinical.knowledge import SITE_THRESHOLDS
 from cds_service.screening.evaluate import COLUMNS, screen_patient
 from cds_service.screening.ingest import MAX_LINE, connect, ingest
 from cds_service.screening.run import Options, candidates_by_bucket, screen
@@ -65,7 +65,7 @@ def test_the_sites_configuration_applies_as_in_the_hooks(population, tmp_path):
             with (out / "worklist.csv").open(encoding="utf-8") as handle:
                 counts[name] = sum(r["finding"] == "thrombocytopenia" for r in csv.DictReader(handle))
     finally:
-        install_site_thresholds({})  # the command installs the site's values in this process
+        SITE_THRESHOLDS.set({})  # the command installs the site's values in this process
     assert counts["site"] > counts["cited"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.clinical.knowledge import install_site_thresholds
+from cds_service.clinical.knowledge import SITE_THRESHOLDS
 from cds_service.hooks import cytopenia_review, febrile_neutropenia
 from cds_service.screening.evaluate import ORDER_SIGN, hook_data, renewal_bundle
 from cds_service.screening.run import Options, screen
@@ -44,7 +44,7 @@ SITES = {
 @pytest.fixture(scope="module", params=sorted(SITES))
 def site(request) -> dict:
     yield SITES[request.param]
-    install_site_thresholds({})  # the next test starts from the cited values
+    SITE_THRESHOLDS.set({})  # the next test starts from the cited values
 
 
 @pytest.fixture(scope="module")
