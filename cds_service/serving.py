@@ -41,7 +41,7 @@ def prepare_metrics_directory() -> str:
     return directory
 
 
-def _worker_exited(server, worker) -> None:
+def _worker_exited(server: Any, worker: Any) -> None:
     """In the master, whichever way a worker went: its files stay (counters keep their counts), marked dead."""
     from prometheus_client import multiprocess
 

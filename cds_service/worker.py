@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import re
 import selectors
+import socket
 import time
 from functools import partial
 
@@ -64,13 +65,13 @@ class WholeRequestWorker(ThreadWorker):
     read_seconds = 10.0
     max_body_bytes = 8 * 1024 * 1024
 
-    def load_wsgi(self):
+    def load_wsgi(self) -> None:
         super().load_wsgi()
         settings = self.wsgi.config["SETTINGS"]
         self.read_seconds = settings.deadlines.request_read_seconds
         self.max_body_bytes = settings.max_request_bytes
 
-    def accept(self, listener):
+    def accept(self, listener: socket.socket) -> None:
         try:
             client, address = listener.accept()
         except OSError as error:
@@ -80,7 +81,7 @@ class WholeRequestWorker(ThreadWorker):
         self.nr_conns += 1
         self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
 
-    def enqueue_req(self, conn):
+    def enqueue_req(self, conn: TConn) -> None:
         """Every way a connection reaches the thread pool passes here: new, kept alive, or with read-ahead."""
         if self.cfg.is_ssl or getattr(conn, "request_complete", False):
             conn.request_complete = False
@@ -98,7 +99,7 @@ class WholeRequestWorker(ThreadWorker):
         self.pending_conns.append(conn)  # gunicorn's murder_pending closes it at the deadline
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._receive, conn))
 
-    def _receive(self, conn, client) -> None:
+    def _receive(self, conn: TConn, client: socket.socket) -> None:
         try:
             data = client.recv(65536)
         except BlockingIOError:
@@ -117,7 +118,7 @@ class WholeRequestWorker(ThreadWorker):
             return
         self._hand_over(conn)
 
-    def _hand_over(self, conn) -> None:
+    def _hand_over(self, conn: TConn) -> None:
         conn.parser.unreader.unread(bytes(conn.received))
         conn.received = bytearray()
         conn.request_complete = True

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jwt
 from jwt import PyJWK
+from sqlalchemy import String
 
 from cds_service.auth.keys import KeyNotFound, KeySet
 from cds_service.auth.replay import ReplayCache
@@ -16,7 +17,7 @@ from cds_service.config import ClientConfig
 from cds_service.storage.models import HookCallRecord
 
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]
-TENANT_LIMIT = HookCallRecord.__table__.c.client_tenant.type.length  # kept in every audit row
+TENANT_LIMIT = cast(String, HookCallRecord.__table__.c.client_tenant.type).length  # kept in every audit row
 KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 
@@ -120,8 +121,8 @@ def _key_fits(key: PyJWK, alg: str) -> bool:
     return key.key_type == KEY_TYPES.get(alg[:2])
 
 
-def _storable(value: Any, limit: int) -> bool:
-    return isinstance(value, str) and len(value) <= limit and "\x00" not in value
+def _storable(value: Any, limit: int | None) -> bool:
+    return isinstance(value, str) and (limit is None or len(value) <= limit) and "\x00" not in value
 
 
 def _check_times(claims: dict[str, Any], policy: Policy) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,7 +36,7 @@ COLUMNS = {
 }
 
 
-def _refuse(where: str, problem: str):
+def _refuse(where: str, problem: str) -> NoReturn:
     raise ApiError(400, f"{where} {problem}", [where])
 
 
@@ -101,7 +101,9 @@ def checked_item(item: dict[str, Any], index: int) -> FeedbackItem:
 @blueprint.post("/cds-services/<service_id>/feedback")
 def receive_feedback(service_id: str) -> Response:
     settings = current_app.config["SETTINGS"]
-    if not any(s.id == service_id for s in hooks.enabled_services(settings)):
+    if not hooks.find(
+        service_id, current_app.extensions["cytopenia.services"]
+    ):  # enabled (a retired id: its successors)
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     body = json_body(request, "feedback", cap=check_feedback_items)
     items = [checked_item(item, i) for i, item in enumerate(body["feedback"])]

@@ -13,6 +13,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -42,7 +43,7 @@ class Limit:
 class MemoryCounts:
     """This process's counts; finished windows are dropped once the oldest count is stale."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._counts: dict[tuple[str, int, int], int] = {}
         self._lock = threading.Lock()
 
@@ -58,7 +59,7 @@ class MemoryCounts:
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis | None, prefix: str, clock=time.time):
+    def __init__(self, client: redis.Redis | None, prefix: str, clock: Callable[[], float] = time.time) -> None:
         self._redis = client
         self._prefix = f"{prefix}ratelimit:"
         self._memory = MemoryCounts()
@@ -77,7 +78,10 @@ class RateLimiter:
         if self._redis is not None and now >= self._redis_lost_until:
             name = f"{self._prefix}{seconds}:{key}:{window}"
             try:
-                count, _ = self._redis.pipeline(transaction=False).incr(name).expire(name, seconds + 1).execute()
+                pipeline = self._redis.pipeline(transaction=False)
+                pipeline.incr(name)
+                pipeline.expire(name, seconds + 1)
+                count, _ = pipeline.execute()
                 return int(count)
             except redis.RedisError as error:
                 self._redis_lost_until = now + RETRY_REDIS_AFTER_SECONDS  # then ask again
