@@ -2,24 +2,36 @@
 
 The schema is brought to the newest Alembic revision when the store opens; `cytopenia-cds serve`
 opens it once in the master process before the workers fork, so workers never race to migrate.
+
+A hook call checks out one connection and runs one transaction (`in_transaction`). Connections are
+not pinged on checkout (a round trip per request); they are recycled after `RECYCLE_SECONDS`, and a
+transaction that meets a connection the server has dropped is run once more on a fresh one.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = "cds_service.storage:migrations"
+RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxies and managed PostgreSQL
+WRITES_FIRST = "cytopenia_writes_first"  # execution option: take SQLite's write lock when the transaction begins
+T = TypeVar("T")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL lets readers and one writer work at once across workers; FULL makes a commit survive power loss."""
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    """WAL lets readers and one writer work at once across workers; FULL makes a commit survive power loss.
+    The driver's own implicit BEGIN is switched off so `_sqlite_begin` decides how a transaction starts."""
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
@@ -27,16 +39,44 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str) -> Engine:
+def _sqlite_begin(connection: Connection) -> None:
+    """A read-then-write transaction takes the write lock first (BEGIN IMMEDIATE): otherwise two workers
+    can read the same state and the second fails to upgrade its lock instead of waiting its turn."""
+    immediate = connection.get_execution_options().get(WRITES_FIRST)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(database_url: str, pool_size: int = 5) -> Engine:
+    """`pool_size`: requests one process serves at once, each holding one connection for its transaction."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return create_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=RECYCLE_SECONDS)
     if url.database in (None, "", ":memory:"):
-        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
-    event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work` in one transaction on one connection, committed before this returns. Run once more if
+    the connection turns out to be dead (a database restart since it was pooled), never for other errors."""
+    try:
+        return _run(engine, work)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    return _run(engine, work)
+
+
+def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITES_FIRST: True})
+        with connection.begin():
+            return work(connection)
 
 
 def upgrade(engine: Engine) -> None:
@@ -51,9 +91,9 @@ def upgrade(engine: Engine) -> None:
 class Store:
     """The engine for this process: a forked worker gets its own connections, never its parent's."""
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, pool_size: int = 5):
         self.database_url = database_url
-        self._engine = make_engine(database_url)
+        self._engine = make_engine(database_url, pool_size)
         self._pid = os.getpid()
 
     @property
@@ -62,6 +102,11 @@ class Store:
             self._engine.dispose(close=False)
             self._pid = os.getpid()
         return self._engine
+
+    def size_pool(self, requests_at_once: int) -> None:
+        """Size the connection pool to the worker model (gunicorn threads per worker), before workers fork."""
+        self._engine.dispose()
+        self._engine = make_engine(self.database_url, max(1, requests_at_once))
 
 
 def open_store(database_url: str) -> Store:
