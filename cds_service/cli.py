@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         app = create_app(settings)
         options = gunicorn_options(settings, args.gunicorn_config)
+        app.extensions["cytopenia.store"].size_pool(options.get("threads", 1))
 
         class Server(BaseApplication):
             def load_config(self):

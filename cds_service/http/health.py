@@ -40,6 +40,8 @@ def _json(document: dict, status: int) -> Response:
 def knowledge_loaded(settings: Settings) -> str:
     """Terminology, clinical tables, card catalogue: a broken data file must keep traffic away."""
     from cards.catalogue import override_reasons
+    from cards.context import problem_list_conditions
+    from cards.medication_orders import medication_catalogue
     from cards.orders import catalogue
     from cds_service.clinical import knowledge as clinical
     from fhir_mappings import knowledge as terminology
@@ -54,6 +56,8 @@ def knowledge_loaded(settings: Settings) -> str:
             clinical.thresholds(),
             clinical.anaemia_cutoffs(),
             catalogue(),
+            medication_catalogue(),
+            problem_list_conditions(),
             override_reasons(),
         )
     except Exception as error:  # any load failure means not ready; the reason is the table's problem

@@ -13,8 +13,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import Connection, case, select, text, update
+from sqlalchemy import Connection, bindparam, case, select, text, update
 
 from cards import Card
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
@@ -22,6 +23,12 @@ from cds_service.storage.models import AlertState
 from cds_service.storage.sql import DIALECTS
 
 STATE = AlertState.__table__
+LOCK = text("SELECT pg_advisory_xact_lock(:lock)")
+LAST_SHOWN = select(STATE).where(
+    (STATE.c.service_id == bindparam("service_id"))
+    & (STATE.c.patient_key == bindparam("patient_key"))
+    & STATE.c.finding.in_(bindparam("findings", expanding=True))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +63,25 @@ def _lock_patient(connection: Connection, service_id: str, patient_key: str) -> 
     if connection.dialect.name == "postgresql":
         digest = hashlib.sha256(f"alert-state\0{service_id}\0{patient_key}".encode()).digest()
         lock = int.from_bytes(digest[:8], "big", signed=True)
-        connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+        connection.execute(LOCK, {"lock": lock})
 
 
 def _last_shown(connection: Connection, service_id: str, patient_key: str, findings: list[str]) -> dict:
     """This patient's state for these findings, in one query (primary-key lookups)."""
-    where = (STATE.c.service_id == service_id) & (STATE.c.patient_key == patient_key) & STATE.c.finding.in_(findings)
-    return {row.finding: row for row in connection.execute(select(STATE).where(where))}
+    found = connection.execute(LAST_SHOWN, {"service_id": service_id, "patient_key": patient_key, "findings": findings})
+    return {row.finding: row for row in found}
 
 
 def _remember(connection: Connection, rows: list[dict]) -> None:
+    connection.execute(_upsert(connection.dialect.name), rows)
+
+
+@cache
+def _upsert(dialect: str):
     """Upsert the showings. A snooze written meanwhile by feedback (it bumps `version`) is kept."""
-    insert = DIALECTS[connection.dialect.name].insert(STATE)
+    insert = DIALECTS[dialect].insert(STATE)
     new = insert.excluded
-    statement = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=[column.name for column in STATE.primary_key.columns],
         set_={
             "trigger_hash": new.trigger_hash,
@@ -79,7 +91,6 @@ def _remember(connection: Connection, rows: list[dict]) -> None:
             "version": STATE.c.version + 1,
         },
     )
-    connection.execute(statement, rows)
 
 
 def screen_cards(

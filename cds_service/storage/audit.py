@@ -17,6 +17,8 @@ from cds_service.storage.models import CardRecord, HookCallRecord
 
 CALL_COLUMNS = HookCallRecord.__table__.c
 REFERENCE_LIMIT = 200
+INSERT_CALL = insert(HookCallRecord.__table__).returning(CALL_COLUMNS.id)
+INSERT_CARDS = insert(CardRecord.__table__)
 
 
 def storable_text(value: Any, limit: int) -> str | None:
@@ -44,10 +46,10 @@ def _storable_row(call: dict[str, Any]) -> dict[str, Any]:
 
 def record_call(connection: Connection, call: dict[str, Any], cards: Sequence[Screened]) -> None:
     row = _storable_row(call)
-    call_id = connection.execute(insert(HookCallRecord).values(**row).returning(HookCallRecord.id)).scalar_one()
+    call_id = connection.execute(INSERT_CALL, row).scalar_one()
     if cards:
         connection.execute(
-            insert(CardRecord),
+            INSERT_CARDS,
             [
                 {
                     "uuid": s.card.uuid,
