@@ -14,9 +14,7 @@ from cds_service.config import ConfigError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
-
-    from cds_service.serving import gunicorn_options, prepare_metrics_directory, remove_metrics_directory
+    from cds_service.serving import gunicorn_options, prepare_metrics_directory, remove_metrics_directory, run
 
     overrides = {
         k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v is not None
@@ -31,18 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
         options = gunicorn_options(settings, args.gunicorn_config)
         app.extensions["cytopenia.store"].size_pool(options.get("threads", 1))
-
-        class Server(BaseApplication):
-            def load_config(self):
-                for name, value in options.items():
-                    if name in self.cfg.settings:
-                        self.cfg.set(name, value)
-
-            def load(self):
-                return app
-
         print(f"cytopenia-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)
-        Server().run()
+        run(app, options)
     finally:
         remove_metrics_directory(metrics_directory)
     return 0
