@@ -16,6 +16,7 @@ from cds_service.storage.alert_state import Screened
 from cds_service.storage.models import CardRecord, HookCallRecord
 
 CALL_COLUMNS = HookCallRecord.__table__.c
+TEXT_LIMITS = {c.name: c.type.length for c in CALL_COLUMNS if isinstance(c.type, String) and c.type.length}
 REFERENCE_LIMIT = 200
 INSERT_CALL = insert(HookCallRecord.__table__).returning(CALL_COLUMNS.id)
 INSERT_CARDS = insert(CardRecord.__table__)
@@ -29,11 +30,7 @@ def storable_text(value: Any, limit: int) -> str | None:
 
 
 def _storable_row(call: dict[str, Any]) -> dict[str, Any]:
-    row = dict(call)
-    for name, value in call.items():
-        kind = CALL_COLUMNS[name].type
-        if isinstance(kind, String) and kind.length:
-            row[name] = storable_text(value, kind.length)
+    row = dict(call) | {name: storable_text(call.get(name), limit) for name, limit in TEXT_LIMITS.items()}
     row["data_sources"] = {
         storable_text(key, REFERENCE_LIMIT): {
             "origin": source["origin"],
