@@ -24,26 +24,16 @@ from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = "cds_service.storage:migrations"
 RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxies and managed PostgreSQL
-WRITES_FIRST = "cytopenia_writes_first"  # execution option: take SQLite's write lock when the transaction begins
 T = TypeVar("T")
 
 
-def _sqlite_connect(dbapi_connection, _record) -> None:
-    """WAL lets readers and one writer work at once across workers; FULL makes a commit survive power loss.
-    The driver's own implicit BEGIN is switched off so `_sqlite_begin` decides how a transaction starts."""
-    dbapi_connection.isolation_level = None
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets readers and one writer work at once across workers; FULL makes a commit survive power loss."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _sqlite_begin(connection: Connection) -> None:
-    """A read-then-write transaction takes the write lock first (BEGIN IMMEDIATE): otherwise two workers
-    can read the same state and the second fails to upgrade its lock instead of waiting its turn."""
-    immediate = connection.get_execution_options().get(WRITES_FIRST)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(database_url: str, pool_size: int = 5) -> Engine:
@@ -52,12 +42,10 @@ def make_engine(database_url: str, pool_size: int = 5) -> Engine:
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=RECYCLE_SECONDS)
     if url.database in (None, "", ":memory:"):
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    else:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-    event.listen(engine, "connect", _sqlite_connect)
-    event.listen(engine, "begin", _sqlite_begin)
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
@@ -73,10 +61,12 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 
 def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.connect() as connection:
-        connection.execution_options(**{WRITES_FIRST: True})
-        with connection.begin():
-            return work(connection)
+    with engine.connect() as connection, connection.begin():
+        if connection.dialect.name == "sqlite":
+            # The write lock first: two workers reading the same state cannot then both write it; the
+            # later one waits its turn instead of failing to upgrade its read lock.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        return work(connection)
 
 
 def upgrade(engine: Engine) -> None:
