@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from fhir_mappings.resources import resources_in
+from cds_service.request import resources_in
 from fhir_mappings.times import parse_datetime
 
 FIXTURES = Path(os.environ.get("CYTOPENIA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))

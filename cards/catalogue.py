@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from cards.model import Coding, Source
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 
 OVERRIDE_REASON_SYSTEM = "urn:cytopenia-cds:override-reason"
 SERVICE_LABEL = "cytopenia-cds"
@@ -17,7 +17,7 @@ def card_source(finding: str) -> Source:
     return Source(label=f"{SERVICE_LABEL}: {row['label']}", url=row["url"])
 
 
-@cache
+@knowledge_loader
 def override_reasons() -> tuple[Coding, ...]:
     return tuple(
         Coding(OVERRIDE_REASON_SYSTEM, row["code"], row["display"])

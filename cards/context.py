@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from fhir.resources.R4B.condition import Condition
@@ -18,6 +17,7 @@ from fhir.resources.R4B.condition import Condition
 from cards.markdown import bullets, escape
 from cards.model import Action, Suggestion
 from cds_service.clinical.context import Contributor, Documented, FindingContext, ProblemListEntry, code_rules
+from cds_service.knowledge_tables import knowledge_loader
 
 CAUSE_HEADINGS = {
     "chemotherapy_radiation": "Chemotherapy or radiation",
@@ -157,7 +157,7 @@ def problem_list_condition(entry: ProblemListEntry, patient_id: str, encounter_i
     return resource
 
 
-@cache
+@knowledge_loader
 def problem_list_conditions() -> tuple[dict[str, Any], ...]:
     """Each code rule's Condition with every optional element filled, validated as R4 once, at start."""
     entries = (

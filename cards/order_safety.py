@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from cards.catalogue import OVERRIDE_REASON_SYSTEM, card_source
 from cards.markdown import bullets, escape, table, when
 from cards.model import SUMMARY_MAX, Action, Card, Coding, Suggestion
 from cards.orders import draft_order, order_label
 from cds_service.clinical.order_safety import CountStatus, OrderAlert
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import DataIssue
-from fhir_mappings.knowledge import read_table
 
 DISCLAIMER = "Suggestions only: the prescriber decides."
 
 
-@cache
+@knowledge_loader
 def _override_reasons() -> dict[str, tuple[Coding, ...]]:
     by_rule: dict[str, list[Coding]] = {}
     for row in read_table("cards", "order_override_reasons.csv"):

@@ -72,9 +72,10 @@ class Deadlines(BaseModel):
 
 
 def _known_thresholds() -> set[str]:
-    from cds_service.clinical.knowledge import thresholds
+    """The names in the clinical threshold table, read as a table: configuration sits below the clinical layer."""
+    from cds_service.knowledge_tables import read_table
 
-    return set(thresholds())
+    return {row["name"] for row in read_table("cds_service.clinical", "thresholds.csv")}
 
 
 class Settings(BaseSettings):

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from cards import Card, Source
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
+from cds_service.http.audit import issued_card
 from cds_service.storage import Store
 from cds_service.storage.alert_state import Screened, screen_cards
 from cds_service.storage.engine import in_transaction, upgrade
@@ -22,7 +23,8 @@ POLICY = Policy(repeat_window=timedelta(hours=24), override_snooze=timedelta(hou
 def screen_card(store: Store, service_id: str, card: Card, now, policy: Policy = POLICY) -> Screened:
     """One card screened in its own transaction, as a hook call does with all of its cards."""
     (screened,) = in_transaction(
-        store.engine, lambda connection: screen_cards(connection, service_id, "patient-key", [card], now, policy)
+        store.engine,
+        lambda connection: screen_cards(connection, service_id, "patient-key", [issued_card(card)], now, policy),
     )
     return screened
 
@@ -113,7 +115,7 @@ def test_critical_cards_are_shown_every_time_through_the_database(database_url):
         upgrade(store.engine)
         results = [screen_card(store, "fn", febrile_neutropenia(), AS_OF + timedelta(minutes=i)) for i in range(3)]
         assert all(r.shown for r in results)
-        assert "Shown before on 2026-11-20 10:01 UTC" in results[2].card.detail
+        assert results[2].shown_before == AS_OF + timedelta(minutes=1)
     finally:
         store.engine.dispose()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from cards.cytopenia import cytopenia_cards
 from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
-from cds_service.hooks.service import CdsService, HookCall, Prefetch
+from cds_service.hooks.service import CdsService
+from cds_service.request import HookCall, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
 

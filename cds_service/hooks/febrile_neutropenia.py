@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cds_service.clinical.febrile_neutropenia import assess
-from cds_service.hooks.service import CdsService, HookCall, Prefetch
+from cds_service.hooks.service import CdsService
+from cds_service.request import HookCall, Prefetch
 from fhir_mappings import Analyte, read_record
 from fhir_mappings.knowledge import lab_codes
 

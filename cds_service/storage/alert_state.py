@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
 from sqlalchemy import Connection, bindparam, case, select, text, update
 
-from cards import Card
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
+from cds_service.issued_card import IssuedCard
 from cds_service.storage.models import AlertState
 from cds_service.storage.sql import DIALECTS
 
@@ -33,7 +33,7 @@ LAST_SHOWN = select(STATE).where(
 
 @dataclass(frozen=True, slots=True)
 class Screened:
-    card: Card
+    card: IssuedCard
     suppressed: Suppressed | None = None
     shown_before: datetime | None = None
 
@@ -48,13 +48,6 @@ def trigger_hash(trigger: str | None) -> str | None:
 
 def _key(service_id: str, finding: str, patient_key: str):
     return (STATE.c.service_id == service_id) & (STATE.c.finding == finding) & (STATE.c.patient_key == patient_key)
-
-
-def _with_history(card: Card, shown_before: datetime | None) -> Card:
-    if shown_before is None:
-        return card
-    note = f"_Shown before on {shown_before:%Y-%m-%d %H:%M} UTC._"
-    return replace(card, detail=f"{card.detail}\n\n{note}" if card.detail else note)
 
 
 def _lock_patient(connection: Connection, service_id: str, patient_key: str) -> None:
@@ -97,7 +90,7 @@ def screen_cards(
     connection: Connection,
     service_id: str,
     patient_key: str | None,
-    cards: Sequence[Card],
+    cards: Sequence[IssuedCard],
     now: datetime,
     policy: Policy,
 ) -> list[Screened]:
@@ -134,7 +127,7 @@ def screen_cards(
             "snoozed_until": None,
             "version": previous.version + 1 if previous else 1,
         }
-        screened.append(Screened(_with_history(card, shown_before), None, shown_before))
+        screened.append(Screened(card, None, shown_before))
     if shown:
         _remember(connection, list(shown.values()))
     return screened

@@ -57,7 +57,7 @@ def record_call(connection: Connection, call: dict[str, Any], cards: Sequence[Sc
                     "indicator": s.card.indicator,
                     "grade": s.card.grade,
                     "patient_key": row["patient_key"],
-                    "suggestion_uuids": [suggestion.uuid for suggestion in s.card.suggestions],
+                    "suggestion_uuids": list(s.card.suggestion_uuids),
                     "shown": s.shown,
                     "suppressed": s.suppressed,
                     "shown_before": s.shown_before,
