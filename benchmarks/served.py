@@ -3,7 +3,9 @@
 The request is the typical Synthea patient-view (`benchmarks.payloads`: Thanh Mosciski, 30 CBC
 Observations up to his WBC nadir and 10 Conditions, all prefetched; dates moved so today is the nadir)
 POSTed to cytopenia-review, which evaluates it, screens the cards against the patient's alert state and
-writes the audit row (repeat window 0: every call is a first view and builds all its cards).
+writes the audit row (repeat window 0: every call is a first view and builds all its cards). Each call
+names a different patient (`context.patientId` bench-N), as an EHR's concurrent calls do: calls for the
+same patient take turns on that patient's alert state (`tests/test_concurrent_calls.py` covers that).
 The floor (`benchmarks.floor`) parses the same body and answers no cards. For each configuration the
 two alternate, ours then floor, at 1, 4 and 16 connections (A B A B), each step `LOAD_STEP_SECONDS`.
 
@@ -57,6 +59,7 @@ WRK_SCRIPT = """
 local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 local body = f:read("*a")
 f:close()
+local head, tail = body:match('^(.-"patientId":")[^"]*(".*)$')
 local tokens = {}
 local sent = 0
 local threads = 1
@@ -73,12 +76,13 @@ function init(args)
   end
 end
 function request()
+  local n = id + sent * threads
+  sent = sent + 1
   local headers = {["Content-Type"] = "application/json"}
   if #tokens > 0 then
-    headers["Authorization"] = "Bearer " .. tokens[(id + sent * threads) % #tokens + 1]
-    sent = sent + 1
+    headers["Authorization"] = "Bearer " .. tokens[n % #tokens + 1]
   end
-  return wrk.format("POST", nil, headers, body)
+  return wrk.format("POST", nil, headers, head .. "bench-" .. n .. tail)
 end
 """
 
