@@ -368,7 +368,7 @@ def soak(body: Path, workers: int) -> None:
     with _sqlite(folder) as database_url:
         server = start_ours(config, port, workers, folder, _environment(config, folder, database_url, "", None))
         try:
-            sent, at_first = 0, None
+            sent, at_first, first_count = 0, None, 0
             rate = run_wrk(port, 4, 2, body, None, folder)
             sent += rate.requests
             for target in (SOAK_FIRST, SOAK_REQUESTS):
@@ -376,11 +376,13 @@ def soak(body: Path, workers: int) -> None:
                     seconds = min(60.0, max(1.0, (target - sent) / max(rate.rps, 1.0)))
                     sent += run_wrk(port, 4, seconds, body, None, folder).requests
                 memory = {pid: rss_mib(pid) for pid in worker_pids(server.pid)}
-                print(f"  after {sent:,} calls: worker RSS MiB { ({p: round(m, 1) for p, m in memory.items()}) }")
-                at_first = at_first or memory
+                rounded = {pid: round(mib, 1) for pid, mib in memory.items()}
+                print(f"  after {sent:,} calls: worker RSS MiB {rounded}")
+                if at_first is None:
+                    at_first, first_count = memory, sent
             growth = {pid: 100 * (memory[pid] - at_first[pid]) / at_first[pid] for pid in memory if pid in at_first}
             print(
-                f"  RSS growth per worker {SOAK_FIRST:,} -> {sent:,} calls: "
+                f"  RSS growth per worker {first_count:,} -> {sent:,} calls: "
                 + ", ".join(f"{g:+.1f} %" for g in growth.values())
                 + " (target <= 5 %)"
             )
