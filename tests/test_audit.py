@@ -7,7 +7,7 @@ import hashlib
 import hmac
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 
 from cds_service.app import create_app
 from cds_service.config import ClientConfig, ConfigError, Settings
@@ -148,3 +148,23 @@ def test_a_hook_call_takes_one_connection_and_commits_once(app, example_request)
     assert seen == {"checkout": 1, "commit": 1}
     assert cards_for(app.test_client(), example_request) == [], "the repeat is held back, in one transaction too"
     assert seen == {"checkout": 2, "commit": 2}
+
+
+def test_a_connection_the_database_dropped_is_replaced_and_the_call_still_screened(
+    app, database_url, example_request, caplog
+):
+    """No ping per checkout: a PostgreSQL restart is met by running the call's transaction once more."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("about PostgreSQL server connections")
+    client = app.test_client()
+    engine = app.extensions["cytopenia.store"].engine
+    assert cards_for(client, example_request)
+    with engine.connect() as connection:
+        pooled = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled})
+    admin.dispose()
+    assert cards_for(client, example_request) == [], "screened against the stored state: a repeat"
+    assert "not stored" not in caplog.text and "could not be written" not in caplog.text
+    assert len(rows(app, HookCallRecord)) == 2
