@@ -1,7 +1,7 @@
 """The audit trail of every hook call, and alert-fatigue screening of its cards.
 
 A `Trail` lives in `flask.g` for one request: it times each stage and notes where the data came from.
-A call that produced cards screens them and writes its row (and the alert state) in one transaction,
+A call that reaches its cards screens them and writes its row (and the alert state) in one transaction,
 committed before the response; any other call (4xx) is written once its response exists. A row that
 cannot be written is logged and counted (`cytopenia_audit_write_failures_total`), never silent.
 Stored: time, service, hook, hookInstance, client issuer/tenant, a keyed hash of the patient id,
