@@ -10,7 +10,7 @@ from fhir_mappings.conditions import read_condition
 from fhir_mappings.encounters import read_encounter
 from fhir_mappings.facts import ClinicalRecord, DataIssue
 from fhir_mappings.medications import medication_index, read_medication_request
-from fhir_mappings.observations import Draw, ObservationReader, effective_time
+from fhir_mappings.observations import Draw, ObservationReader, effective_time, latest_versions
 from fhir_mappings.patient import read_patient
 
 
@@ -80,7 +80,7 @@ def read_record(
                 encounters.append(encounter)
         elif kind == "OperationOutcome":
             all_issues.extend(operation_outcome_issues(resource))
-    measurements = sorted(observations.measurements, key=lambda m: m.time)
+    measurements = sorted(latest_versions(observations.measurements), key=lambda m: m.time)
     return ClinicalRecord(
         demographics=demographics,
         measurements=tuple(measurements),
@@ -89,7 +89,5 @@ def read_record(
         allergies=tuple(allergies),
         encounters=tuple(encounters),
         issues=tuple(all_issues + observations.issues),
-        preliminary_only=tuple(
-            sorted(a for a in observations.preliminary if not any(m.analyte is a for m in measurements))
-        ),
+        pregnancy_status=tuple(observations.pregnancy_status),
     )
