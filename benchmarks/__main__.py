@@ -3,8 +3,9 @@
 1. In process (Flask test client): patient-view to cytopenia-review with the typical and the large
    Synthea payload (`benchmarks.payloads`), ours and the floor (`benchmarks.floor`) alternating call by
    call (A B A B), so both see the same machine load; p50/p95 and the ratio to the floor.
-2. The fallback path (nothing prefetched, the real FHIR engine): `benchmarks.fallback`.
-3. Served under gunicorn with wrk, four configurations: `benchmarks.served`.
+2. Start-up of the command-line tools: `benchmarks.startup`.
+3. The fallback path (nothing prefetched, the real FHIR engine): `benchmarks.fallback`.
+4. Served under gunicorn with wrk, four configurations: `benchmarks.served`.
 
 `python -m benchmarks --soak` adds the 100,000-call memory soak. The default run takes about 5 minutes.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 import orjson
 from flask import Flask
 
-from benchmarks import fallback, served
+from benchmarks import fallback, served, startup
 from benchmarks.floor import URL, floor_app
 from benchmarks.payloads import SOURCE, payloads
 from cds_service.app import create_app
@@ -103,6 +104,8 @@ def main() -> int:
     parser.add_argument("--soak", action="store_true", help="add the 100,000-call memory soak (about 10 more minutes)")
     args = parser.parse_args()
     met = in_process()
+    print()
+    startup.main()
     print()
     fallback.main()
     print()

@@ -148,6 +148,28 @@ class EncounterFact:
 
 
 @dataclass(frozen=True, slots=True)
+class AdministrationFact:
+    """A dose given (MedicationAdministration completed or in progress) of a recognised drug."""
+
+    ingredients: tuple[str, ...]
+    groups: frozenset[str]
+    text: str
+    time: datetime
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CultureFact:
+    """A blood culture: `taken` for a specimen result (Observation, DiagnosticReport), `ordered` for a
+    ServiceRequest."""
+
+    stage: str
+    time: datetime | None
+    status: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClinicalRecord:
     demographics: Demographics
     measurements: tuple[Measurement, ...] = ()
@@ -155,6 +177,8 @@ class ClinicalRecord:
     medications: tuple[MedicationFact, ...] = ()
     allergies: tuple[AllergyFact, ...] = ()
     encounters: tuple[EncounterFact, ...] = ()
+    administrations: tuple[AdministrationFact, ...] = ()
+    blood_cultures: tuple[CultureFact, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     pregnancy_status: tuple[CodedFact, ...] = ()
 

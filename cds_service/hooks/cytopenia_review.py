@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cards.app_link import with_app_link
 from cards.cytopenia import cytopenia_cards
 from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
@@ -34,6 +35,7 @@ PREFETCH = (
 
 
 CONTEXT_KEYS = ("conditions", "medications")
+APP_LINKED = frozenset({"neutropenia", "pancytopenia"})  # the cards whose depth is the app's trend and scores
 
 
 def review(call: HookCall) -> list:
@@ -51,7 +53,8 @@ def review(call: HookCall) -> list:
         reasons=tuple(f"{issue.source}: {issue.problem}" for issue in call.data.issues_about(*CONTEXT_KEYS)),
     )
     contexts = chart_context(assessment, record, coverage)
-    return cytopenia_cards(assessment, call.patient_id, call.encounter_id, contexts)
+    cards = cytopenia_cards(assessment, call.patient_id, call.encounter_id, contexts)
+    return [with_app_link(c, call.app_launch_url, c.finding) if c.finding in APP_LINKED else c for c in cards]
 
 
 SERVICE = CdsService(

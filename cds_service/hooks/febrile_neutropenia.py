@@ -6,6 +6,7 @@ pressure, conditions, allergies, active medications and encounters; nothing else
 
 from __future__ import annotations
 
+from cards.app_link import with_app_link
 from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cds_service.clinical.febrile_neutropenia import assess
 from cds_service.hooks.service import REPORTS, CdsService
@@ -69,7 +70,8 @@ def evaluate(call: HookCall) -> list:
     )
     lookback = call.settings.fever_lookback_hours if call.settings else None
     assessment = assess(record, call.as_of, lookback, conditions_available="conditions" in call.data.by_key)
-    return febrile_neutropenia_cards(assessment, call.patient_id, call.encounter_id)
+    cards = febrile_neutropenia_cards(assessment, call.patient_id, call.encounter_id)
+    return [with_app_link(card, call.app_launch_url, "febrile_neutropenia") for card in cards]
 
 
 SERVICE = CdsService(
