@@ -38,7 +38,7 @@ def prepare_metrics_directory() -> str:
     return directory
 
 
-def _worker_exited(server, worker) -> None:
+def _worker_exited(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
@@ -80,12 +80,12 @@ def run(app: Any, options: dict[str, Any]) -> None:
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
-        def load_config(self):
+        def load_config(self) -> None:
             for name, value in options.items():
                 if name in self.cfg.settings:
                     self.cfg.set(name, value)
 
-        def load(self):
+        def load(self) -> Any:
             return app
 
     Server().run()

@@ -15,11 +15,12 @@ from sqlalchemy import Connection, String, insert
 from cds_service.storage.alert_state import Screened
 from cds_service.storage.models import CardRecord, HookCallRecord
 
-CALL_COLUMNS = HookCallRecord.__table__.c
+HOOK_CALLS = HookCallRecord.metadata.tables[HookCallRecord.__tablename__]
+CALL_COLUMNS = HOOK_CALLS.c
 TEXT_LIMITS = {c.name: c.type.length for c in CALL_COLUMNS if isinstance(c.type, String) and c.type.length}
 REFERENCE_LIMIT = 200
-INSERT_CALL = insert(HookCallRecord.__table__).returning(CALL_COLUMNS.id)
-INSERT_CARDS = insert(CardRecord.__table__)
+INSERT_CALL = insert(HOOK_CALLS).returning(CALL_COLUMNS.id)
+INSERT_CARDS = insert(CardRecord.metadata.tables[CardRecord.__tablename__])
 
 
 def storable_text(value: Any, limit: int) -> str | None:

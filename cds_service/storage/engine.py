@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -29,7 +30,7 @@ RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxies and m
 T = TypeVar("T")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers and one writer work at once across workers; FULL makes a commit survive power loss."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -105,9 +106,7 @@ class SchemaNotCurrent(Exception):
     """The database is behind this release's schema and the service may not migrate it itself."""
 
 
-def _script_directory():
-    from alembic.script import ScriptDirectory
-
+def _script_directory() -> ScriptDirectory:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     return ScriptDirectory.from_config(config)

@@ -28,7 +28,7 @@ def validator(name: str) -> Draft202012Validator:
 
 
 @cache
-def compiled(name: str):
+def compiled(name: str) -> jsonschema_rs.Validator:
     return jsonschema_rs.validator_for(schema(name), validate_formats=True)
 
 
