@@ -94,3 +94,19 @@ def remove_metrics_directory(directory: str) -> None:
         shutil.rmtree(directory, ignore_errors=True)
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == directory:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def run(app: Any, options: dict[str, Any]) -> None:
+    """Serve a WSGI app under gunicorn with these options (`gunicorn_options`), until it is stopped."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in options.items():
+                if name in self.cfg.settings:
+                    self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()

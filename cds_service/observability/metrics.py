@@ -61,6 +61,12 @@ SUPPRESSED_REPEATS = Counter(
     ("service",),
 )
 
+AUDIT_WRITE_FAILURES = Counter(
+    "cytopenia_audit_write_failures",
+    "Answered CDS Hooks calls whose audit row could not be written (each one is also logged), by service",
+    ("service",),
+)
+
 
 def count_cards(service_id: str, cards: Iterable[IssuedCard]) -> None:
     for card in cards:
