@@ -103,10 +103,11 @@ def signed_app(database_url, tmp_path):
     "claim, hook_instance, stored_tenant, stored_instance",
     [
         ("t" * 300, "plain", "t" * 200, "plain"),
-        ({"id": "hospital-a"}, "plain", None, "plain"),
+        ("t" * 200, "plain", "t" * 200, "plain"),
+        ("hospital-a", "i" * 300, "hospital-a", "i" * 200),
         ("hospital-a", "before\x00after", "hospital-a", "before\ufffdafter"),
     ],
-    ids=["300-character tenant", "object tenant", "NUL in hookInstance"],
+    ids=["300-character tenant", "tenant at the column's length", "300-character hookInstance", "NUL in hookInstance"],
 )
 def test_every_answered_call_has_its_audit_row_whatever_its_text_holds(
     signed_app, example_request, claim, hook_instance, stored_tenant, stored_instance
@@ -119,6 +120,15 @@ def test_every_answered_call_has_its_audit_row_whatever_its_text_holds(
     (call,) = rows(application, HookCallRecord)
     assert (call.status, call.client_tenant, call.hook_instance) == (200, stored_tenant, stored_instance)
     assert len(rows(application, CardRecord)) == len(response.get_json()["cards"])
+
+
+def test_a_tenant_that_is_not_a_string_is_a_malformed_claim_refused_not_answered_unaudited(signed_app, example_request):
+    """CDS Hooks 2.0 defines `tenant` as a string: a signed token with an object there is a 401, no cards."""
+    application, key = signed_app
+    token = key.mint(claims(tenant={"id": "hospital-a"}))
+    response = application.test_client().post(SERVICE_PATH, json=example_request, headers=bearer(token))
+    assert response.status_code == 401
+    assert not rows(application, CardRecord)
 
 
 def test_an_audit_row_the_database_refuses_is_logged_and_counted_and_the_cards_still_shown(

@@ -36,6 +36,11 @@ def reason(**coding) -> dict:
             "string",
         ),
         (item(overrideReason={"code": {"x": 1}}), "feedback[1].overrideReason.code", "string"),
+        (
+            item(outcomeTimestamp="0001-01-01T00:00:00+05:00"),
+            "feedback[1].outcomeTimestamp",
+            "UTC equivalent",
+        ),
     ],
 )
 def test_feedback_the_database_cannot_hold_is_a_400_naming_the_item_and_nothing_is_stored(app, bad, named, said):
@@ -78,7 +83,7 @@ def test_a_lost_database_is_503_with_retry_after(app):
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
 
 
-@pytest.mark.parametrize("tenant, stored", [("t" * 300, "t" * 200), ({"id": "hospital-a"}, None)])
+@pytest.mark.parametrize("tenant, stored", [("t" * 300, "t" * 200), ("nul\x00tenant", "nul\ufffdtenant")])
 def test_feedback_under_a_token_with_an_odd_tenant_is_stored(database_url, tmp_path, tenant, stored):
     """The tenant claim comes from the EHR's signed token: kept as the audit trail keeps it, never a 503."""
     from cds_service.app import create_app

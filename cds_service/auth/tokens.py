@@ -99,6 +99,8 @@ def verify(
         raise Rejected(f"{type(error).__name__}: {error}") from None
     _check_times(claims, policy)
     tenant = claims.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
+        raise Rejected("tenant is not a string (CDS Hooks 2.0 defines it as one)")
     if client.config.tenants and tenant not in client.config.tenants:
         raise Rejected(f"tenant {str(tenant)[:200]!r} is not allowed for {client.issuer!r}")
     jti = claims["jti"]
