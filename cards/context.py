@@ -70,10 +70,17 @@ def context_blocks(context: FindingContext | None) -> list[str]:
     if context is None:
         return []
     blocks = []
+    if band := context.clozapine:
+        blocks.append(
+            f"**On clozapine: {escape(band.label)}.** {escape(band.action_text)} Monitoring: {escape(band.monitoring)}"
+        )
     if context.documented:
         blocks.append("**Documented:** " + "; ".join(_documented_text(d) for d in context.documented) + ".")
     if context.known_and_stable:
-        blocks.append("Documented for over 4 weeks and no worse than before: shown as information.")
+        blocks.append(
+            "Documented for over 4 weeks and no worse than before: shown as information; the work-up (smear, "
+            "haematology referral) is not suggested again."
+        )
     if context.previously_documented:
         blocks.append(
             "Previously documented, now resolved: "

@@ -40,7 +40,8 @@ def value_text(analyte: Analyte, value: float, unit: str) -> str:
 
 def _headline(finding: Finding) -> str:
     point = finding.latest
-    return value_text(finding.analyte, point.value, point.evidence[0].unit if not point.derivation else "10*9/L")
+    text = value_text(finding.analyte, point.value, point.evidence[0].unit if not point.derivation else "10*9/L")
+    return f"{text} ({point.status_label})" if point.status_label else text
 
 
 def _grade_text(finding: Finding) -> str:
@@ -94,7 +95,9 @@ def _evidence_rows(finding: Finding) -> list[tuple[str, ...]]:
                 (
                     f"{escape(m.analyte.replace('_', ' '))} ({m.system_code})",
                     f"{number(m.value)} {UNIT_TEXT.get(m.unit, m.unit)}",
-                    escape(m.reported) + (f" ({escape(m.note)})" if m.note else ""),
+                    escape(m.reported)
+                    + (f" ({escape(m.note)})" if m.note else "")
+                    + (f" **{m.status_label}**" if m.status_label else ""),
                     when(m.time),
                     escape(m.source),
                 )
@@ -142,7 +145,7 @@ def _detail(finding: Finding, assessment: Assessment) -> str:
     blocks.append(f"Lower limit used: {limit}({escape(finding.lower_limit.basis)}).")
     if finding.notes:
         blocks.append(bullets([escape(n) for n in finding.notes]))
-    blocks.extend(gap_blocks(assessment.missing, assessment.issues))
+    blocks.extend(gap_blocks((*assessment.missing, *assessment.ungraded), assessment.issues))
     blocks.append(f"Sources: {escape(card_source(finding.kind.value).label.split(': ', 1)[1])}. {DISCLAIMER}")
     return "\n\n".join(blocks)
 
@@ -175,9 +178,12 @@ def _suggestion(
     )
 
 
-def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+def _suggestions(
+    finding: Finding, patient_id: str, encounter_id: str | None, settled: bool = False
+) -> tuple[Suggestion, ...]:
     """The next orders to consider. None for a count within the Duffy-null interval: asymptomatic
-    Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely)."""
+    Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely). A
+    documented cytopenia no worse than before (`settled`) does not get its work-up again at every visit."""
     if not finding.significant:
         return ()
     reason = _summary(finding)
@@ -187,9 +193,14 @@ def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) ->
 
     kind = finding.kind
     suggestions = [offer(("cbc_with_differential",))]
-    if kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA) and finding.grade_number >= 2:
+    work_up = not settled
+    if (
+        work_up
+        and kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA)
+        and finding.grade_number >= 2
+    ):
         suggestions.append(offer(("peripheral_smear",)))
-    if kind is F.ANAEMIA:
+    if kind is F.ANAEMIA and work_up:
         suggestions.append(
             offer(
                 ("reticulocytes", "ferritin", "vitamin_b12", "folate"),
@@ -211,7 +222,7 @@ def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) ->
                     ("platelet_transfusion",), f"Consider platelet transfusion (below {platelets.value:g} ×10⁹/L, AABB)"
                 )
             )
-    if kind is F.PANCYTOPENIA or (finding.persistent and finding.significant):
+    if work_up and (kind is F.PANCYTOPENIA or (finding.persistent and finding.significant)):
         suggestions.append(offer(("haematology_referral",)))
     return tuple(suggestions)
 
@@ -228,7 +239,7 @@ def finding_card(
         indicator=settled_indicator(_indicator(finding), context),
         source=card_source(finding.kind.value),
         detail="\n\n".join([_detail(finding, assessment), *context_blocks(context)]),
-        suggestions=_suggestions(finding, patient_id, encounter_id)
+        suggestions=_suggestions(finding, patient_id, encounter_id, bool(context and context.known_and_stable))
         + problem_list_suggestions(context, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),
@@ -241,19 +252,19 @@ def finding_card(
 def data_gap_card(assessment: Assessment) -> Card | None:
     """Said out loud when counts are missing or unusable: absence of data is never 'no cytopenia'."""
     no_counts = assessment.latest_count is None
-    unusable = bool(assessment.issues) or any(m.startswith("only preliminary") for m in assessment.missing)
-    if not (no_counts or unusable):
+    if not (no_counts or assessment.issues or assessment.ungraded):
         return None
-    summary = (
-        "Cytopenia not assessed: no usable blood count"
-        if no_counts
-        else "Blood counts partly unusable: cytopenia assessment may be incomplete"
-    )
+    if no_counts:
+        summary = "Cytopenia not assessed: no usable blood count"
+    elif assessment.issues:
+        summary = "Blood counts partly unusable: cytopenia assessment may be incomplete"
+    else:
+        summary = "Haemoglobin not graded: no WHO cut-off below 6 months and no lab reference range"
     detail = "\n\n".join(
         [
             "The service could not read everything it needs to assess cytopenia. "
             "This is **not** a statement that the counts are normal.",
-            *gap_blocks(assessment.missing, assessment.issues),
+            *gap_blocks((*assessment.missing, *assessment.ungraded), assessment.issues),
             DISCLAIMER,
         ]
     )

@@ -9,6 +9,7 @@ vancomycin only when an indication is documented.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from cards.catalogue import card_source, override_reasons
@@ -18,24 +19,26 @@ from cards.medication_orders import draft_medication, medication_label
 from cards.model import Action, Card, Suggestion
 from cards.orders import draft_order
 from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState
-from cds_service.clinical.knowledge import fn_rule
+from cds_service.clinical.knowledge import fn_rule, prophylaxis, seed_guidance
 from cds_service.clinical.risk_scores import ScoreRange
 from cds_service.clinical.series import Point
 from fhir_mappings import Measurement
 
 NOT_CHECKABLE = (
     "pneumonia, central venous catheter or catheter-related infection, skin or soft-tissue infection, "
-    "MRSA colonisation and gram-positive blood culture have no verified code in the reference pack, so "
-    "the record was **not checked** for them"
+    "MRSA colonisation and gram-positive blood culture have no verified code in the reference pack: they "
+    "were looked for **only in the wording of the Conditions**, so an uncoded one may be missed"
 )
 
 
 def _anc_text(point: Point) -> str:
-    return f"ANC {number(point.value)} ×10⁹/L"
+    label = f" ({point.status_label})" if point.status_label else ""
+    return f"ANC {number(point.value)} ×10⁹/L{label}"
 
 
 def _temp_text(m: Measurement) -> str:
-    return f"{m.value:.1f} °C"
+    label = f" ({m.status_label})" if m.status_label else ""
+    return f"{m.value:.1f} °C{label}"
 
 
 def _temperature_rows(readings: tuple[Measurement, ...]) -> list[tuple[str, ...]]:
@@ -129,7 +132,36 @@ def _score_block(score: ScoreRange, cut_text: str) -> str:
     return "\n\n".join([f"{head}: {verdict}.", table(("Item", "Points", "Max", "Evidence"), rows)])
 
 
+def _seed(name: str) -> str:
+    return escape(seed_guidance()[name][0])
+
+
+def _weight_line(a: FnAssessment) -> str:
+    """The weight a dose would use, with its date, or that none is current."""
+    if a.weight is None:
+        return "No body weight on record: weigh the patient."
+    when_weighed = f"{number(a.weight.value)} kg on {a.weight.time:%Y-%m-%d}"
+    return f"Weight used: {when_weighed}." if a.weight_current else f"No current weight (latest {when_weighed})."
+
+
+def _child_lines(a: FnAssessment) -> list[str]:
+    if a.adult:
+        return []
+    if not a.child:
+        return [
+            "**Age unknown:** no adult fixed dose is drafted; dose by weight per protocol. " + _weight_line(a),
+            "The adult oral regimen is not offered.",
+        ]
+    return [
+        f"**Child ({a.age_years} years):** no adult fixed dose is drafted; dose by weight per the paediatric protocol. "
+        + _weight_line(a),
+        "MASCC and CISNE are adult scores: not computed for a child. The adult oral regimen is not offered.",
+    ]
+
+
 def _oral_regimen(a: FnAssessment) -> str | None:
+    if not a.adult:
+        return None
     if a.quinolone_prophylaxis:
         return (
             "Oral outpatient regimen: **not suggested**: fluoroquinolone prophylaxis was given before the "
@@ -175,13 +207,15 @@ def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
     minutes = fn_rule("antibiotics_within_minutes").value
     onset = a.fever.episode.onset
     elapsed = (a.as_of - onset).total_seconds() / 60
-    blocks = [
+    blocks = [_seed("shock")] if a.shock else []
+    blocks += [
         "**Febrile neutropenia is an emergency.** "
         f"Goal: first dose of empirical IV antibiotics within **{minutes:g} minutes** of triage (ASCO/IDSA 2018). "
         f"Fever onset {when(onset)} ({elapsed:.0f} min before this evaluation). Draw blood cultures first if "
         "that does not delay the dose.",
         _rules(a),
         *_evidence(a),
+        *_child_lines(a),
     ]
     choice = [
         "Choose **one** empirical regimen below (anti-pseudomonal β-lactam monotherapy, IDSA 2010). Adjust every "
@@ -192,6 +226,9 @@ def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
         for r in a.regimens
         if r.status == "withheld"
     ]
+    if any(r.regimen == "ceftazidime" and r.status != "offered" for r in a.regimens):
+        choice.append(_seed("ceftazidime"))
+    choice.append(_seed("local_resistance"))
     choice += _allergy_text(a)
     for q in a.quinolone_prophylaxis:
         choice.append(
@@ -212,11 +249,16 @@ def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
             f"{NOT_CHECKABLE}."
         )
     blocks.extend(escape(note) for note in a.gram_positive_notes)
-    blocks.append(
-        "Macrolide for documented pneumonia: pneumonia could not be checked (no verified code) and no macrolide "
-        "product is "
-        "verified in the reference pack, so none is suggested; add one if pneumonia is present."
+    blocks.extend(
+        _seed(name)
+        for name, triggered in (
+            ("macrolide", a.pneumonia),
+            ("central_line", a.central_line),
+            ("corticosteroids", bool(a.steroids)),
+        )
+        if triggered
     )
+    blocks.append(_gcsf_line(a))
     low_from = "low risk needs ≥21"
     if a.mascc:
         blocks.append(_score_block(a.mascc, low_from))
@@ -237,7 +279,7 @@ def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
 
 def _regimen_suggestion(choice, reason: str, patient_id: str, encounter_id: str | None) -> Suggestion:
     labels = " + ".join(medication_label(o) for o in choice.orders)
-    label = f"{labels} (check allergy)" if choice.status == "flagged" else labels
+    label = f"{labels} ({choice.flag})" if choice.status == "flagged" else labels
     return Suggestion(
         label=label,
         is_recommended=False if choice.status == "flagged" else None,
@@ -288,18 +330,39 @@ def _workup_card(a: FnAssessment, reason: str, patient_id: str, encounter_id: st
     ]
     if a.vancomycin_indications:
         names = "; ".join(i.name for i in a.vancomycin_indications)
+        vancomycin = (
+            draft_medication("vancomycin_iv_paediatric", patient_id, encounter_id, reason, dose_text=_weight_line(a))
+            if not a.adult
+            else draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a))
+        )
         suggestions.append(
             Suggestion(
-                f"Add vancomycin ({names})"[:200],
+                f"{'Consider adding' if a.shock else 'Add'} vancomycin ({names})"[:200],
+                (Action("create", "Draft order: vancomycin", vancomycin),),
+            )
+        )
+    if a.shock:
+        suggestions.append(
+            Suggestion(
+                "Consider adding an aminoglycoside (IDSA 2010: may be added for complications)",
                 (
                     Action(
                         "create",
-                        "Draft order: vancomycin",
-                        draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a)),
+                        "Draft order: aminoglycoside",
+                        draft_medication("aminoglycoside_unspecified", patient_id, encounter_id, reason),
                     ),
                 ),
             )
         )
+    suggestions.extend(
+        Suggestion(
+            f"Stop the active fluoroquinolone prophylaxis ({q.text})"[:200],
+            (Action("delete", f"Stop {q.text}", resource_id=q.source),),
+        )
+        for q in a.quinolone_prophylaxis
+    )
+    if gcsf := _gcsf_suggestion(a, reason, patient_id, encounter_id):
+        suggestions.append(gcsf)
     detail = "\n\n".join(
         [
             bullets(
@@ -368,25 +431,34 @@ def fn_cards(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: st
     return [main, _workup_card(a, summary, patient_id, encounter_id)]
 
 
-def _filgrastim(
-    a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None
-) -> tuple[list[str], tuple[Suggestion, ...]]:
-    per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
+def _gcsf_line(a: FnAssessment) -> str:
+    """G-CSF is considered only for a cited ASCO high-risk feature, never from the count alone."""
     if a.g_csf:
-        return [f"G-CSF already active ({escape(', '.join(m.text for m in a.g_csf))}): no further G-CSF suggested."], ()
-    if a.weight is None:
-        return [
-            f"G-CSF: filgrastim {per_kg:g} mcg/kg/day SC may be considered; **no body weight recorded**, so no "
-            "dose is computed."
-        ], ()
-    dose = per_kg * a.weight.value
-    old = " (**over 30 days old: re-weigh**)" if a.weight_old else ""
-    text = (
-        f"{dose:.0f} mcg daily = {per_kg:g} mcg/kg × {number(a.weight.value)} kg weighed {a.weight.time:%Y-%m-%d}{old}."
-    )
-    suggestion = Suggestion(
-        f"Consider filgrastim {dose:.0f} mcg SC daily ({per_kg:g} mcg/kg, {number(a.weight.value)} kg on "
-        f"{a.weight.time:%Y-%m-%d})",
+        return f"G-CSF already active ({escape(', '.join(m.text for m in a.g_csf))})."
+    if not a.g_csf_reasons:
+        return "G-CSF: not routine in uncomplicated febrile neutropenia (ASCO); no high-risk feature on record."
+    reasons = "; ".join(f"{escape(r.name)} ({escape(r.evidence)})" for r in a.g_csf_reasons)
+    return f"Consider G-CSF (ASCO high-risk features): {reasons}."
+
+
+def _gcsf_suggestion(a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None) -> Suggestion | None:
+    if a.g_csf or not a.g_csf_reasons:
+        return None
+    per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
+    why = a.g_csf_reasons[0].name
+    weight = a.weight_current
+    if not a.adult or weight is None:
+        text = "Dose by weight per the paediatric protocol." if a.child else f"{_weight_line(a)} Dose by weight."
+        resource = draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_text=text)
+        resource["dosageInstruction"][0].pop("doseAndRate", None)
+        return Suggestion(
+            f"Consider filgrastim ({why})"[:200],
+            (Action("create", "Draft order: filgrastim", resource),),
+        )
+    dose = per_kg * weight.value
+    text = f"{dose:.0f} mcg daily = {per_kg:g} mcg/kg × {number(weight.value)} kg weighed {weight.time:%Y-%m-%d}."
+    return Suggestion(
+        f"Consider filgrastim {dose:.0f} mcg SC daily ({why})"[:200],
         (
             Action(
                 "create",
@@ -395,7 +467,24 @@ def _filgrastim(
             ),
         ),
     )
-    return [f"G-CSF consideration: filgrastim {escape(text)} ({escape(a.weight.source)})"], (suggestion,)
+
+
+def _prophylaxis_lines(a: FnAssessment) -> list[str]:
+    """ASCO/IDSA 2018 prophylaxis by kind with its stop rule; said when the ANC is profound now."""
+    profound, days = fn_rule("profound_neutropenia_anc").value, fn_rule("profound_neutropenia_days").value
+    if not a.profound:
+        return [
+            f"ANC not below {profound:g} ×10⁹/L now: prophylaxis trigger (<{profound:g} for >{days:g} days) not met."
+        ]
+    lines = [f"Profound neutropenia now (ANC <{profound:g} ×10⁹/L). If expected to last more than {days:g} days:"]
+    lines += [
+        f"{escape(p.kind.capitalize())}: {escape(p.agents)}"
+        + (f" {escape(p.condition)}" if p.condition.startswith("if") else "")
+        + f"; {escape(p.stop_rule)}."
+        for p in prophylaxis()
+    ]
+    lines.append(_seed("gut_decontamination"))
+    return lines
 
 
 def _temperature_sentence(a: FnAssessment) -> str:
@@ -416,17 +505,6 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
         "; no temperature: FN not excluded" if no_temp else "; watch for fever"
     )
     single, sustained = fn_rule("idsa_fever_single").value, fn_rule("idsa_fever_sustained").value
-    profound, days = fn_rule("profound_neutropenia_anc").value, fn_rule("profound_neutropenia_days").value
-    prophylaxis = (
-        f"Profound neutropenia now (ANC <{profound:g} ×10⁹/L)."
-        if a.profound
-        else f"ANC not below {profound:g} ×10⁹/L now."
-    ) + (
-        " ASCO/IDSA 2018: fluoroquinolone and antifungal prophylaxis for patients expected to have profound "
-        "neutropenia "
-        f"(<{profound:g} ×10⁹/L) for more than {days:g} days; whether that is expected is the clinician's judgement."
-    )
-    gcsf_lines, gcsf = _filgrastim(a, summary, patient_id, encounter_id)
     detail = "\n\n".join(
         [
             _temperature_sentence(a),
@@ -436,12 +514,14 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
                     f"Monitoring: check temperature regularly; a single reading ≥{single:g} °C, or "
                     f"≥{sustained:g} °C over 1 hour, "
                     "is febrile neutropenia: empirical IV antibiotics within 1 hour.",
-                    prophylaxis,
-                    *gcsf_lines,
+                    *_prophylaxis_lines(a),
+                    "G-CSF: not routine for afebrile neutropenia (ASCO)."
+                    if not a.g_csf
+                    else f"G-CSF already active ({escape(', '.join(m.text for m in a.g_csf))}).",
                 ]
             ),
             *gaps,
-            "Sources: IDSA 2010; ASCO/IDSA 2018 prophylaxis (Taplitz, JCO 2018;36:3043); filgrastim label. "
+            "Sources: IDSA 2010; ASCO/IDSA 2018 prophylaxis (Taplitz, JCO 2018;36:3043); ASCO CSF guideline. "
             f"{DISCLAIMER}",
         ]
     )
@@ -461,7 +541,7 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
         indicator="warning",
         source=card_source("severe_neutropenia"),
         detail=detail,
-        suggestions=(cbc, *gcsf),
+        suggestions=(cbc,),
         selection_behavior="any",
         override_reasons=override_reasons(),
     )
@@ -506,6 +586,44 @@ def fever_without_anc_card(a: FnAssessment, gaps: list[str], patient_id: str, en
     )
 
 
+def boundary_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
+    """Fever with ANC <1.0 where neither definition is met at the boundary: never silent (issue #12 rule 2)."""
+    peak = max(a.fever.readings, key=lambda m: m.value)
+    n = a.neutrophils
+    summary = (
+        f"Fever {_temp_text(peak)} with {_anc_text(n.latest)}: FN definitions missed at the boundary; consider "
+        "treating as FN"
+    )
+    projection = (
+        "A single ANC result cannot be projected: repeat the count."
+        if n.prediction is None
+        else f"ANC projected {number(n.prediction.predicted)} ×10⁹/L in {n.prediction.horizon_hours:g} h."
+    )
+    detail = "\n\n".join(
+        [
+            bullets([f"Not met: {escape(m)}." for m in a.boundary_misses] + [projection]),
+            *_evidence(a),
+            *_child_lines(a),
+            "Consider the first-hour set: blood cultures, then one empirical regimen below.",
+            *gaps,
+            DISCLAIMER,
+        ]
+    )
+    choices = [r for r in a.regimens if r.status != "withheld" and r.kind == "empirical"]
+    return Card(
+        summary=summary,
+        indicator="warning",
+        source=card_source("febrile_neutropenia"),
+        detail=detail,
+        suggestions=tuple(
+            replace(s, label=f"Consider: {s.label}"[:200])
+            for s in (_regimen_suggestion(c, summary, patient_id, encounter_id) for c in choices)
+        ),
+        selection_behavior="at-most-one",
+        override_reasons=override_reasons(),
+    )
+
+
 def not_excluded_card(a: FnAssessment, gaps: list[str]) -> Card:
     n = a.neutrophils
     hours = (a.as_of - a.fever.window_start).total_seconds() / 3600
@@ -525,6 +643,8 @@ def febrile_neutropenia_cards(a: FnAssessment, patient_id: str, encounter_id: st
         return fn_cards(a, gaps, patient_id, encounter_id)
     if a.state is FnState.FEVER_ANC_UNKNOWN:
         return [fever_without_anc_card(a, gaps, patient_id, encounter_id)]
+    if a.state is FnState.FEVER_AT_BOUNDARY:
+        return [boundary_card(a, gaps, patient_id, encounter_id)]
     if a.state is FnState.SEVERE_NEUTROPENIA:
         return [severe_neutropenia_card(a, gaps, patient_id, encounter_id)]
     if a.state is FnState.NOT_EXCLUDED:

@@ -36,7 +36,8 @@ def _evidence_row(status: CountStatus) -> tuple[str, ...]:
         escape(point.derivation) if point.derivation else f"{escape(measured.reported)}, {escape(measured.system_code)}"
     )
     sources = ", ".join(escape(m.source) for m in point.evidence)
-    return (status.label, f"{point.value:.3g} {status.unit}", when(point.time), age, f"{how}; {sources}")
+    label = f" **{point.status_label}**" if point.status_label else ""
+    return (status.label, f"{point.value:.3g} {status.unit}{label}", when(point.time), age, f"{how}; {sources}")
 
 
 def _detail(alert: OrderAlert, issues: tuple[DataIssue, ...]) -> str:

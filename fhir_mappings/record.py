@@ -12,7 +12,7 @@ from fhir_mappings.cultures import read_blood_culture
 from fhir_mappings.encounters import read_encounter
 from fhir_mappings.facts import ClinicalRecord, DataIssue
 from fhir_mappings.medications import medication_index, read_medication_request
-from fhir_mappings.observations import Draw, ObservationReader, effective_time
+from fhir_mappings.observations import Draw, ObservationReader, effective_time, latest_versions
 from fhir_mappings.patient import read_patient
 
 
@@ -90,7 +90,7 @@ def read_record(
                 administrations.append(given)
         elif kind == "OperationOutcome":
             all_issues.extend(operation_outcome_issues(resource))
-    measurements = sorted(observations.measurements, key=lambda m: m.time)
+    measurements = sorted(latest_versions(observations.measurements), key=lambda m: m.time)
     return ClinicalRecord(
         demographics=demographics,
         measurements=tuple(measurements),
@@ -101,8 +101,5 @@ def read_record(
         administrations=tuple(sorted(administrations, key=lambda a: a.time)),
         blood_cultures=tuple(cultures),
         issues=tuple(all_issues + observations.issues),
-        preliminary_only=tuple(
-            sorted(a for a in observations.preliminary if not any(m.analyte is a for m in measurements))
-        ),
-        preliminary_results=tuple(sorted(observations.preliminary_results, key=lambda m: m.time)),
+        pregnancy_status=tuple(observations.pregnancy_status),
     )

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
-STORED_TYPES = {"Patient", "Observation", "Condition"}
+STORED_TYPES = {"Patient", "Observation", "Condition", "DiagnosticReport"}
 URN = re.compile(r'"(urn:uuid:[0-9A-Fa-f\-]+)"')
 
 
@@ -51,8 +51,8 @@ class FhirEngine:
             self.process.kill()
 
     def load(self, bundle: dict[str, Any], types: frozenset[str] | set[str] = STORED_TYPES) -> int:
-        """Store the resources of these types (by default Patient, Observation, Condition) of a fixture
-        bundle, ids kept."""
+        """Store the resources of these types (by default Patient, Observation, Condition, DiagnosticReport)
+        of a fixture bundle, ids kept."""
         response = requests.post(f"{self.base}/$load", json=stored_form(bundle, types), timeout=60)
         response.raise_for_status()
         return response.json()["loaded"]

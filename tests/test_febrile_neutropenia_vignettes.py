@@ -28,8 +28,10 @@ EMPIRICAL = [
     "Cefepime 2 g IV every 8 hours",
     "Meropenem 1 g IV every 8 hours",
     "Piperacillin-tazobactam 4.5 g IV every 6 hours",
-    "Ceftazidime 2 g IV every 8 hours",
+    "Ceftazidime 2 g IV every 8 hours (not in IDSA 2010 list)",
 ]
+BOUNDARY = "FN definitions missed at the boundary"
+CONSIDER = [f"Consider: {label}" for label in EMPIRICAL]
 ALTERNATIVES = [
     "Aztreonam IV (dose per local protocol) + Vancomycin 15-20 mg/kg IV every 8-12 hours",
     "Ciprofloxacin (dose and route per local protocol) + Clindamycin (dose and route per local protocol)",
@@ -39,12 +41,12 @@ ALTERNATIVES = [
 VIGNETTES = [
     (
         "single-38.2-no-fever",
-        "IDSA 2010 fever: single >=38.3 (38.2 is not)",
+        "IDSA 2010 fever: single >=38.3 (38.2 is not); a single reading >=38.0 with ANC <1.0 is never silent",
         [temp(38.2, 30), anc(0.3, 2)],
-        "Severe neutropenia without fever",
+        BOUNDARY,
         "warning",
-        ["Repeat CBC with differential"],
-        ["Afebrile"],
+        CONSIDER,
+        ["IDSA fever: highest reading 38.2 °C, 0.1 °C under 38.3 °C", "cannot be projected"],
     ),
     (
         "single-38.3-idsa-not-ctcae",
@@ -77,18 +79,18 @@ VIGNETTES = [
         "38.0-37.6-38.1-broken-run",
         "sustained rule: no reading below 38.0 in between",
         [temp(38.0, 120), temp(37.6, 80), temp(38.1, 30), anc(0.3, 2)],
-        "Severe neutropenia without fever",
+        BOUNDARY,
         "warning",
-        ["Repeat CBC with differential"],
+        CONSIDER,
         [],
     ),
     (
         "38.0-38.1-40-min",
         "sustained rule: span under one hour is not fever",
         [temp(38.0, 70), temp(38.1, 30), anc(0.3, 2)],
-        "Severe neutropenia without fever",
+        BOUNDARY,
         "warning",
-        ["Repeat CBC with differential"],
+        CONSIDER,
         [],
     ),
     (
@@ -104,9 +106,9 @@ VIGNETTES = [
         "fahrenheit-100.9",
         "Fahrenheit 100.9 F = 38.28 C: below 38.3",
         [temp(100.9, 30, unit="[degF]"), anc(0.2, 2)],
-        "Severe neutropenia without fever",
+        BOUNDARY,
         "warning",
-        ["Repeat CBC with differential"],
+        CONSIDER,
         [],
     ),
     (
@@ -206,7 +208,7 @@ VIGNETTES = [
         [temp(38.6, 30), anc(0.2, 2), bp(85), COPD, LYMPHOMA, encounter("IMP", 3000)],
         FN,
         "critical",
-        EMPIRICAL,
+        EMPIRICAL[:3],
         ["possible range **6–14**: high risk (not low risk)"],
     ),
     (
@@ -233,7 +235,7 @@ VIGNETTES = [
         [temp(38.9, 30), anc(0.1, 2), SEPTIC_SHOCK, weight(80)],
         FN,
         "critical",
-        EMPIRICAL,
+        EMPIRICAL[:3],
         ["Vancomycin indicated: haemodynamic instability or severe sepsis"],
     ),
     (
@@ -246,22 +248,22 @@ VIGNETTES = [
         ["Vancomycin is **not routine**"],
     ),
     (
-        "severe-neutropenia-gcsf",
-        "ANC <0.5 without fever: filgrastim 5 mcg/kg/day from latest weight",
+        "severe-neutropenia-no-gcsf-from-count",
+        "ASCO: G-CSF is not routine for afebrile neutropenia; never drafted from a count alone",
         [temp(37.2, 30), anc(0.3, 2), weight(70)],
         "Severe neutropenia without fever",
         "warning",
-        ["Repeat CBC with differential", "Consider filgrastim 350 mcg SC daily (5 mcg/kg, 70 kg on 2026-11-18)"],
-        ["350 mcg daily = 5 mcg/kg × 70 kg weighed 2026-11-18"],
+        ["Repeat CBC with differential"],
+        ["G-CSF: not routine for afebrile neutropenia"],
     ),
     (
         "severe-neutropenia-missing-weight",
-        "G-CSF dose needs weight: missing weight said",
+        "no G-CSF line depends on weight for afebrile neutropenia",
         [temp(37.2, 30), anc(0.3, 2)],
         "Severe neutropenia without fever",
         "warning",
         ["Repeat CBC with differential"],
-        ["no body weight recorded"],
+        ["not routine for afebrile neutropenia"],
     ),
     (
         "severe-neutropenia-on-gcsf",
@@ -385,8 +387,8 @@ def test_fn_antibiotic_orders_are_structured_and_renal_adjusted(client):
 
 def test_vancomycin_indication_adds_weight_based_order_to_the_workup_card(client):
     cards = _post(client, request(temp(38.9, 30), anc(0.1, 2), bp(82), weight(80)))
-    vancomycin = cards[1]["suggestions"][-1]
-    assert vancomycin["label"] == "Add vancomycin (haemodynamic instability)"
+    vancomycin = next(s for s in cards[1]["suggestions"] if "vancomycin" in s["label"])
+    assert vancomycin["label"] == "Consider adding vancomycin (haemodynamic instability)"
     dosage = vancomycin["actions"][0]["resource"]["dosageInstruction"][0]
     assert dosage["text"].startswith("1200-1600 mg for 80 kg")
     assert dosage["doseAndRate"][0]["doseRange"]["low"]["value"] == 15.0

@@ -179,6 +179,7 @@ def test_clozapine_moderate_neutropenia_interrupt_and_consult(client, value):
     assert ("create", "Referral to haematology") in kinds
     assert ("create", "Repeat CBC with differential") in kinds
     assert "Daily until ANC ≥1.0" in plain(card)
+    assert "monthly" not in plain(card) and "Monitoring interval" not in plain(card), "one instruction: the band's"
 
 
 def test_clozapine_severe_neutropenia_is_critical_and_says_no_rechallenge(client):
@@ -324,6 +325,56 @@ def test_dasatinib_stops_below_anc_0_5_only(client):
     assert "ANC ≥1.0 and platelets ≥50" in plain(card)
 
 
+@pytest.mark.parametrize(
+    ("rxcui", "held_status", "value", "plt", "warned"),
+    [
+        ("282388", "on-hold", 1.2, 100, True),
+        ("282388", "stopped", 1.5, 75, False),
+        ("282388", "on-hold", 1.5, 74, True),
+        ("662281", "on-hold", 1.0, 80, True),
+        ("662281", "on-hold", 1.01, 51, False),
+        ("475342", "stopped", 0.99, 60, True),
+        ("475342", "stopped", 1.0, 50, False),
+    ],
+    ids=[
+        "imatinib-1.2",
+        "imatinib-1.5-75",
+        "imatinib-plt-74",
+        "nilotinib-1.0",
+        "nilotinib-1.01",
+        "dasatinib-0.99",
+        "dasatinib-1.0-50",
+    ],
+)
+def test_tki_restart_is_checked_against_the_resume_thresholds_of_its_row(
+    client, rxcui, held_status, value, plt, warned
+):
+    held = medication("tki-old", rxcui, status=held_status, authored_days_ago=40)
+    found = cards(client, request([medication("tki", rxcui)], [anc(value), platelets(plt)], [held]))
+    if warned:
+        [card] = found
+        assert card["indicator"] == "warning" and " restart at ANC " in card["summary"]
+        assert "resumes at ANC" in card["summary"] and "MedicationRequest/tki-old is " + held_status in plain(card)
+    else:
+        assert found == []
+
+
+def test_a_preliminary_count_is_used_by_the_order_check_and_labelled(client):
+    preliminary = anc(0.9)
+    preliminary["status"] = "preliminary"
+    card = one_card(client, request([medication("tki", "282388")], [preliminary, platelets(120)]))
+    assert "ANC 0.9 (<1.0)" in card["summary"] and "0.9 ×10⁹/L **preliminary**" in card["detail"]
+
+
+def test_tki_first_start_at_anc_1_2_is_not_a_restart(client):
+    assert cards(client, request([medication("tki", "282388")], [anc(1.2), platelets(100)])) == []
+
+
+def test_the_order_check_asks_for_held_and_stopped_orders(client):
+    service = next(s for s in client.get("/cds-services").get_json()["services"] if s["id"] == "myelotoxic-order-check")
+    assert "status=active,on-hold,stopped" in service["prefetch"]["medications"]
+
+
 def test_tki_with_stale_counts_is_told_not_checked(client):
     card = one_card(client, request([medication("tki", "282388")], [anc(2.0, 30), platelets(200, 30)]))
     assert card["indicator"] == "info"
@@ -384,18 +435,40 @@ def test_pegfilgrastim_drafted_with_same_day_chemotherapy_gets_one_timing_card(c
     assert [c["summary"].split(" planned")[0] for c in found] == ["Pegfilgrastim"]
 
 
-def test_filgrastim_dose_off_weight_based_dose_informs(client):
+def _filgrastim(mcg: float) -> dict:
     dosage = [
         {
             "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-            "doseAndRate": [{"doseQuantity": {"value": 480, "unit": "mcg"}}],
+            "doseAndRate": [{"doseQuantity": {"value": mcg, "unit": "mcg"}}],
         }
     ]
-    card = one_card(client, request([medication("fil", "68442", dosageInstruction=dosage)], [result("29463-7", 70)]))
+    return medication("fil", "68442", dosageInstruction=dosage)
+
+
+@pytest.mark.parametrize(
+    "mcg", [300, 480, 600, 660, 270], ids=["5/kg", "8/kg-vial", "10/kg", "+10%-of-10", "-10%-of-5"]
+)
+def test_filgrastim_5_to_10_mcg_per_kg_per_day_within_tolerance_is_accepted(client, mcg):
+    assert cards(client, request([_filgrastim(mcg)], [result("29463-7", 60)])) == []
+
+
+def test_filgrastim_above_10_mcg_per_kg_informs_with_the_label_range(client):
+    card = one_card(client, request([_filgrastim(700)], [result("29463-7", 60)]))
     assert card["indicator"] == "info"
-    assert "480 mcg/day is +37 %" in card["summary"] and "350 mcg at 70 kg" in card["summary"]
-    dosage[0]["doseAndRate"][0]["doseQuantity"] = {"value": 0.3, "unit": "mg"}
-    assert cards(client, request([medication("fil", "68442", dosageInstruction=dosage)], [result("29463-7", 60)])) == []
+    assert card["summary"] == "Filgrastim 700 mcg/day is +17 % from 10 mcg/kg/day (600 mcg at 60 kg)"
+    assert "the label range is 5-10 mcg/kg/day (300-600 mcg/day)" in plain(card)
+
+
+def test_filgrastim_below_5_mcg_per_kg_informs(client):
+    card = one_card(client, request([_filgrastim(240)], [result("29463-7", 60)]))
+    assert card["summary"] == "Filgrastim 240 mcg/day is -20 % from 5 mcg/kg/day (300 mcg at 60 kg)"
+
+
+@pytest.mark.parametrize(("weights", "said"), [([], "no body weight on record"), ([45], "45 days old")])
+def test_filgrastim_without_a_current_weight_is_said_not_flagged(client, weights, said):
+    card = one_card(client, request([_filgrastim(480)], [result("29463-7", 60, days_ago=d) for d in weights]))
+    assert card["indicator"] == "info" and card["summary"].startswith("Filgrastim dose not checked")
+    assert said in card["summary"]
 
 
 # --- antibiotics in neutropenia ------------------------------------------------------------------

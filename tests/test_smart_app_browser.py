@@ -40,7 +40,7 @@ COPD_CODES = {"13645005", "J44.9", "J44.1", "J44.0", "J43.9"}
 
 
 def _preliminary_wbc(patient_id: str) -> dict:
-    """A preliminary WBC after the fixture's last CBC, added by the test: shown hollow, never graded."""
+    """A preliminary WBC after the fixture's last CBC, added by the test: shown hollow, graded, said preliminary."""
     return {
         "resourceType": "Observation",
         "id": "preliminary-wbc",
@@ -181,7 +181,7 @@ def test_a_card_link_launches_the_app_which_charts_the_counts_and_scores_mascc(e
     assert f"Observation/{nadir_id}" in seen["hover"] and "CTCAE v5 grade 4" in seen["hover"]
     assert white["chartPreliminary"] == [2.1]
     (preliminary_row,) = [row for row in white["rows"] if row[3] == "preliminary"]
-    assert preliminary_row[2] == "not graded (preliminary)" and preliminary_row[4] == "Observation/preliminary-wbc"
+    assert preliminary_row[2] == "CTCAE v5 grade 2" and preliminary_row[4] == "Observation/preliminary-wbc"
 
     # Hb: the WHO 2024 cut-off for a man (13 g/dL) is the lower limit line and bounds grade 1.
     haemoglobin = series["hemoglobin"]

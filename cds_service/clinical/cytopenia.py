@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from cds_service.clinical.anaemia import who_cutoff, who_severity
+from cds_service.clinical.anaemia import (
+    pregnancy,
+    pregnancy_possible,
+    who_cutoff,
+    who_severity,
+    youngest_who_months,
+)
 from cds_service.clinical.findings import Assessment, Finding, FindingKind, LowerLimit
 from cds_service.clinical.grading import ctcae_grade, neutropenia_band
 from cds_service.clinical.knowledge import threshold
@@ -157,15 +163,31 @@ def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
     if not points:
         return None
     latest = points[-1]
-    cutoff = who_cutoff(record.demographics, as_of.date())
+    day = as_of.date()
+    status = pregnancy(record, day)
+    trimester = status.trimester
     notes = []
-    if cutoff is None:
+    if status.status == "pregnant" and trimester is None:
+        trimester = 1
+        first, second = (who_cutoff(record.demographics, day, t) for t in (1, 2))
+        if first and second:
+            notes.append(
+                f"Pregnant ({status.evidence}), trimester not recorded: the WHO first/third-trimester cut-off "
+                f"{first.anaemia_below:g} g/dL is used (second trimester {second.anaemia_below:g} g/dL)."
+            )
+    elif status.status == "pregnant":
+        notes.append(
+            f"Pregnant, trimester {trimester} ({status.evidence}): the WHO cut-off for that trimester is used."
+        )
+    cutoff = who_cutoff(record.demographics, day, trimester if status.status == "pregnant" else None)
+    if status.status == "pregnant" and cutoff is None:
+        cutoff = who_cutoff(record.demographics, day)
+    months = record.demographics.age_in_months(day)
+    if cutoff is None and months is not None and months < youngest_who_months():
+        notes.append(f"No WHO cut-off below {youngest_who_months()} months: graded only against the lab's range.")
+    elif cutoff is None:
         notes.append("Age or sex unknown: the WHO 2024 cut-off could not be chosen.")
-    elif (
-        record.demographics.sex == "female"
-        and record.demographics.pregnancy_trimester is None
-        and cutoff.min_age_months >= 180
-    ):
+    elif status.status == "unknown" and pregnancy_possible(record.demographics, day):
         notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
     limit = lower_limit(record, A.HEMOGLOBIN, latest, as_of)
     grade = point_grade(A.HEMOGLOBIN, latest, limit)
@@ -183,6 +205,18 @@ def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
         severity=severity,
         notes=tuple(notes),
     )
+
+
+def _ungraded_infant_hb(record: ClinicalRecord, as_of: datetime) -> list[str]:
+    """Below 6 months WHO has no cut-off: a haemoglobin without the lab's range cannot be graded, and is said."""
+    months = record.demographics.age_in_months(as_of.date())
+    points = direct_series(record, A.HEMOGLOBIN)
+    if months is None or months >= youngest_who_months() or not points or points[-1].reference_low is not None:
+        return []
+    return [
+        f"haemoglobin not graded: no WHO cut-off below {youngest_who_months()} months and no reference range "
+        "from the lab"
+    ]
 
 
 def _pancytopenia(findings: dict[FindingKind, Finding], as_of) -> Finding | None:
@@ -239,11 +273,11 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
         for analyte, label in ((A.HEMOGLOBIN, "haemoglobin"), (A.PLATELETS, "platelet count")):
             if not record.series(analyte):
                 missing.append(f"no {label}")
-    missing.extend(f"only preliminary results for {a.replace('_', ' ')}" for a in record.preliminary_only)
     return Assessment(
         as_of=as_of,
         findings=tuple(found.values()),
         issues=record.issues,
         missing=tuple(missing),
         latest_count=max((m.time for m in counts), default=None),
+        ungraded=tuple(_ungraded_infant_hb(record, as_of)),
     )

@@ -6,7 +6,7 @@ from cards.app_link import with_app_link
 from cards.cytopenia import cytopenia_cards
 from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
-from cds_service.hooks.service import CdsService
+from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
@@ -27,6 +27,8 @@ def _lab_query(count: int) -> str:
 PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
     Prefetch("bloodCounts", _lab_query(200), required=True),
+    REPORTS,
+    Prefetch("pregnancy", f"Observation?patient={PATIENT}&code=http://loinc.org|82810-3&_sort=-date&_count=5"),
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
     Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
 )
@@ -41,9 +43,9 @@ def review(call: HookCall) -> list:
     the counts themselves can make the data-gap card."""
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("bloodCounts", *CONTEXT_KEYS),
+        call.data.resources("bloodCounts", REPORTS.key, "pregnancy", *CONTEXT_KEYS),
         call.patient_id,
-        call.data.issues_except(*CONTEXT_KEYS),
+        call.data.issues_except(REPORTS.key, "pregnancy", *CONTEXT_KEYS),
     )
     assessment = assess(record, call.as_of)
     coverage = ChartCoverage(

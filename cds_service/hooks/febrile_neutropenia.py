@@ -9,7 +9,7 @@ from __future__ import annotations
 from cards.app_link import with_app_link
 from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cds_service.clinical.febrile_neutropenia import assess
-from cds_service.hooks.service import CdsService
+from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, Prefetch
 from fhir_mappings import Analyte, read_record
 from fhir_mappings.knowledge import lab_codes
@@ -51,6 +51,7 @@ PREFETCH = (
         f"Observation?patient={PATIENT}&code={_codes(NEUTROPHIL_ANALYTES)}&_sort=-date&_count=200",
         required=True,
     ),
+    REPORTS,
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
     Prefetch("allergies", f"AllergyIntolerance?patient={PATIENT}&_count=100"),
     Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
@@ -61,9 +62,11 @@ PREFETCH = (
 def evaluate(call: HookCall) -> list:
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("vitals", "neutrophils", "conditions", "allergies", "medications", "encounters"),
+        call.data.resources(
+            "vitals", "neutrophils", REPORTS.key, "conditions", "allergies", "medications", "encounters"
+        ),
         call.patient_id,
-        call.data.issues,
+        call.data.issues_except(REPORTS.key),
     )
     lookback = call.settings.fever_lookback_hours if call.settings else None
     assessment = assess(record, call.as_of, lookback, conditions_available="conditions" in call.data.by_key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cards.order_safety import order_cards
 from cds_service.clinical.order_safety import CONDITIONS, COUNTS, MEDICATIONS, check_orders, patient_state
-from cds_service.hooks.service import CdsService
+from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, InvalidRequest, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
@@ -44,7 +44,8 @@ def _count_query() -> str:
 PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
     Prefetch(KEYS[COUNTS], _count_query()),
-    Prefetch(KEYS[MEDICATIONS], f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
+    REPORTS,
+    Prefetch(KEYS[MEDICATIONS], f"MedicationRequest?patient={PATIENT}&status=active,on-hold,stopped&_count=100"),
     Prefetch(KEYS[CONDITIONS], f"Condition?patient={PATIENT}&_count=100"),
 )
 
@@ -64,7 +65,10 @@ def check(call: HookCall) -> list:
     if not any(d.medication for d in to_check):
         return []
     record = read_record(
-        call.data.first("patient", "Patient"), call.data.resources(*KEYS.values()), call.patient_id, call.data.issues
+        call.data.first("patient", "Patient"),
+        call.data.resources(*KEYS.values(), REPORTS.key),
+        call.patient_id,
+        call.data.issues_except(REPORTS.key),
     )
     unavailable = {
         kind: f"prefetch '{key}' was not sent or failed" for kind, key in KEYS.items() if key not in call.data.by_key

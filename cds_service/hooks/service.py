@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from cards import Card
 from cds_service.request import HookCall, Json, Prefetch
 
+REPORTS = Prefetch("reports", "DiagnosticReport?patient={{context.patientId}}&_sort=-date&_count=50")
+"""The reports that group the results: an Observation without its own time takes its report's time.
+Optional and quiet: when it cannot be had, only the results that needed its time are said to be unusable."""
+
 
 @dataclass(frozen=True, slots=True)
 class CdsService:
