@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test test-fast lint docs bench clean image chromium
+.PHONY: run test test-fast test-spark lint docs bench bench-screen clean image chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ chromium:
 test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json $(BROWSER_TEST)/node_modules/.package-lock.json chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Population screening on Apache Spark (PySpark is an optional extra: a large download with its JARs; needs Java 17).
+$(VENV)/.installed-spark: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/pip install -q -e '.[test,spark]'
+	touch $@
+
+test-spark: $(VENV)/.installed-spark
+	$(BIN)/python -m pytest -m spark tests/test_screening_spark.py $(PYTEST_ARGS)
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -53,6 +61,10 @@ docs: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks
+
+# The population screen on ~1M generated Observations (made on demand, never committed; see benchmarks/screen.py).
+bench-screen: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.screen
 
 image:  # optional: build and check the container with podman (see README "Operations")
 	docker/verify-image.sh

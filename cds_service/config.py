@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,6 +86,13 @@ class SmartAppConfig(BaseModel):
     introspection_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
 
+def default_database_url() -> str:
+    """SQLite in the per-user data directory ($XDG_DATA_HOME, else ~/.local/share): never the working
+    directory, where a checkout would track it and `git checkout` could corrupt it."""
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{data_home / 'cytopenia-cds' / 'cytopenia-cds.sqlite3'}"
+
+
 def _known_thresholds() -> set[str]:
     """The names in the clinical threshold table, read as a table: configuration sits below the clinical layer."""
     from cds_service.knowledge_tables import read_table
@@ -110,7 +118,11 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "cytopenia:"
     rate_limit: str = "600 per minute"
     max_json_depth: int = Field(default=100, ge=8, le=1000)
-    database_url: str = "sqlite:///cytopenia-cds.sqlite3"
+    database_url: str = Field(default_factory=default_database_url)
+    # False where a separate `cytopenia-cds migrate` job owns the schema, so the service needs no DDL rights.
+    migrate_on_start: bool = True
+    # Development only: evaluate every call as of this moment, for demos on historical (e.g. Synthea) data.
+    as_of: datetime | None = None
     audit_key: SecretStr | None = None
     repeat_window_hours: float = Field(default=24, ge=0)
     override_snooze_hours: float = Field(default=72, ge=0)
@@ -143,6 +155,11 @@ class Settings(BaseSettings):
             raise ValueError(f"threshold {', '.join(bad)} must be a positive number")
         return value
 
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_in_utc_unless_zoned(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
@@ -174,7 +191,8 @@ class Settings(BaseSettings):
 
     @property
     def cors_allowed(self) -> list[str]:
-        """Dev mode also admits the public CDS Hooks Sandbox; production only what is configured."""
+        """Dev mode also admits the public CDS Hooks Sandbox (and, in the CORS layer, any loopback origin);
+        production only what is configured."""
         return [*self.cors_origins, "https://sandbox.cds-hooks.org"] if self.dev else list(self.cors_origins)
 
 

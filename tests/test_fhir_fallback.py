@@ -97,3 +97,29 @@ def test_neither_token_nor_patient_id_is_logged(engine, client, caplog):
     client.post("/cds-services/cytopenia-review", json=_request(engine, "nobody-logged", token))
     assert token not in caplog.text
     assert "pat2" not in caplog.text and "nobody-logged" not in caplog.text
+
+
+def test_the_engine_holds_a_chart_as_a_browser_client_reads_it(engine):
+    """What a Sandbox user's chart holds (medications, encounters, allergies, reports), read as the
+    Sandbox reads it: /metadata first, then searches by POST _search, from another origin."""
+    import requests
+
+    allergic = load_fixture("synthea-r4/Ali_Herman_75c71918-f07f-4492-af1a-ce006a1e8aaf.json")
+    engine.load(allergic)
+    ali = next(e["resource"]["id"] for e in allergic["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert requests.get(f"{engine.base}/metadata", timeout=10).json()["fhirVersion"] == "4.0.1"
+    for resource_type, patient in [
+        ("MedicationRequest", WHITNEY),
+        ("Encounter", WHITNEY),
+        ("DiagnosticReport", WHITNEY),
+        ("AllergyIntolerance", ali),
+    ]:
+        response = requests.post(
+            f"{engine.base}/{resource_type}/_search",
+            data={"patient": patient},
+            headers={"Origin": "http://localhost:8095"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text[:300]
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert response.json()["entry"], resource_type

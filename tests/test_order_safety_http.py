@@ -11,7 +11,13 @@ import pytest
 
 from tests.conftest import AS_OF, assert_valid, load_fixture
 
-URL = "/cds-services/myelotoxic-order-check"
+SERVICE_IDS = {"order-select": "myelotoxic-order-select", "order-sign": "myelotoxic-order-sign"}
+
+
+def url(body: dict) -> str:
+    return f"/cds-services/{SERVICE_IDS[body['hook']]}"
+
+
 PATIENT_ID = "p-order-1"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UNITS = {"751-8": "10*9/L", "777-3": "10*9/L", "29463-7": "kg"}
@@ -107,7 +113,7 @@ def request(drafts, counts=(), meds=(), conditions=(), hook="order-sign", select
 
 
 def cards(client, body) -> list[dict]:
-    response = client.post(URL, json=body)
+    response = client.post(url(body), json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     document = response.get_json()
     assert_valid("response", document)
@@ -143,13 +149,31 @@ DUFFY_NULL = condition("Duffy-null phenotype Fy(a-b-)")
 # --- discovery ------------------------------------------------------------------------------
 
 
-def test_discovery_declares_one_id_for_order_select_and_order_sign(client):
+def test_discovery_lists_each_hook_under_its_own_id(client):
+    """The CDS Hooks Sandbox stores services by URL (= id): one id listed for two hooks lost order-select."""
     document = client.get("/cds-services").get_json()
     assert_valid("discovery", document)
-    hooks = {s["hook"] for s in document["services"] if s["id"] == "myelotoxic-order-check"}
-    assert hooks == {"order-select", "order-sign"}
-    service = next(s for s in document["services"] if s["id"] == "myelotoxic-order-check")
+    listed = {s["id"]: s["hook"] for s in document["services"] if s["id"].startswith("myelotoxic-")}
+    assert listed == {"myelotoxic-order-select": "order-select", "myelotoxic-order-sign": "order-sign"}
+    ids = [s["id"] for s in document["services"]]
+    assert len(ids) == len(set(ids))
+    service = next(s for s in document["services"] if s["id"] == "myelotoxic-order-select")
     assert "_sort=-date" in service["prefetch"]["counts"] and "751-8" in service["prefetch"]["counts"]
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_the_retired_id_still_answers_both_hooks_during_its_deprecation(client, hook):
+    body = request([clozapine_draft()], [anc(0.3)], [on_clozapine()], hook=hook)
+    response = client.post("/cds-services/myelotoxic-order-check", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [card] = response.get_json()["cards"]
+    assert card["indicator"] == "critical" and "severe neutropenia" in card["summary"]
+
+
+def test_a_hook_sent_to_the_other_hooks_id_is_refused(client):
+    body = request([clozapine_draft()], [anc(0.3)], hook="order-sign")
+    response = client.post("/cds-services/myelotoxic-order-select", json=body)
+    assert response.status_code == 400
 
 
 # --- clozapine, general population ------------------------------------------------------------
@@ -371,7 +395,7 @@ def test_tki_first_start_at_anc_1_2_is_not_a_restart(client):
 
 
 def test_the_order_check_asks_for_held_and_stopped_orders(client):
-    service = next(s for s in client.get("/cds-services").get_json()["services"] if s["id"] == "myelotoxic-order-check")
+    service = next(s for s in client.get("/cds-services").get_json()["services"] if s["id"] == "myelotoxic-order-sign")
     assert "status=active,on-hold,stopped" in service["prefetch"]["medications"]
 
 
@@ -526,7 +550,7 @@ def test_order_select_with_an_empty_draft_bundle_returns_no_cards(client):
 
 def test_order_select_with_a_selection_not_in_the_drafts_is_400(client):
     body = request([clozapine_draft()], [anc(2.0)], hook="order-select", selections=["MedicationRequest/nope"])
-    response = client.post(URL, json=body)
+    response = client.post(url(body), json=body)
     assert response.status_code == 400
     outcome = response.get_json()
     assert outcome["resourceType"] == "OperationOutcome"
@@ -553,7 +577,7 @@ def test_a_draft_listed_twice_and_a_service_request_give_one_card(client):
 def test_missing_patient_prefetch_is_412(client):
     body = request([clozapine_draft()], [anc(2.0)], omit=("patient",))
     body = copy.deepcopy(body)
-    response = client.post(URL, json=body)
+    response = client.post(url(body), json=body)
     assert response.status_code == 412
     assert response.get_json()["resourceType"] == "OperationOutcome"
 

@@ -23,8 +23,7 @@ import requests
 from flask import Request
 
 from cds_service.auth import CallRefused, TrustUnavailable
-from cds_service.auth.registry import is_loopback
-from cds_service.config import ConfigError, Settings
+from cds_service.config import Settings
 from cds_service.observability.metrics import AUTH_FAILURES
 
 log = logging.getLogger(__name__)
@@ -64,9 +63,6 @@ class AppTrust:
     def __init__(self, settings: Settings):
         self._settings = settings
         self._config = settings.smart_app
-        url = self._config.introspection_url
-        if url and not settings.dev and not url.startswith("https://") and not is_loopback(url):
-            raise ConfigError(f"invalid configuration: smart_app.introspection_url must be https: {url}")
         self._cache: OrderedDict[str, tuple[float, AppCaller]] = OrderedDict()
         self._lock = threading.Lock()
 

@@ -14,7 +14,7 @@ from cds_service.clinical.anaemia import (
 )
 from cds_service.clinical.findings import Assessment, Finding, FindingKind, LowerLimit
 from cds_service.clinical.grading import ctcae_grade, neutropenia_band
-from cds_service.clinical.knowledge import threshold
+from cds_service.clinical.knowledge import AnaemiaCutoff, threshold
 from cds_service.clinical.series import Point, direct_series, neutrophil_series
 from cds_service.clinical.trends import trend
 from fhir_mappings import Analyte, ClinicalRecord
@@ -44,7 +44,7 @@ def lower_limit(record: ClinicalRecord, analyte: Analyte, point: Point, as_of: d
     """The limit a result is read against: the lab's own, else the cited default (the WHO 2024 cut-off
     for age, sex and pregnancy for haemoglobin); WBC and lymphocytes have no default."""
     if analyte is A.HEMOGLOBIN:
-        cutoff = who_cutoff(record.demographics, as_of.date())
+        cutoff, _notes = haemoglobin_cutoff(record, as_of)
         basis = (
             f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL"
             if cutoff
@@ -158,11 +158,9 @@ def _leukopenia(record, as_of) -> Finding | None:
     return finding
 
 
-def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
-    points = direct_series(record, A.HEMOGLOBIN)
-    if not points:
-        return None
-    latest = points[-1]
+def haemoglobin_cutoff(record: ClinicalRecord, as_of: datetime) -> tuple[AnaemiaCutoff | None, tuple[str, ...]]:
+    """The WHO 2024 cut-off for this patient (age, sex, and pregnancy read from the record), with the notes
+    that say which cut-off was chosen and why; the cards and the SMART app read the same one."""
     day = as_of.date()
     status = pregnancy(record, day)
     trimester = status.trimester
@@ -189,6 +187,15 @@ def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
         notes.append("Age or sex unknown: the WHO 2024 cut-off could not be chosen.")
     elif status.status == "unknown" and pregnancy_possible(record.demographics, day):
         notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
+    return cutoff, tuple(notes)
+
+
+def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
+    points = direct_series(record, A.HEMOGLOBIN)
+    if not points:
+        return None
+    latest = points[-1]
+    cutoff, notes = haemoglobin_cutoff(record, as_of)
     limit = lower_limit(record, A.HEMOGLOBIN, latest, as_of)
     grade = point_grade(A.HEMOGLOBIN, latest, limit)
     severity = who_severity(latest.value, cutoff) if cutoff else None

@@ -1,6 +1,7 @@
 """order-select and order-sign: a drafted myelotoxic drug or neutropenia antibiotic against the latest counts.
 
-One service id, declared for both hooks: order-select checks the selected drafts, order-sign all drafts.
+One declaration per hook, each with its own id: order-select checks the selected drafts, order-sign all drafts.
+Clients such as the CDS Hooks Sandbox key services by URL (= id), so one id listed twice loses a hook.
 Counts, medications and conditions are optional prefetch: when the EHR sends none (the CDS Hooks
 Sandbox sends only the Patient), the card says so instead of failing or staying silent.
 """
@@ -15,7 +16,10 @@ from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
 from fhir_mappings.orders import UnknownSelection, read_draft_orders, selected
 
-SERVICE_ID = "myelotoxic-order-check"
+SERVICE_IDS = {"order-select": "myelotoxic-order-select", "order-sign": "myelotoxic-order-sign"}
+# Listed under one id for both hooks until 0.2.0; it still answers (dispatch on the body's hook) but is not
+# listed, because listing it brings the overwrite back. Remove after the deprecation period (CHANGELOG.md).
+RETIRED_ID = "myelotoxic-order-check"
 PATIENT = "{{context.patientId}}"
 COUNT_ANALYTES = frozenset(
     {
@@ -87,7 +91,7 @@ USAGE = "FHIR R4 Patient, Observation (LOINC blood counts, body weight), Medicat
 
 SERVICES = tuple(
     CdsService(
-        id=SERVICE_ID,
+        id=service_id,
         hook=hook,
         title=f"Myelotoxic order check ({hook})",
         description=DESCRIPTION,
@@ -95,5 +99,5 @@ SERVICES = tuple(
         prefetch=PREFETCH,
         usage_requirements=USAGE,
     )
-    for hook in ("order-select", "order-sign")
+    for hook, service_id in SERVICE_IDS.items()
 )

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 from flask_limiter import Limiter
-from limits import parse_many
 
 from cds_service.auth import CallRefused, Trust, TrustUnavailable
 from cds_service.auth.introspection import AppTrust
-from cds_service.config import ConfigError, Settings
+from cds_service.config import Settings
 from cds_service.errors import ApiError
 
 # Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
@@ -26,10 +25,6 @@ def _rate_limit_key() -> str:
 
 
 def _limiter(app: Flask, settings: Settings) -> Limiter:
-    try:
-        parse_many(settings.rate_limit)
-    except ValueError as error:
-        raise ConfigError(f"invalid configuration: rate_limit: {error}") from None
     return Limiter(
         _rate_limit_key,
         app=app,

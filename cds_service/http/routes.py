@@ -33,7 +33,9 @@ def discovery() -> Response:
 
 
 def _enabled(service_id: str) -> list[CdsService]:
-    return [s for s in hooks.enabled_services(current_app.config["SETTINGS"]) if s.id == service_id]
+    """Declarations the called id reaches, a retired id included: it answers but is not listed."""
+    ids = hooks.current_ids(service_id)
+    return [s for s in hooks.enabled_services(current_app.config["SETTINGS"]) if s.id in ids]
 
 
 def _service_for(service_id: str, hook: str) -> CdsService:
