@@ -12,24 +12,11 @@ from typing import Any
 
 from fhir.resources.R4B.condition import Condition
 
-from cards.markdown import bullets, escape
+from cards.markdown import clip, escape, listed
 from cards.model import Action, Suggestion
 from cds_service.clinical.context import Contributor, Documented, FindingContext, ProblemListEntry
+from cds_service.clinical.knowledge import threshold
 
-CAUSE_HEADINGS = {
-    "chemotherapy_radiation": "Chemotherapy or radiation",
-    "medication": "Medication",
-    "malignancy": "Cancer",
-    "marrow_disorder": "Marrow disorder",
-    "nutritional_deficiency": "Nutritional deficiency",
-    "kidney_disease": "Kidney disease",
-    "infection": "Infection",
-    "autoimmune": "Autoimmune",
-    "transplant": "Transplant",
-    "spleen": "Spleen",
-    "genetic": "Genetic or constitutional",
-    "treatment": "Treatment",
-}
 SYSTEM_NAMES = {
     "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
     "http://snomed.info/sct": "SNOMED CT",
@@ -45,70 +32,57 @@ def _code_text(code: str | None) -> str:
 
 
 def _documented_text(d: Documented) -> str:
-    since = f"since {d.since:%Y-%m-%d}" if d.since else "date not recorded"
+    since = f" since {d.since:%Y-%m-%d}" if d.since else ""
     code = _code_text(d.code)
-    return f"{escape(d.display)} {since}" + (
-        f" ({escape(code)}; {escape(d.source)})" if code else f" ({escape(d.source)})"
-    )
+    return f"{clip(escape(d.display), 80)}{since}" + (f" ({escape(code)})" if code else "")
 
 
 def _contributor_text(c: Contributor) -> str:
-    parts = [f"{CAUSE_HEADINGS.get(c.cause, c.cause)}: **{escape(c.what)}**"]
-    if c.what != c.why:
-        parts.append(f" ({escape(c.why)})")
+    text = clip(escape(c.what), 80)
     if c.last_ordered:
-        parts.append(f", last ordered {c.last_ordered:%Y-%m-%d}")
-    if c.since:
-        parts.append(f", since {c.since:%Y-%m-%d}")
-    if code := _code_text(c.code):
-        parts.append(f", {escape(code)}")
-    return "".join(parts) + f"; source: {escape(', '.join(c.sources))}"
+        text += f" (last ordered {c.last_ordered:%Y-%m-%d})"
+    elif c.since:
+        text += f" (since {c.since:%Y-%m-%d})"
+    return text
 
 
 def context_blocks(context: FindingContext | None) -> list[str]:
-    """Markdown blocks: documented, contributors, what was not checked, unexplained next steps, problem list."""
+    """Short lines, most useful first: documented, possible causes, the problem-list entry, next steps."""
     if context is None:
         return []
+    days = threshold("persistent_cytopenia_days").value
     blocks = []
     if context.documented:
-        blocks.append("**Documented:** " + "; ".join(_documented_text(d) for d in context.documented) + ".")
+        blocks.append("**Documented:** " + listed([_documented_text(d) for d in context.documented], 2) + ".")
     if context.known_and_stable:
-        blocks.append("Documented for over 4 weeks and no worse than before: shown as information.")
+        blocks.append(f"Documented for over {days:g} days and no worse than before: shown as information.")
+    if context.contributors:
+        blocks.append(
+            "**Possible causes on the chart:** " + listed([_contributor_text(c) for c in context.contributors], 3) + "."
+        )
+    elif context.unexplained:
+        blocks.append("**Nothing on the chart explains this** (problem list and active medications read).")
+    if context.problem_list:
+        entry = context.problem_list
+        blocks.append(f"**Not on the problem list:** suggested entry {escape(_code_label(entry))}.")
+    elif context.problem_list_note:
+        blocks.append(escape(context.problem_list_note))
+    if context.next_steps:
+        blocks.append(
+            f"**Persisting over {days:g} days and unexplained.** To consider: "
+            + "; ".join(escape(s.text) for s in context.next_steps)
+            + "."
+        )
+    if context.not_checked:
+        blocks.append("**Not checked:** " + listed([escape(n) for n in context.not_checked], 2) + ".")
     if context.previously_documented:
         blocks.append(
             "Previously documented, now resolved: "
-            + "; ".join(_documented_text(d) for d in context.previously_documented)
+            + listed([_documented_text(d) for d in context.previously_documented], 2)
             + "."
         )
-    if context.contributors:
-        blocks.append(
-            "**Possible contributors on the chart:**\n" + bullets([_contributor_text(c) for c in context.contributors])
-        )
-    elif context.unexplained:
-        blocks.append(
-            "**Nothing on the chart explains this:** no cause found on the problem list or in the active "
-            "medication orders."
-        )
     if context.treatments:
-        blocks.append("Also on the chart:\n" + bullets([_contributor_text(c) for c in context.treatments]))
-    if context.not_checked:
-        blocks.append("**Not checked:** " + "; ".join(context.not_checked) + ".")
-    if context.next_steps:
-        blocks.append(
-            "**Persisting over 4 weeks and unexplained.** To consider:\n"
-            + bullets([escape(s.text) for s in context.next_steps])
-            + "\n\nSources: "
-            + escape(" | ".join(dict.fromkeys(s.source for s in context.next_steps)))
-        )
-    if context.problem_list:
-        entry = context.problem_list
-        blocks.append(
-            f"**Not on the problem list.** Suggested entry: {escape(_code_label(entry))}, because "
-            f"{escape(entry.reason)} "
-            f"(code source: {escape(entry.source)})."
-        )
-    elif context.problem_list_note:
-        blocks.append(escape(context.problem_list_note))
+        blocks.append("Also on the chart: " + listed([_contributor_text(c) for c in context.treatments], 3) + ".")
     return blocks
 
 

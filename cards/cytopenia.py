@@ -1,18 +1,23 @@
-"""Cytopenia findings -> CDS Hooks cards with their evidence and suggested orders."""
+"""Cytopenia findings -> one card per problem: the finding and the ask, the evidence, the next orders.
+
+A card's detail is short by construction (`fit` keeps it within `DETAIL_MAX`): the evidence table,
+then the reason, then the chart context. Every number comes from the finding or its knowledge row.
+"""
 
 from __future__ import annotations
 
-from cards.catalogue import card_source, override_reasons
+from cards.catalogue import card_links, card_source, override_reasons
 from cards.context import context_blocks, problem_list_suggestions
-from cards.markdown import bullets, escape, number, table, when
-from cards.model import Action, Card, Suggestion
+from cards.markdown import clip, escape, fit, listed, table
+from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
+from cards.numbers import limit_text, named, unit_of, with_unit
 from cards.orders import draft_order, order_label
 from cds_service.clinical.context import FindingContext, settled_indicator
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
-from cds_service.clinical.knowledge import threshold
+from cds_service.clinical.knowledge import ctcae_cuts, threshold
 from fhir_mappings import Analyte, DataIssue
+from fhir_mappings.knowledge import unit_key
 
-A = Analyte
 F = FindingKind
 
 TITLES = {
@@ -23,50 +28,77 @@ TITLES = {
     F.THROMBOCYTOPENIA: "Thrombocytopenia",
     F.PANCYTOPENIA: "Pancytopenia",
 }
-SHORT = {
-    A.ABSOLUTE_NEUTROPHIL_COUNT: "ANC",
-    A.WHITE_BLOOD_CELLS: "WBC",
-    A.LYMPHOCYTES: "lymphocytes",
-    A.HEMOGLOBIN: "Hb",
-    A.PLATELETS: "platelets",
-}
-UNIT_TEXT = {"10*9/L": "×10⁹/L", "g/dL": "g/dL", "%": "%"}
-DISCLAIMER = "Suggestions only: the clinician decides."
+MOST_ISSUES = 3
 
 
-def value_text(analyte: Analyte, value: float, unit: str) -> str:
-    return f"{SHORT.get(analyte, analyte.replace('_', ' '))} {number(value)} {UNIT_TEXT.get(unit, unit)}"
+def judged_by(finding: Finding) -> tuple[float | None, ...]:
+    """Every limit this finding's value was compared with: its lower limit and the CTCAE cut-offs."""
+    cuts = ctcae_cuts().get((finding.analyte, unit_key(unit_of_row(finding.analyte))), ())
+    return (finding.lower_limit.value, *(c.below for c in cuts))
 
 
-def _headline(finding: Finding) -> str:
-    point = finding.latest
-    return value_text(finding.analyte, point.value, point.evidence[0].unit if not point.derivation else "10*9/L")
+def unit_of_row(analyte: Analyte) -> str:
+    return "g/dL" if analyte is Analyte.HEMOGLOBIN else "10*9/L"
 
 
-def _grade_text(finding: Finding) -> str:
+def headline(finding: Finding, unit: bool = True) -> str:
+    """'ANC 0.3' (a summary) or 'ANC 0.3 ×10⁹/L'; Hb always keeps g/dL."""
+    return named(
+        finding.analyte, finding.latest.value, judged_by(finding), unit or finding.analyte is Analyte.HEMOGLOBIN
+    )
+
+
+def grade_text(finding: Finding) -> str:
     parts = [finding.grade.label] if finding.grade else []
     if finding.severity:
         parts.append(finding.severity)
     return ", ".join(parts)
 
 
-def _summary(finding: Finding) -> str:
+def _ask(finding: Finding) -> str:
+    """What the clinician is asked to consider, in a few words."""
+    kind = finding.kind
+    if not finding.significant:
+        return "no work-up for this count alone"
+    if finding.stale:
+        return "repeat CBC: result not current"
+    if kind is F.PANCYTOPENIA:
+        return "smear review and haematology referral"
+    asks = []
+    if kind is F.ANAEMIA:
+        rbc = threshold("red_cell_transfusion_hemoglobin").value
+        asks.append("consider red-cell transfusion" if finding.latest.value < rbc else "anaemia work-up")
+    elif kind is F.THROMBOCYTOPENIA and finding.latest.value < threshold("platelet_transfusion").value:
+        asks.append("consider platelet transfusion")
+    elif kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.LEUKOPENIA) and finding.grade_number >= 2:
+        asks.append("repeat CBC and smear")
+    else:
+        asks.append("repeat CBC with differential")
+    if finding.persistent:
+        asks.append("haematology referral")
+    return ", ".join(asks)
+
+
+def summary(finding: Finding, ask: str | None = None) -> str:
+    ask = ask or _ask(finding)
     if finding.kind is F.PANCYTOPENIA:
-        text = "Pancytopenia: " + ", ".join(_headline(f) for f in finding.lineages)
+        text = "Pancytopenia: " + ", ".join(headline(f, unit=False) for f in finding.lineages)
     elif not finding.significant:
-        text = f"{_headline(finding)}: within the Duffy-null reference interval"
+        text = f"{headline(finding)}: within the Duffy-null reference interval"
         if finding.grade:
             text += f" ({finding.grade.label} for toxicity reporting)"
+        return text
     else:
-        text = f"{TITLES[finding.kind]}: {_headline(finding)}"
-        if grade := _grade_text(finding):
+        text = f"{TITLES[finding.kind]}: {headline(finding, unit=False)}"
+        if grade := grade_text(finding):
             text += f" ({grade})"
     if finding.stale:
         text += f", result from {finding.latest.time:%Y-%m-%d}"
-    return text
+    full = f"{text} — {ask}"
+    return full if len(full) <= SUMMARY_MAX else clip(text, SUMMARY_MAX)
 
 
-def _indicator(finding: Finding) -> str:
+def indicator(finding: Finding) -> str:
     """info for CTCAE grade 1-2, warning for grade 3-4 and pancytopenia; critical is kept for FN."""
     if not finding.significant:
         return "info"
@@ -75,145 +107,108 @@ def _indicator(finding: Finding) -> str:
     return "info"
 
 
-def _evidence_rows(finding: Finding) -> list[tuple[str, ...]]:
-    rows = []
-    for source in finding.lineages or (finding,):
-        point = source.latest
-        if point.derivation:
-            rows.append(
-                (
-                    "ANC (computed)",
-                    f"{number(point.value)} ×10⁹/L",
-                    escape(point.derivation),
-                    when(point.time),
-                    "computed",
-                )
-            )
-        for m in point.evidence:
-            rows.append(
-                (
-                    f"{escape(m.analyte.replace('_', ' '))} ({m.system_code})",
-                    f"{number(m.value)} {UNIT_TEXT.get(m.unit, m.unit)}",
-                    escape(m.reported) + (f" ({escape(m.note)})" if m.note else ""),
-                    when(m.time),
-                    escape(m.source),
-                )
-            )
-    return rows
+def _row(finding: Finding) -> tuple[str, ...]:
+    point = finding.latest
+    source = ", ".join(escape(m.source) for m in point.evidence[:2])
+    how = f"computed: {escape(point.derivation)}" if point.derivation else source
+    grade = f"grade {finding.grade.grade}" if finding.grade else (finding.severity or "–")
+    name = headline(finding).split(" ", 1)[0]
+    return (
+        name[0].upper() + name[1:],
+        with_unit(finding.analyte, point.value, judged_by(finding)),
+        grade,
+        f"{point.time:%Y-%m-%d %H:%M}",
+        how,
+    )
+
+
+def evidence_table(findings: tuple[Finding, ...]) -> str:
+    return table(("Count", "Result", "CTCAE", "Drawn (UTC)", "Result from"), [_row(f) for f in findings])
+
+
+def _limit_text(finding: Finding) -> str | None:
+    limit = finding.lower_limit
+    if finding.kind is F.PANCYTOPENIA or limit.value is None:
+        return None
+    return f"Lower limit {limit_text(limit.value)} {unit_of(finding.analyte)} ({escape(limit.basis)})."
 
 
 def _trend_text(finding: Finding) -> str | None:
     trend = finding.trend
     if trend is None or trend.count < 2:
         return None
-    unit = "g/dL" if finding.analyte is A.HEMOGLOBIN else "×10⁹/L"
-    parts = [f"{trend.count} results; nadir {number(trend.nadir.value)} {unit} on {trend.nadir.time:%Y-%m-%d}"]
+    nadir = with_unit(finding.analyte, trend.nadir.value, judged_by(finding))
+    parts = [f"Trend: {trend.count} results; nadir {nadir} on {trend.nadir.time:%Y-%m-%d}"]
     if trend.falling:
         parts.append("falling since the previous result")
     if trend.low_since:
-        parts.append(
-            f"low since {trend.low_since:%Y-%m-%d}" + (" (persistent, over 4 weeks)" if finding.persistent else "")
-        )
+        days = threshold("persistent_cytopenia_days").value
+        persistent = f" (persistent, over {days:g} days)" if finding.persistent else ""
+        parts.append(f"low since {trend.low_since:%Y-%m-%d}{persistent}")
     return "; ".join(parts) + "."
 
 
-def _detail(finding: Finding, assessment: Assessment) -> str:
-    blocks = []
-    grade = _grade_text(finding)
-    lead = (
-        f"**{_headline(finding)}** on {when(finding.latest.time)}"
-        if finding.kind is not F.PANCYTOPENIA
-        else (
-            "**All three lineages are low on the same draw** ("
-            + "; ".join(f"{_headline(f)}: {_grade_text(f)}" for f in finding.lineages)
-            + ")"
-        )
-    )
-    if grade and finding.kind is not F.PANCYTOPENIA:
-        lead += f": {grade} ({escape(finding.grade.term) if finding.grade else 'WHO'})"
-    blocks.append(lead + ".")
-    if finding.stale:
-        blocks.append(f"**Not current:** this result is {finding.age_days:.0f} days old; counts may have changed.")
-    blocks.append(table(("Result", "Value", "As reported", "Time", "Source"), _evidence_rows(finding)))
-    if trend := _trend_text(finding):
-        blocks.append(f"Trend: {trend}")
-    unit = "g/dL" if finding.analyte is A.HEMOGLOBIN else "×10⁹/L"
-    limit = f"{number(finding.lower_limit.value)} {unit} " if finding.lower_limit.value is not None else ""
-    blocks.append(f"Lower limit used: {limit}({escape(finding.lower_limit.basis)}).")
-    if finding.notes:
-        blocks.append(bullets([escape(n) for n in finding.notes]))
-    blocks.extend(gap_blocks(assessment.missing, assessment.issues))
-    blocks.append(f"Sources: {escape(card_source(finding.kind.value).label.split(': ', 1)[1])}. {DISCLAIMER}")
-    return "\n\n".join(blocks)
-
-
-def gap_blocks(missing: tuple[str, ...], issues: tuple[DataIssue, ...]) -> list[str]:
-    """What could not be assessed and what data was not used, for any card's detail."""
-    blocks = []
+def gap_lines(missing: tuple[str, ...], issues: tuple[DataIssue, ...]) -> list[str]:
+    """What could not be assessed and which data was not used, in at most two short lines."""
+    lines = []
     if missing:
-        blocks.append("**Not assessed:**\n" + bullets([escape(m) for m in missing]))
+        lines.append("**Not assessed:** " + escape("; ".join(missing)) + ".")
     if issues:
-        blocks.append("**Data not used:**\n" + bullets([_issue_text(i) for i in issues[:10]]))
-        if len(issues) > 10:
-            blocks.append(f"…and {len(issues) - 10} more.")
-    return blocks
+        lines.append(
+            "**Data not used:** "
+            + listed([f"{escape(i.source)}: {escape(i.problem)}" for i in issues], MOST_ISSUES)
+            + "."
+        )
+    return lines
 
 
-def _issue_text(issue: DataIssue) -> str:
-    return f"{escape(issue.source)}: {escape(issue.problem)}"
-
-
-def _suggestion(
-    orders: tuple[str, ...], label: str, patient_id: str, encounter_id: str | None, reason: str
-) -> Suggestion:
+def _suggestion(orders: tuple[str, ...], label: str, patient_id: str, encounter_id: str | None, reason: str):
     return Suggestion(
         label=label,
         actions=tuple(
             Action("create", f"Draft order: {order_label(o)}", draft_order(o, patient_id, encounter_id, reason))
             for o in orders
         ),
+        orders=orders,
     )
 
 
-def _suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+def suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
     """The next orders to consider. None for a count within the Duffy-null interval: asymptomatic
     Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely)."""
     if not finding.significant:
         return ()
-    reason = _summary(finding)
+    reason = summary(finding)
 
     def offer(orders: tuple[str, ...], label: str | None = None) -> Suggestion:
         return _suggestion(orders, label or order_label(orders[0]), patient_id, encounter_id, reason)
 
     kind = finding.kind
-    suggestions = [offer(("cbc_with_differential",))]
+    offered = [offer(("cbc_with_differential",))]
     if kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA) and finding.grade_number >= 2:
-        suggestions.append(offer(("peripheral_smear",)))
-    if kind is F.ANAEMIA:
-        suggestions.append(
+        offered.append(offer(("peripheral_smear",)))
+    lineages = {f.kind: f for f in (finding.lineages or (finding,))}
+    if anaemia := lineages.get(F.ANAEMIA):
+        offered.append(
             offer(
                 ("reticulocytes", "ferritin", "vitamin_b12", "folate"),
                 "Anaemia work-up: reticulocytes, ferritin, vitamin B12, folate",
             )
         )
         rbc = threshold("red_cell_transfusion_hemoglobin")
-        if finding.latest.value < rbc.value:
-            suggestions.append(
-                offer(
-                    ("red_cell_transfusion",), f"Consider red-cell transfusion (Hb below {rbc.value:g} g/dL, AABB 2023)"
-                )
+        if anaemia.latest.value < rbc.value:
+            offered.append(
+                offer(("red_cell_transfusion",), f"Consider red-cell transfusion (Hb below {rbc.value:g} g/dL)")
             )
-    if kind is F.THROMBOCYTOPENIA:
-        platelets = threshold("platelet_transfusion")
-        if finding.latest.value < platelets.value:
-            suggestions.append(
-                offer(
-                    ("platelet_transfusion",), f"Consider platelet transfusion (below {platelets.value:g} ×10⁹/L, AABB)"
-                )
-            )
-    if kind is F.PANCYTOPENIA or (finding.persistent and finding.significant):
-        suggestions.append(offer(("haematology_referral",)))
-    return tuple(suggestions)
+    if (platelets := lineages.get(F.THROMBOCYTOPENIA)) and platelets.latest.value < (
+        limit := threshold("platelet_transfusion")
+    ).value:
+        offered.append(
+            offer(("platelet_transfusion",), f"Consider platelet transfusion (below {limit.value:g} ×10⁹/L)")
+        )
+    if kind is F.PANCYTOPENIA or finding.persistent:
+        offered.append(offer(("haematology_referral",)))
+    return tuple(offered)
 
 
 def finding_card(
@@ -222,53 +217,88 @@ def finding_card(
     patient_id: str,
     encounter_id: str | None,
     context: FindingContext | None = None,
+    rows: tuple[Finding, ...] = (),
+    extra: tuple[str, ...] = (),
+    ask: str | None = None,
 ) -> Card:
+    """One problem's card; `rows` are related findings shown as rows of its table (leukopenia and
+    lymphopenia on a neutropenia card), `extra` lines the caller adds (fever watch on a neutropenia card)."""
+    level = settled_indicator(indicator(finding), context)
+    lead = [*(finding.lineages or (finding,)), *rows]
+    blocks = [
+        evidence_table(tuple(lead)),
+        f"**Not current:** this result is {finding.age_days:.0f} days old; counts older than "
+        f"{threshold('stale_result_days').value:g} days may have changed."
+        if finding.stale
+        else None,
+        *extra,
+        _trend_text(finding),
+        _limit_text(finding),
+        *(escape(n) for n in finding.notes),
+        *context_blocks(context),
+        *gap_lines(assessment.missing, assessment.issues),
+    ]
     return Card(
-        summary=_summary(finding),
-        indicator=settled_indicator(_indicator(finding), context),
+        summary=summary(finding, ask),
+        indicator=level,
         source=card_source(finding.kind.value),
-        detail="\n\n".join([_detail(finding, assessment), *context_blocks(context)]),
-        suggestions=_suggestions(finding, patient_id, encounter_id)
+        detail=fit(blocks, DETAIL_BUDGET[level]),
+        suggestions=suggestions(finding, patient_id, encounter_id)
         + problem_list_suggestions(context, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),
+        links=card_links(finding.kind.value),
         finding=finding.kind.value,
-        trigger=";".join(f"{m.source}={m.value:g}" for f in finding.lineages or (finding,) for m in f.latest.evidence),
+        trigger=";".join(f"{m.source}={m.value:g}" for f in lead for m in f.latest.evidence),
         grade=finding.grade_number,
     )
 
 
-def data_gap_card(assessment: Assessment) -> Card | None:
-    """Said out loud when counts are missing or unusable: absence of data is never 'no cytopenia'."""
-    no_counts = assessment.latest_count is None
+def data_gap_card(
+    assessment: Assessment, patient_id: str, encounter_id: str | None = None, expected: tuple[str, ...] = ()
+) -> Card | None:
+    """Said out loud when counts were expected and could not be used: absence of data is never 'no cytopenia'.
+
+    Expected means: data that could not be used (a failed prefetch, results entered in error, without a
+    value, in an unconvertible unit, about another patient, only preliminary) or a chart that calls for
+    counts (`expected`: chemotherapy, clozapine, a TKI, a fever, a known cytopenia). A patient who simply
+    has no CBC gets no card.
+    """
+    current = assessment.latest_count is not None and (
+        (assessment.as_of - assessment.latest_count).days <= threshold("history_lookback_days").value
+    )
     unusable = bool(assessment.issues) or any(m.startswith("only preliminary") for m in assessment.missing)
-    if not (no_counts or unusable):
+    if not unusable and (current or not expected):
         return None
-    summary = (
-        "Cytopenia not assessed: no usable blood count"
-        if no_counts
-        else "Blood counts partly unusable: cytopenia assessment may be incomplete"
-    )
-    detail = "\n\n".join(
-        [
-            "The service could not read everything it needs to assess cytopenia. "
-            "This is **not** a statement that the counts are normal.",
-            *gap_blocks(assessment.missing, assessment.issues),
-            DISCLAIMER,
-        ]
-    )
-    return Card(summary=summary, indicator="info", source=card_source("data_gap"), detail=detail, finding="data_gap")
-
-
-def cytopenia_cards(
-    assessment: Assessment,
-    patient_id: str,
-    encounter_id: str | None = None,
-    contexts: dict[FindingKind, FindingContext] | None = None,
-) -> list[Card]:
-    cards = [
-        finding_card(f, assessment, patient_id, encounter_id, (contexts or {}).get(f.kind)) for f in assessment.findings
+    days = threshold("history_lookback_days").value
+    if assessment.latest_count is None:
+        summary_text = "Cytopenia not assessed: no usable blood count" + (
+            " — order a CBC with differential" if expected else ""
+        )
+    elif not current:
+        summary_text = f"No blood count in the last {days:g} days — order a CBC with differential"
+    else:
+        summary_text = "Blood counts partly unusable: cytopenia assessment may be incomplete"
+    blocks = [
+        "This is **not** a statement that the counts are normal.",
+        f"Counts are expected here: {escape(', '.join(expected))}." if expected else None,
+        f"Latest count {assessment.latest_count:%Y-%m-%d}: older than the {days:g}-day look-back, shown as history."
+        if assessment.latest_count is not None and not current
+        else None,
+        *gap_lines(assessment.missing, assessment.issues),
     ]
-    if not cards and (gap := data_gap_card(assessment)):
-        cards.append(gap)
-    return cards
+    offered = (
+        (_suggestion(("cbc_with_differential",), "CBC with differential", patient_id, encounter_id, summary_text),)
+        if expected
+        else ()
+    )
+    return Card(
+        summary=clip(summary_text, SUMMARY_MAX),
+        indicator="info",
+        source=card_source("data_gap"),
+        detail=fit(blocks, DETAIL_BUDGET["info"]),
+        suggestions=offered,
+        selection_behavior="any" if offered else None,
+        links=card_links("data_gap"),
+        finding="data_gap",
+    )

@@ -1,335 +1,190 @@
-"""Febrile-neutropenia assessment -> the first-hour cards.
+"""Febrile-neutropenia assessment -> one card with the first-hour orders.
 
-Two cards make one first-hour picture, because CDS Hooks sets selectionBehavior per card: the
-critical FN card carries the evidence, the rule that fired, the time goal and the risk scores, and
-its suggestions are the empirical antibiotic choice (at-most-one); the companion critical card
-carries the work-up the clinician may take all of (any): two blood-culture sets, daily CBC, and
-vancomycin only when an indication is documented.
+One critical card per episode: the evidence, the definitions met, the time goal, one line per risk
+score, and the first-hour order sets as alternatives (at-most-one): each set is one empirical
+regimen with the two blood-culture sets and the daily CBC, so one click drafts the whole first hour;
+a set without an antibiotic serves a clinician who has already chosen one. The full MASCC/CISNE item
+tables are not in the card: the review app holds them. Every number comes from the assessment or a
+knowledge row.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from cards.catalogue import card_source, override_reasons
-from cards.cytopenia import DISCLAIMER, gap_blocks
-from cards.markdown import bullets, escape, number, table, when
+from cards.catalogue import card_links, card_source, override_reasons
+from cards.cytopenia import gap_lines
+from cards.markdown import clip, escape, fit, listed, when
 from cards.medication_orders import draft_medication, medication_label
-from cards.model import Action, Card, Suggestion
+from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
+from cards.numbers import duration, limit_text, named, value_text
 from cards.orders import draft_order
-from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState
-from cds_service.clinical.knowledge import fn_rule
+from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState, RegimenChoice
+from cds_service.clinical.knowledge import fn_rule, risk_cutoff
 from cds_service.clinical.risk_scores import ScoreRange
 from cds_service.clinical.series import Point
-from fhir_mappings import Measurement
+from fhir_mappings import Analyte, Measurement
 
-NOT_CHECKABLE = (
-    "pneumonia, central venous catheter or catheter-related infection, skin or soft-tissue infection, "
-    "MRSA colonisation and gram-positive blood culture have no verified code in the reference pack, so "
-    "the record was **not checked** for them"
-)
+ANC = Analyte.ABSOLUTE_NEUTROPHIL_COUNT
+FIRST_HOUR = ("blood_culture", "cbc_with_differential")
 
 
-def _anc_text(point: Point) -> str:
-    return f"ANC {number(point.value)} ×10⁹/L"
+def anc_limits() -> tuple[float, ...]:
+    """The ANC limits febrile-neutropenia rules judge by: a displayed ANC never rounds across one."""
+    return tuple(fn_rule(name).value for name in ("idsa_neutropenia_anc", "ctcae_fn_anc", "profound_neutropenia_anc"))
 
 
-def _temp_text(m: Measurement) -> str:
-    return f"{m.value:.1f} °C"
+def anc_text(point: Point, unit: bool = True) -> str:
+    return named(ANC, point.value, anc_limits(), unit)
 
 
-def _temperature_rows(readings: tuple[Measurement, ...]) -> list[tuple[str, ...]]:
-    return [
-        (
-            _temp_text(m),
-            escape(m.reported),
-            escape(m.site or ("oral (LOINC 8331-1)" if m.method == "oral" else "site not coded")),
-            when(m.time),
-            escape(m.source),
-        )
-        for m in readings
-    ]
+def temperature_text(m: Measurement) -> str:
+    limits = [fn_rule(n).value for n in ("idsa_fever_single", "idsa_fever_sustained", "ctcae_fever_single")]
+    return f"{value_text(Analyte.BODY_TEMPERATURE, m.value, limits)} °C"
 
 
-def _anc_rows(points: tuple[Point, ...]) -> list[tuple[str, ...]]:
-    rows = []
-    for p in points:
-        how = escape(p.derivation) if p.derivation else escape(p.evidence[0].reported)
-        rows.append((_anc_text(p), how, when(p.time), escape(", ".join(e.source for e in p.evidence))))
-    return rows
+def _within() -> str:
+    rule = fn_rule("antibiotics_within_minutes")
+    return duration(rule.value, rule.unit)
 
 
-def _evidence(a: FnAssessment) -> list[str]:
-    blocks = []
+def _anc_source(point: Point) -> str:
+    if point.derivation:
+        return f"computed: {escape(point.derivation)}"
+    return escape(point.evidence[0].source)
+
+
+def _evidence_line(a: FnAssessment) -> str:
     episode = a.fever.episode
-    if episode:
-        blocks.append(
-            f"**Fever** ({escape(episode.rule)}: {escape(episode.description)}), onset {when(episode.onset)}:"
-        )
-        blocks.append(
-            table(("Temperature", "As reported", "Site", "Time", "Source"), _temperature_rows(episode.readings))
-        )
     n = a.neutrophils
-    if n.latest:
-        age = f"{n.age_hours:.0f} h before this evaluation" + ("" if n.current else ": **not current**")
-        blocks.append(f"**Latest ANC** ({age}):")
-        shown = n.prediction.points if n.prediction else (n.latest,)
-        blocks.append(table(("ANC", "How", "Time", "Source"), _anc_rows(shown)))
-    if n.prediction:
-        p = n.prediction
-        blocks.append(
-            f"ANC projection: {escape(p.method)}: slope {number(p.slope_per_day)} ×10⁹/L per day, "
-            f"projected {number(p.predicted)} ×10⁹/L at {when(n.latest.time + timedelta(hours=p.horizon_hours))}."
-        )
-    return blocks
-
-
-def _rules(a: FnAssessment) -> str:
-    idsa_anc = fn_rule("idsa_neutropenia_anc").value
-    ctcae_anc = fn_rule("ctcae_fn_anc").value
-    n = a.neutrophils
-    if a.idsa_fn:
-        why = (
-            f"ANC <{idsa_anc:g}"
-            if n.below_idsa
-            else f"ANC expected <{idsa_anc:g} within {fn_rule('idsa_prediction_horizon_hours').value:g} h"
-        )
-        idsa = f"**IDSA 2010 FN: met** (IDSA fever and {why} ×10⁹/L)."
-    else:
-        missing = (
-            "no IDSA fever" if a.fever.idsa is None else f"ANC not <{idsa_anc:g} ×10⁹/L and not projected below it"
-        )
-        idsa = f"IDSA 2010 FN: not met ({missing})."
-    if a.ctcae_fn:
-        ctcae = f"**CTCAE v5.0 FN: met** (CTCAE fever and ANC <{ctcae_anc:g} ×10⁹/L)."
-    else:
-        missing = (
-            "no CTCAE fever (>38.3 °C single, or ≥38 °C for more than 1 h)"
-            if a.fever.ctcae is None
-            else f"ANC not <{ctcae_anc:g} ×10⁹/L"
-        )
-        ctcae = f"CTCAE v5.0 FN: not met ({missing})."
-    return bullets([idsa, ctcae])
-
-
-def _score_block(score: ScoreRange, cut_text: str) -> str:
-    rows = [
-        (escape(i.label), "unknown" if i.points is None else str(i.points), str(i.max_points), escape(i.evidence))
-        for i in score.items
-    ]
-    head = f"**{score.name}**"
-    if score.not_applicable:
-        return f"{head}: not applied ({escape(score.not_applicable)})."
-    verdict = (
-        f"possible range **{score.low}–{score.high}**: {score.conclusion}"
-        if score.conclusion
-        else f"possible range **{score.low}–{score.high}**: "
-        f"not decided until the unknown items are assessed ({cut_text})"
+    text = (
+        f"**Fever {temperature_text(episode.peak)}** at {when(episode.peak.time)} ({escape(episode.rule)}: "
+        f"{escape(episode.description)}); **{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)})."
     )
-    return "\n\n".join([f"{head}: {verdict}.", table(("Item", "Points", "Max", "Evidence"), rows)])
+    if n.prediction and not n.below_idsa:
+        p = n.prediction
+        text += (
+            f" ANC projected {value_text(ANC, p.predicted, anc_limits())} ×10⁹/L {p.horizon_hours:g} h after the "
+            f"latest ({len(p.points)} results, least squares)."
+        )
+    return text
+
+
+def _definitions(a: FnAssessment) -> str:
+    idsa = fn_rule("idsa_neutropenia_anc").value
+    ctcae = fn_rule("ctcae_fn_anc").value
+    return (
+        f"IDSA 2010 (ANC <{limit_text(idsa)}): {'**met**' if a.idsa_fn else 'not met'}; "
+        f"CTCAE v5.0 (ANC <{limit_text(ctcae)}): {'**met**' if a.ctcae_fn else 'not met'}."
+    )
+
+
+def _score_line(score: ScoreRange | None, cut: str) -> str | None:
+    if score is None:
+        return None
+    if score.not_applicable:
+        return f"{score.name}: not applied ({escape(score.not_applicable)})."
+    verdict = score.conclusion or f"not decided until {len(score.unknown)} judgement items are assessed ({cut})"
+    return f"{score.name} {score.low}–{score.high}: {verdict}."
+
+
+def _mascc_cut() -> str:
+    return f"low risk ≥{risk_cutoff('mascc_low_risk_from').value:g}"
+
+
+def _cisne_cut() -> str:
+    low, high = risk_cutoff("cisne_low_max").value, risk_cutoff("cisne_high_from").value
+    return f"{low:g} low, ≥{high:g} high"
 
 
 def _oral_regimen(a: FnAssessment) -> str | None:
     if a.quinolone_prophylaxis:
-        return (
-            "Oral outpatient regimen: **not suggested**: fluoroquinolone prophylaxis was given before the "
-            "fever (ASCO/IDSA 2018); no oral quinolone."
-        )
+        return "Oral outpatient regimen: **not suggested** (fluoroquinolone prophylaxis before the fever)."
     if a.mascc is None or a.mascc.not_applicable or (a.mascc.conclusion or "").startswith("high"):
         return None
     hours = fn_rule("observation_before_discharge_hours").value
     return (
-        "Oral outpatient regimen (ASCO/IDSA 2018) only if your assessment establishes low risk (MASCC ≥21): "
-        "oral fluoroquinolone plus amoxicillin-clavulanate (clindamycin instead if penicillin-allergic), e.g. "
-        "ciprofloxacin 750 mg PO q12h + amoxicillin-clavulanate 875/125 mg PO q12h; first dose within 1 hour, "
-        f"observe ≥{hours:g} h before discharge, and re-evaluate patients not defervesced after 2–3 days. "
-        "The record alone cannot establish low risk, so it is not offered as an order."
+        f"Oral outpatient regimen only if your assessment establishes low risk (MASCC {_mascc_cut()}), with "
+        f"≥{hours:g} h observation before discharge; not offered as an order."
     )
 
 
-def _allergy_text(a: FnAssessment) -> list[str]:
+def _reaction_type(immediate: bool | None) -> str:
+    return "immediate-type" if immediate else "type unknown" if immediate is None else "type not immediate"
+
+
+def _allergy_lines(a: FnAssessment) -> list[str]:
     lines = [
-        f"β-lactam allergy: {escape(x.substance)}: {escape(x.reaction_text)}"
-        + (
-            " (**immediate-type**)"
-            if x.immediate
-            else " (type not immediate)"
-            if x.immediate is False
-            else " (type unknown)"
-        )
-        + f" ({escape(x.source)})"
-        for x in a.beta_lactam_allergies
-    ]
-    lines += [
-        f"{escape(c.display or c.code)} ({escape(c.code)}, {escape(c.source)}): reaction type unknown"
-        for c in a.allergy_conditions
-    ]
-    if lines and not a.immediate_beta_lactam_allergy:
-        lines.append(
-            "Most penicillin-allergic patients tolerate cephalosporins (IDSA 2010); options that clash are flagged."
-        )
-    return lines
-
-
-def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
-    minutes = fn_rule("antibiotics_within_minutes").value
-    onset = a.fever.episode.onset
-    elapsed = (a.as_of - onset).total_seconds() / 60
-    blocks = [
-        "**Febrile neutropenia is an emergency.** "
-        f"Goal: first dose of empirical IV antibiotics within **{minutes:g} minutes** of triage (ASCO/IDSA 2018). "
-        f"Fever onset {when(onset)} ({elapsed:.0f} min before this evaluation). Draw blood cultures first if "
-        "that does not delay the dose.",
-        _rules(a),
-        *_evidence(a),
-    ]
-    choice = [
-        "Choose **one** empirical regimen below (anti-pseudomonal β-lactam monotherapy, IDSA 2010). Adjust every "
-        "dose for renal function."
-    ]
-    choice += [
-        f"Withheld: {escape(medication_label(r.orders[0]))}: {escape(r.reason)}"
+        f"Withheld: {escape(medication_label(r.orders[0]))}: {escape(clip(r.reason or '', 120))}."
         for r in a.regimens
         if r.status == "withheld"
     ]
-    choice += _allergy_text(a)
-    for q in a.quinolone_prophylaxis:
-        choice.append(
-            f"**Fever on fluoroquinolone prophylaxis** ({escape(q.text)}, {escape(q.source)}): stop the "
-            "quinolone and start IV "
-            "anti-pseudomonal therapy; no oral quinolone."
-        )
-    blocks.append(bullets(choice))
+    allergies = [f"{escape(x.substance)} ({_reaction_type(x.immediate)})" for x in a.beta_lactam_allergies] + [
+        f"{escape(c.display or c.code)} (type unknown)" for c in a.allergy_conditions
+    ]
+    if allergies:
+        lines.append("β-lactam allergy: " + listed(allergies, 2) + "; options that clash are flagged.")
+    for q in a.quinolone_prophylaxis[:1]:
+        lines.append(f"**Fever on fluoroquinolone prophylaxis** ({escape(q.text)}): stop it; no oral quinolone.")
+    return lines
+
+
+def _vancomycin_line(a: FnAssessment) -> str:
     if a.vancomycin_indications:
-        blocks.append(
+        return (
             "Vancomycin indicated: "
-            + "; ".join(f"{escape(i.name)}: {escape(i.evidence)}" for i in a.vancomycin_indications)
+            + listed([escape(f"{i.name}: {i.evidence}") for i in a.vancomycin_indications], 2)
             + "."
         )
-    else:
-        blocks.append(
-            "Vancomycin is **not routine** in the initial regimen (IDSA 2010): no documented indication. Note: "
-            f"{NOT_CHECKABLE}."
-        )
-    blocks.extend(escape(note) for note in a.gram_positive_notes)
-    blocks.append(
-        "Macrolide for documented pneumonia: pneumonia could not be checked (no verified code) and no macrolide "
-        "product is "
-        "verified in the reference pack, so none is suggested; add one if pneumonia is present."
-    )
-    low_from = "low risk needs ≥21"
-    if a.mascc:
-        blocks.append(_score_block(a.mascc, low_from))
-    if a.cisne:
-        blocks.append(
-            _score_block(a.cisne, "0 low, 1–2 intermediate, ≥3 high")
-            + "\n\nCISNE is for clinically stable adults with solid tumours."
-        )
-    if oral := _oral_regimen(a):
-        blocks.append(oral)
-    blocks.extend(gaps)
-    blocks.append(
-        "Sources: IDSA 2010 (Freifeld, CID 2011), ASCO/IDSA 2018 (Taplitz, JCO 2018), CTCAE v5.0, MASCC "
-        f"(Klastersky 2000). {DISCLAIMER}"
-    )
-    return "\n\n".join(blocks)
-
-
-def _regimen_suggestion(choice, reason: str, patient_id: str, encounter_id: str | None) -> Suggestion:
-    labels = " + ".join(medication_label(o) for o in choice.orders)
-    label = f"{labels} (check allergy)" if choice.status == "flagged" else labels
-    return Suggestion(
-        label=label,
-        is_recommended=False if choice.status == "flagged" else None,
-        actions=tuple(
-            Action(
-                "create", f"Draft order: {medication_label(o)}", draft_medication(o, patient_id, encounter_id, reason)
-            )
-            for o in choice.orders
-        ),
+    return (
+        "Vancomycin: not routine, no documented indication (pneumonia, a central line, skin infection and MRSA "
+        "cannot be checked from coded data: look for them)."
     )
 
 
-def _cbc_daily(patient_id: str, encounter_id: str | None, reason: str, note: str) -> dict:
-    order = draft_order("cbc_with_differential", patient_id, encounter_id, reason, note)
-    order["occurrenceTiming"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
-    return order
+def _until() -> str:
+    return f"until ANC ≥{limit_text(fn_rule('idsa_neutropenia_anc').value)} ×10⁹/L and afebrile"
 
 
-def _workup_card(a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None) -> Card:
-    until = f"until ANC ≥{fn_rule('idsa_neutropenia_anc').value:g} ×10⁹/L and afebrile"
-    cultures = tuple(
+def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
+    onset = a.fever.episode.onset
+    elapsed = (a.as_of - onset).total_seconds() / 60
+    blocks = [
+        _evidence_line(a),
+        _definitions(a),
+        f"**Goal: first empirical IV antibiotic dose within {_within()} of triage** (ASCO/IDSA 2018); fever began "
+        f"{elapsed:.0f} min before this evaluation. Draw the blood cultures first if that does not delay the dose.",
+        f"Choose **one** order set: an anti-pseudomonal β-lactam (IDSA 2010) with 2 blood-culture sets and a daily "
+        f"CBC {_until()}. Adjust doses for renal function.",
+        *_allergy_lines(a),
+        _vancomycin_line(a),
+        *(escape(clip(note, 200)) for note in a.gram_positive_notes),
+        _score_line(a.mascc, _mascc_cut()),
+        _score_line(a.cisne, _cisne_cut()),
+        _oral_regimen(a),
+        *gaps,
+    ]
+    return fit(blocks, DETAIL_BUDGET["critical"])
+
+
+def _culture_actions(patient_id: str, encounter_id: str | None, reason: str) -> tuple[Action, ...]:
+    notes = (
+        "Set 1 of 2: peripheral venepuncture, before the first antibiotic dose.",
+        "Set 2 of 2: from each lumen of a central venous catheter if one is present, otherwise a second "
+        "peripheral site.",
+    )
+    return tuple(
         Action(
             "create",
             f"Draft order: blood culture set {i} of 2",
             draft_order("blood_culture", patient_id, encounter_id, reason, note),
         )
-        for i, note in (
-            (1, "Set 1 of 2: peripheral venepuncture, before the first antibiotic dose."),
-            (
-                2,
-                "Set 2 of 2: from each lumen of a central venous catheter if one is present, otherwise a second "
-                "peripheral site.",
-            ),
-        )
+        for i, note in enumerate(notes, 1)
     )
-    suggestions = [
-        Suggestion("Blood cultures: 2 sets before antibiotics", cultures),
-        Suggestion(
-            f"CBC with differential daily {until}",
-            (
-                Action(
-                    "create",
-                    "Draft order: daily CBC with differential",
-                    _cbc_daily(patient_id, encounter_id, reason, f"Daily {until}."),
-                ),
-            ),
-        ),
-    ]
-    if a.vancomycin_indications:
-        names = "; ".join(i.name for i in a.vancomycin_indications)
-        suggestions.append(
-            Suggestion(
-                f"Add vancomycin ({names})"[:200],
-                (
-                    Action(
-                        "create",
-                        "Draft order: vancomycin",
-                        draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a)),
-                    ),
-                ),
-            )
-        )
-    detail = "\n\n".join(
-        [
-            bullets(
-                [
-                    "Blood cultures: two sets, peripheral and, when a central venous catheter is present, one "
-                    "from each lumen. "
-                    "A central line could not be checked (no verified code): look for one.",
-                    "Other cultures (urine, sputum, stool, site-specific) as clinically indicated: no verified "
-                    "codes, not drafted.",
-                    f"CBC with differential daily {until}.",
-                    "Vancomycin: "
-                    + (
-                        "indicated: " + escape("; ".join(f"{i.name}: {i.evidence}" for i in a.vancomycin_indications))
-                        if a.vancomycin_indications
-                        else "not routine; offered only with a documented indication."
-                    ),
-                ]
-            ),
-            DISCLAIMER,
-        ]
-    )
-    return Card(
-        summary="FN first hour: 2 blood culture sets before the first antibiotic dose; daily CBC",
-        indicator="critical",
-        source=card_source("febrile_neutropenia"),
-        detail=detail,
-        suggestions=tuple(suggestions),
-        selection_behavior="any",
-        override_reasons=override_reasons(),
-    )
+
+
+def _daily_cbc(patient_id: str, encounter_id: str | None, reason: str) -> Action:
+    order = draft_order("cbc_with_differential", patient_id, encounter_id, reason, f"Daily {_until()}.")
+    order["occurrenceTiming"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
+    return Action("create", "Draft order: daily CBC with differential", order)
 
 
 def _per_kg_text(a: FnAssessment) -> str | None:
@@ -337,117 +192,90 @@ def _per_kg_text(a: FnAssessment) -> str | None:
         return "No body weight recorded: weigh the patient to compute the dose."
     low, high = fn_rule("vancomycin_mg_per_kg_low").value, fn_rule("vancomycin_mg_per_kg_high").value
     return (
-        f"{low * a.weight.value:.0f}-{high * a.weight.value:.0f} mg for {number(a.weight.value)} kg "
+        f"{low * a.weight.value:.0f}-{high * a.weight.value:.0f} mg for {a.weight.value:g} kg "
         f"(weighed {a.weight.time:%Y-%m-%d})."
     )
 
 
-def _fn_summary(a: FnAssessment) -> str:
-    peak = a.fever.episode.peak
-    rule = "IDSA" if a.idsa_fn else "CTCAE"
-    if a.idsa_fn and a.ctcae_fn:
-        rule = "IDSA+CTCAE"
-    return (
-        f"Febrile neutropenia ({rule}): {_anc_text(a.neutrophils.latest)}, {_temp_text(peak)}: antibiotics "
-        "within 1 hour"
+def _order_sets(a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+    first_hour = (*_culture_actions(patient_id, encounter_id, reason), _daily_cbc(patient_id, encounter_id, reason))
+    vancomycin = ()
+    names = ""
+    if a.vancomycin_indications:
+        names = " + vancomycin"
+        vancomycin = (
+            Action(
+                "create",
+                "Draft order: vancomycin",
+                draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a)),
+            ),
+        )
+
+    def order_set(choice: RegimenChoice) -> Suggestion:
+        labels = " + ".join(medication_label(o) for o in choice.orders)
+        flagged = choice.status == "flagged"
+        extra = () if "vancomycin_iv" in choice.orders else vancomycin
+        return Suggestion(
+            label=f"{labels}{'' if extra == () else names}, 2 blood cultures, daily CBC"
+            + (" (check allergy)" if flagged else ""),
+            is_recommended=False if flagged else None,
+            actions=(
+                *(
+                    Action(
+                        "create",
+                        f"Draft order: {medication_label(o)}",
+                        draft_medication(o, patient_id, encounter_id, reason),
+                    )
+                    for o in choice.orders
+                ),
+                *extra,
+                *first_hour,
+            ),
+            orders=(*choice.orders, *FIRST_HOUR),
+        )
+
+    sets = [order_set(c) for c in a.regimens if c.status != "withheld"]
+    sets.append(
+        Suggestion(
+            label="2 blood cultures and daily CBC only (antibiotic ordered separately)",
+            actions=first_hour,
+            orders=FIRST_HOUR,
+        )
     )
+    return tuple(sets)
 
 
-def fn_cards(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> list[Card]:
-    summary = _fn_summary(a)
-    choices = [r for r in a.regimens if r.status != "withheld"]
-    main = Card(
+def fn_summary(a: FnAssessment) -> str:
+    text = (
+        f"Febrile neutropenia: {anc_text(a.neutrophils.latest, unit=False)}, {temperature_text(a.fever.episode.peak)} "
+        f"— start empirical IV antibiotics within {_within()}"
+    )
+    return clip(text, SUMMARY_MAX)
+
+
+def fn_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
+    summary = fn_summary(a)
+    return Card(
         summary=summary,
         indicator="critical",
         source=card_source("febrile_neutropenia"),
         detail=_fn_detail(a, gaps),
-        suggestions=tuple(_regimen_suggestion(c, summary, patient_id, encounter_id) for c in choices),
+        suggestions=_order_sets(a, summary, patient_id, encounter_id),
         selection_behavior="at-most-one",
         override_reasons=override_reasons(),
-    )
-    return [main, _workup_card(a, summary, patient_id, encounter_id)]
-
-
-def _filgrastim(
-    a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None
-) -> tuple[list[str], tuple[Suggestion, ...]]:
-    per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
-    if a.g_csf:
-        return [f"G-CSF already active ({escape(', '.join(m.text for m in a.g_csf))}): no further G-CSF suggested."], ()
-    if a.weight is None:
-        return [
-            f"G-CSF: filgrastim {per_kg:g} mcg/kg/day SC may be considered; **no body weight recorded**, so no "
-            "dose is computed."
-        ], ()
-    dose = per_kg * a.weight.value
-    old = " (**over 30 days old: re-weigh**)" if a.weight_old else ""
-    text = (
-        f"{dose:.0f} mcg daily = {per_kg:g} mcg/kg × {number(a.weight.value)} kg weighed {a.weight.time:%Y-%m-%d}{old}."
-    )
-    suggestion = Suggestion(
-        f"Consider filgrastim {dose:.0f} mcg SC daily ({per_kg:g} mcg/kg, {number(a.weight.value)} kg on "
-        f"{a.weight.time:%Y-%m-%d})",
-        (
-            Action(
-                "create",
-                "Draft order: filgrastim",
-                draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_ug=dose, dose_text=text),
-            ),
+        links=card_links("febrile_neutropenia"),
+        finding="febrile_neutropenia",
+        trigger=";".join(
+            [f"{m.source}={m.value:g}" for m in a.fever.episode.readings]
+            + [f"{m.source}={m.value:g}" for m in a.neutrophils.latest.evidence]
         ),
-    )
-    return [f"G-CSF consideration: filgrastim {escape(text)} ({escape(a.weight.source)})"], (suggestion,)
-
-
-def _temperature_sentence(a: FnAssessment) -> str:
-    hours = (a.as_of - a.fever.window_start).total_seconds() / 3600
-    if not a.fever.readings:
-        return f"**No temperature recorded in the last {hours:g} h: febrile neutropenia cannot be excluded.**"
-    latest = a.fever.readings[-1]
-    return (
-        f"Afebrile by IDSA and CTCAE rules over the last {hours:g} h ({len(a.fever.readings)} readings; "
-        f"latest {_temp_text(latest)} at {when(latest.time)})."
+        grade=4,
     )
 
 
-def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
-    n = a.neutrophils
-    no_temp = not a.fever.readings
-    summary = f"Severe neutropenia without fever: {_anc_text(n.latest)}" + (
-        "; no temperature: FN not excluded" if no_temp else "; watch for fever"
-    )
-    single, sustained = fn_rule("idsa_fever_single").value, fn_rule("idsa_fever_sustained").value
-    profound, days = fn_rule("profound_neutropenia_anc").value, fn_rule("profound_neutropenia_days").value
-    prophylaxis = (
-        f"Profound neutropenia now (ANC <{profound:g} ×10⁹/L)."
-        if a.profound
-        else f"ANC not below {profound:g} ×10⁹/L now."
-    ) + (
-        " ASCO/IDSA 2018: fluoroquinolone and antifungal prophylaxis for patients expected to have profound "
-        "neutropenia "
-        f"(<{profound:g} ×10⁹/L) for more than {days:g} days; whether that is expected is the clinician's judgement."
-    )
-    gcsf_lines, gcsf = _filgrastim(a, summary, patient_id, encounter_id)
-    detail = "\n\n".join(
-        [
-            _temperature_sentence(a),
-            *_evidence(a),
-            bullets(
-                [
-                    f"Monitoring: check temperature regularly; a single reading ≥{single:g} °C, or "
-                    f"≥{sustained:g} °C over 1 hour, "
-                    "is febrile neutropenia: empirical IV antibiotics within 1 hour.",
-                    prophylaxis,
-                    *gcsf_lines,
-                ]
-            ),
-            *gaps,
-            "Sources: IDSA 2010; ASCO/IDSA 2018 prophylaxis (Taplitz, JCO 2018;36:3043); filgrastim label. "
-            f"{DISCLAIMER}",
-        ]
-    )
-    reason = summary
-    cbc = Suggestion(
-        "Repeat CBC with differential",
+def _cbc_now(patient_id: str, encounter_id: str | None, reason: str, label: str) -> Suggestion:
+    return Suggestion(
+        label,
         (
             Action(
                 "create",
@@ -455,54 +283,104 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
                 draft_order("cbc_with_differential", patient_id, encounter_id, reason),
             ),
         ),
+        orders=("cbc_with_differential",),
     )
+
+
+def fever_watch(a: FnAssessment) -> str:
+    """For a neutropenia card: whether the look-back held a temperature, and what fever would mean."""
+    hours = (a.as_of - a.fever.window_start).total_seconds() / 3600
+    single, sustained = fn_rule("idsa_fever_single").value, fn_rule("idsa_fever_sustained").value
+    minutes = fn_rule("idsa_fever_sustained_minutes")
+    if not a.fever.readings:
+        lead = f"**No temperature recorded in the last {hours:g} h: febrile neutropenia cannot be excluded.**"
+    else:
+        latest = a.fever.readings[-1]
+        lead = f"Afebrile over the last {hours:g} h (latest {temperature_text(latest)} at {when(latest.time)})."
+    over = duration(minutes.value, minutes.unit)
+    return (
+        f"{lead} A single temperature ≥{single:g} °C, or ≥{sustained:g} °C over {over}, "
+        f"makes this febrile neutropenia: IV antibiotics within {_within()}."
+    )
+
+
+def _g_csf(a: FnAssessment) -> str | None:
+    per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
+    if a.g_csf:
+        return f"G-CSF already active ({escape(clip(', '.join(m.text for m in a.g_csf), 80))})."
+    if a.weight is None:
+        return f"G-CSF: filgrastim {per_kg:g} mcg/kg/day may be considered; no body weight recorded."
+    old = fn_rule("weight_max_age_days").value
+    stale = f" (weight over {old:g} days old: re-weigh)" if a.weight_old else ""
+    return (
+        f"G-CSF: filgrastim {per_kg:g} mcg/kg/day = {per_kg * a.weight.value:.0f} mcg for {a.weight.value:g} kg "
+        f"(weighed {a.weight.time:%Y-%m-%d}){stale}, if your assessment calls for it."
+    )
+
+
+def _prophylaxis(a: FnAssessment) -> str:
+    profound = fn_rule("profound_neutropenia_anc").value
+    days = fn_rule("profound_neutropenia_days").value
+    return (
+        "ASCO/IDSA 2018: antibacterial and antifungal prophylaxis when profound neutropenia "
+        f"(ANC <{limit_text(profound)} ×10⁹/L) is expected for more than {days:g} days"
+        + (": **ANC is below that now**." if a.profound else ".")
+    )
+
+
+def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
+    """The narrower service's card for ANC below the IDSA limit without fever."""
+    n = a.neutrophils
+    no_temp = not a.fever.readings
+    summary = f"Severe neutropenia without fever: {anc_text(n.latest, unit=False)}" + (
+        " — no temperature recorded: check for fever" if no_temp else " — watch for fever"
+    )
+    blocks = [
+        f"**{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)}).",
+        fever_watch(a),
+        _prophylaxis(a),
+        _g_csf(a),
+        *gaps,
+    ]
     return Card(
-        summary=summary,
+        summary=clip(summary, SUMMARY_MAX),
         indicator="warning",
         source=card_source("severe_neutropenia"),
-        detail=detail,
-        suggestions=(cbc, *gcsf),
+        detail=fit(blocks, DETAIL_BUDGET["warning"]),
+        suggestions=(_cbc_now(patient_id, encounter_id, summary, "Repeat CBC with differential"),),
         selection_behavior="any",
         override_reasons=override_reasons(),
+        links=card_links("severe_neutropenia"),
+        finding="severe_neutropenia",
     )
 
 
 def fever_without_anc_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
-    peak = a.fever.episode.peak
-    summary = f"Fever {_temp_text(peak)} with no current ANC: febrile neutropenia cannot be excluded"
+    summary = (
+        f"Fever {temperature_text(a.fever.episode.peak)}, no current ANC: febrile neutropenia not excluded "
+        "— CBC with differential now"
+    )
     n = a.neutrophils
-    stale = (
-        f"Latest ANC {number(n.latest.value)} ×10⁹/L from {when(n.latest.time)} is not current."
+    hours = fn_rule("anc_max_age_hours").value
+    blocks = [
+        f"Latest {anc_text(n.latest)} at {when(n.latest.time)} is older than {hours:g} h: not current."
         if n.latest
-        else "No ANC or differential on record."
-    )
-    detail = "\n\n".join(
-        [
-            stale,
-            *_evidence(a),
-            "Check a CBC with differential now; if neutropenic, treat as FN: antibiotics within 1 hour.",
-            *gaps,
-            DISCLAIMER,
-        ]
-    )
-    cbc = Suggestion(
-        "CBC with differential now",
-        (
-            Action(
-                "create",
-                "Draft order: CBC with differential",
-                draft_order("cbc_with_differential", patient_id, encounter_id, summary),
-            ),
-        ),
-    )
+        else "No ANC or differential on record.",
+        f"**Fever {temperature_text(a.fever.episode.peak)}** at {when(a.fever.episode.peak.time)} "
+        f"({escape(a.fever.episode.rule)}).",
+        f"If neutropenic, treat as febrile neutropenia: IV antibiotics within {_within()}.",
+        *gaps,
+    ]
     return Card(
-        summary=summary,
+        summary=clip(summary, SUMMARY_MAX),
         indicator="warning",
         source=card_source("febrile_neutropenia"),
-        detail=detail,
-        suggestions=(cbc,),
+        detail=fit(blocks, DETAIL_BUDGET["warning"]),
+        suggestions=(_cbc_now(patient_id, encounter_id, summary, "CBC with differential now"),),
         selection_behavior="any",
         override_reasons=override_reasons(),
+        links=card_links("febrile_neutropenia"),
+        finding="fever_without_anc",
     )
 
 
@@ -511,22 +389,34 @@ def not_excluded_card(a: FnAssessment, gaps: list[str]) -> Card:
     hours = (a.as_of - a.fever.window_start).total_seconds() / 3600
     if n.current:
         summary = (
-            f"No temperature in the last {hours:g} h: febrile neutropenia cannot be excluded ({_anc_text(n.latest)})"
+            f"No temperature in the last {hours:g} h: febrile neutropenia not excluded "
+            f"({anc_text(n.latest, unit=False)})"
         )
     else:
         summary = f"Febrile neutropenia not assessed: no current ANC and no temperature in the last {hours:g} h"
-    detail = "\n\n".join(["This is **not** a statement that the patient is well.", *_evidence(a), *gaps, DISCLAIMER])
-    return Card(summary=summary, indicator="info", source=card_source("febrile_neutropenia"), detail=detail)
+    blocks = ["This is **not** a statement that the patient is well.", *gaps]
+    return Card(
+        summary=clip(summary, SUMMARY_MAX),
+        indicator="info",
+        source=card_source("febrile_neutropenia"),
+        detail=fit(blocks, DETAIL_BUDGET["info"]),
+        links=card_links("febrile_neutropenia"),
+        finding="febrile_neutropenia_not_assessed",
+    )
 
 
-def febrile_neutropenia_cards(a: FnAssessment, patient_id: str, encounter_id: str | None = None) -> list[Card]:
-    gaps = gap_blocks((), a.issues)
+def febrile_neutropenia_cards(
+    a: FnAssessment, patient_id: str, encounter_id: str | None = None, expected: tuple[str, ...] = ()
+) -> list[Card]:
+    """The narrower opt-in service's answer: febrile neutropenia and its near misses only; "not assessed"
+    only when a current ANC is low or the chart calls for counts (`expected`)."""
+    gaps = gap_lines((), a.issues)
     if a.state is FnState.FEBRILE_NEUTROPENIA:
-        return fn_cards(a, gaps, patient_id, encounter_id)
+        return [fn_card(a, gaps, patient_id, encounter_id)]
     if a.state is FnState.FEVER_ANC_UNKNOWN:
         return [fever_without_anc_card(a, gaps, patient_id, encounter_id)]
     if a.state is FnState.SEVERE_NEUTROPENIA:
         return [severe_neutropenia_card(a, gaps, patient_id, encounter_id)]
-    if a.state is FnState.NOT_EXCLUDED:
+    if a.state is FnState.NOT_EXCLUDED and (a.neutrophils.current or expected):
         return [not_excluded_card(a, gaps)]
     return []

@@ -29,3 +29,31 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 def bullets(items: list[str]) -> str:
     return "\n".join(f"- {item}" for item in items)
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0] if " " in text[: limit - 1] else text[: limit - 1]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def listed(items: list[str], most: int, joiner: str = "; ") -> str:
+    """The first `most` items, then how many more."""
+    shown = joiner.join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def fit(blocks: list[str | None], limit: int) -> str:
+    """Blocks in order of importance, joined, never longer than `limit`: a block that would break the
+    limit is left out (the next, shorter ones may still fit); the first block is clipped, never dropped."""
+    kept: list[str] = []
+    for block in blocks:
+        if not block:
+            continue
+        if len("\n\n".join([*kept, block])) <= limit:
+            kept.append(block)
+        elif not kept:
+            kept.append(clip(block, limit))
+    return "\n\n".join(kept)

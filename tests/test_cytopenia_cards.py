@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cards.cytopenia import cytopenia_cards
+from cards.patient_view import patient_view_cards as cytopenia_cards
 from cards.markdown import escape
 from cds_service.clinical.cytopenia import assess
 from tests.builders import ANC, HB, NEUT_PCT, PLT, WBC, condition, day, draw, observation, patient, record_of

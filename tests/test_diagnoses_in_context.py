@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fhir.resources.R4B.condition import Condition
 
-from cards.cytopenia import cytopenia_cards
+from cards.patient_view import patient_view_cards as cytopenia_cards
 from cds_service.clinical.context import ChartCoverage, chart_context, code_rules
 from cds_service.clinical.cytopenia import assess
 from fhir_mappings import read_record

@@ -12,7 +12,15 @@ def find(service_id: str) -> list[CdsService]:
 
 
 def enabled_services(settings) -> list[CdsService]:
-    """The declared services this site switched on: all of them unless `services_enabled` names some."""
+    """The services discovery lists: those listed by default unless `services_enabled` names the ones to list."""
+    if settings.services_enabled is None:
+        return [s for s in SERVICES if s.listed_by_default]
+    return [s for s in SERVICES if s.id in settings.services_enabled]
+
+
+def answering_services(settings) -> list[CdsService]:
+    """The services that answer calls: every declared one unless `services_enabled` names some. An opt-in
+    service keeps answering while unlisted, so an EHR that registered it is never left without an answer."""
     if settings.services_enabled is None:
         return list(SERVICES)
-    return [s for s in SERVICES if s.id in settings.services_enabled]
+    return enabled_services(settings)

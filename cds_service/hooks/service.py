@@ -80,6 +80,7 @@ class CdsService:
     handler: Callable[[HookCall], list[Card]]
     prefetch: tuple[Prefetch, ...] = ()
     usage_requirements: str | None = None
+    listed_by_default: bool = True  # False: an opt-in alternative, listed only when a site enables it by name
 
     def discovery(self) -> Json:
         entry: Json = {"hook": self.hook, "id": self.id, "title": self.title, "description": self.description}

@@ -31,7 +31,7 @@ def discovery() -> Response:
 
 
 def _enabled(service_id: str) -> list[CdsService]:
-    return [s for s in hooks.enabled_services(current_app.config["SETTINGS"]) if s.id == service_id]
+    return [s for s in hooks.answering_services(current_app.config["SETTINGS"]) if s.id == service_id]
 
 
 def _service_for(service_id: str, hook: str) -> CdsService:
