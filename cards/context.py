@@ -17,6 +17,20 @@ from cards.model import Action, Suggestion
 from cds_service.clinical.context import Contributor, Documented, FindingContext, ProblemListEntry
 from cds_service.clinical.knowledge import threshold
 
+CAUSE_HEADINGS = {
+    "chemotherapy_radiation": "Chemotherapy or radiation",
+    "medication": "Medication",
+    "malignancy": "Cancer",
+    "marrow_disorder": "Marrow disorder",
+    "nutritional_deficiency": "Nutritional deficiency",
+    "kidney_disease": "Kidney disease",
+    "infection": "Infection",
+    "autoimmune": "Autoimmune",
+    "transplant": "Transplant",
+    "spleen": "Spleen",
+    "genetic": "Genetic or constitutional",
+    "treatment": "Treatment",
+}
 SYSTEM_NAMES = {
     "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
     "http://snomed.info/sct": "SNOMED CT",
@@ -33,17 +47,20 @@ def _code_text(code: str | None) -> str:
 
 def _documented_text(d: Documented) -> str:
     since = f" since {d.since:%Y-%m-%d}" if d.since else ""
-    code = _code_text(d.code)
-    return f"{clip(escape(d.display), 80)}{since}" + (f" ({escape(code)})" if code else "")
+    where = "; ".join(filter(None, (_code_text(d.code), d.source)))
+    return f"{clip(escape(d.display), 80)}{since} ({escape(where)})"
 
 
-def _contributor_text(c: Contributor) -> str:
-    text = clip(escape(c.what), 80)
-    if c.last_ordered:
-        text += f" (last ordered {c.last_ordered:%Y-%m-%d})"
-    elif c.since:
-        text += f" (since {c.since:%Y-%m-%d})"
-    return text
+def _contributor_text(c: Contributor, heading: bool = True) -> str:
+    text = f"**{clip(escape(c.what), 70)}**"
+    if heading:
+        text = f"{CAUSE_HEADINGS.get(c.cause, c.cause)}: {text}"
+    if c.why != c.what:
+        text += f", {clip(escape(c.why), 60)}"
+    dated = (
+        f"last ordered {c.last_ordered:%Y-%m-%d}" if c.last_ordered else f"since {c.since:%Y-%m-%d}" if c.since else ""
+    )
+    return text + f" ({', '.join(filter(None, (dated, escape(c.sources[0]) if c.sources else '')))})"
 
 
 def context_blocks(context: FindingContext | None) -> list[str]:
@@ -62,19 +79,19 @@ def context_blocks(context: FindingContext | None) -> list[str]:
         )
     elif context.unexplained:
         blocks.append("**Nothing on the chart explains this** (problem list and active medications read).")
+    if context.next_steps:
+        blocks.append(
+            f"**Persisting over {days:g} days and unexplained.** To consider: "
+            + "; ".join(clip(escape(s.text), 60) for s in context.next_steps)
+            + "."
+        )
+    if context.not_checked:
+        blocks.append("**Not checked:** " + listed([clip(escape(n), 90) for n in context.not_checked], 2) + ".")
     if context.problem_list:
         entry = context.problem_list
         blocks.append(f"**Not on the problem list:** suggested entry {escape(_code_label(entry))}.")
     elif context.problem_list_note:
         blocks.append(escape(context.problem_list_note))
-    if context.next_steps:
-        blocks.append(
-            f"**Persisting over {days:g} days and unexplained.** To consider: "
-            + "; ".join(escape(s.text) for s in context.next_steps)
-            + "."
-        )
-    if context.not_checked:
-        blocks.append("**Not checked:** " + listed([escape(n) for n in context.not_checked], 2) + ".")
     if context.previously_documented:
         blocks.append(
             "Previously documented, now resolved: "
@@ -82,7 +99,11 @@ def context_blocks(context: FindingContext | None) -> list[str]:
             + "."
         )
     if context.treatments:
-        blocks.append("Also on the chart: " + listed([_contributor_text(c) for c in context.treatments], 3) + ".")
+        blocks.append(
+            "Treatment on the chart: "
+            + listed([_contributor_text(c, heading=False) for c in context.treatments], 3)
+            + "."
+        )
     return blocks
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from cards.catalogue import card_links, card_source, override_reasons
 from cards.context import context_blocks, problem_list_suggestions
-from cards.markdown import clip, escape, fit, listed, table
+from cards.markdown import clip, escape, fit, listed, table, when
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
 from cards.numbers import limit_text, named, unit_of, with_unit
 from cards.orders import draft_order, order_label
 from cds_service.clinical.context import FindingContext, settled_indicator
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
-from cds_service.clinical.knowledge import ctcae_cuts, threshold
+from cds_service.clinical.knowledge import ctcae_cuts, neutropenia_bands, threshold
 from fhir_mappings import Analyte, DataIssue
 from fhir_mappings.knowledge import unit_key
 
@@ -34,7 +34,10 @@ MOST_ISSUES = 3
 def judged_by(finding: Finding) -> tuple[float | None, ...]:
     """Every limit this finding's value was compared with: its lower limit and the CTCAE cut-offs."""
     cuts = ctcae_cuts().get((finding.analyte, unit_key(unit_of_row(finding.analyte))), ())
-    return (finding.lower_limit.value, *(c.below for c in cuts))
+    bands = (
+        [below for _, below, _ in neutropenia_bands()] if finding.analyte is Analyte.ABSOLUTE_NEUTROPHIL_COUNT else []
+    )
+    return (finding.lower_limit.value, *(c.below for c in cuts), *bands)
 
 
 def unit_of_row(analyte: Analyte) -> str:
@@ -61,7 +64,7 @@ def _ask(finding: Finding) -> str:
     if not finding.significant:
         return "no work-up for this count alone"
     if finding.stale:
-        return "repeat CBC: result not current"
+        return "not current: repeat CBC"
     if kind is F.PANCYTOPENIA:
         return "smear review and haematology referral"
     asks = []
@@ -93,7 +96,7 @@ def summary(finding: Finding, ask: str | None = None) -> str:
         if grade := grade_text(finding):
             text += f" ({grade})"
     if finding.stale:
-        text += f", result from {finding.latest.time:%Y-%m-%d}"
+        text += f", result of {finding.latest.time:%Y-%m-%d}"
     full = f"{text} — {ask}"
     return full if len(full) <= SUMMARY_MAX else clip(text, SUMMARY_MAX)
 
@@ -107,30 +110,37 @@ def indicator(finding: Finding) -> str:
     return "info"
 
 
-def _row(finding: Finding) -> tuple[str, ...]:
+def _row(finding: Finding, with_time: bool) -> tuple[str, ...]:
     point = finding.latest
-    source = ", ".join(escape(m.source) for m in point.evidence[:2])
-    how = f"computed: {escape(point.derivation)}" if point.derivation else source
-    grade = f"grade {finding.grade.grade}" if finding.grade else (finding.severity or "–")
     name = headline(finding).split(" ", 1)[0]
-    return (
+    origin = escape(point.derivation) if point.derivation else ", ".join(escape(m.source) for m in point.evidence[:2])
+    cells = [
         name[0].upper() + name[1:],
         with_unit(finding.analyte, point.value, judged_by(finding)),
-        grade,
-        f"{point.time:%Y-%m-%d %H:%M}",
-        how,
-    )
+        str(finding.grade.grade) if finding.grade else (finding.severity or "–"),
+    ]
+    if with_time:
+        cells.append(f"{point.time:%Y-%m-%d %H:%M}")
+    return (*cells, origin)
 
 
 def evidence_table(findings: tuple[Finding, ...]) -> str:
-    return table(("Count", "Result", "CTCAE", "Drawn (UTC)", "Result from"), [_row(f) for f in findings])
+    """One row per count; when all were drawn together, the time is said once above the table."""
+    times = {f.latest.time for f in findings}
+    header = ("Count", "Result", "CTCAE grade", "Result from")
+    if len(times) == 1:
+        lead = f"Drawn {when(findings[0].latest.time)}:\n\n"
+        return lead + table(header, [_row(f, False) for f in findings])
+    return table((*header[:3], "Drawn (UTC)", header[3]), [_row(f, True) for f in findings])
 
 
 def _limit_text(finding: Finding) -> str | None:
     limit = finding.lower_limit
     if finding.kind is F.PANCYTOPENIA or limit.value is None:
         return None
-    return f"Lower limit {limit_text(limit.value)} {unit_of(finding.analyte)} ({escape(limit.basis)})."
+    if limit.basis.startswith("the lab"):
+        return f"Lower limit {limit_text(limit.value)} {unit_of(finding.analyte)} (the lab's reference range)."
+    return f"Lower limit used: {escape(limit.basis)}."
 
 
 def _trend_text(finding: Finding) -> str | None:
@@ -175,7 +185,8 @@ def _suggestion(orders: tuple[str, ...], label: str, patient_id: str, encounter_
 
 def suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
     """The next orders to consider. None for a count within the Duffy-null interval: asymptomatic
-    Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely)."""
+    Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely).
+    A count that is not current asks for a new one only: no transfusion on an old value."""
     if not finding.significant:
         return ()
     reason = summary(finding)
@@ -185,6 +196,8 @@ def suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> 
 
     kind = finding.kind
     offered = [offer(("cbc_with_differential",))]
+    if finding.stale:
+        return tuple(offered)
     if kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA) and finding.grade_number >= 2:
         offered.append(offer(("peripheral_smear",)))
     lineages = {f.kind: f for f in (finding.lineages or (finding,))}
@@ -232,11 +245,11 @@ def finding_card(
         if finding.stale
         else None,
         *extra,
-        _trend_text(finding),
-        _limit_text(finding),
         *(escape(n) for n in finding.notes),
+        _trend_text(finding),
         *context_blocks(context),
         *gap_lines(assessment.missing, assessment.issues),
+        _limit_text(finding),
     ]
     return Card(
         summary=summary(finding, ask),

@@ -55,8 +55,10 @@ def _anc_source(point: Point) -> str:
 def _evidence_line(a: FnAssessment) -> str:
     episode = a.fever.episode
     n = a.neutrophils
+    peak = episode.peak
+    reported = f", reported {escape(peak.reported)}" if peak.reported_unit not in ("Cel", "°C") else ""
     text = (
-        f"**Fever {temperature_text(episode.peak)}** at {when(episode.peak.time)} ({escape(episode.rule)}: "
+        f"**Fever {temperature_text(peak)}**{reported} at {when(peak.time)} ({escape(episode.rule)}: "
         f"{escape(episode.description)}); **{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)})."
     )
     if n.prediction and not n.below_idsa:
@@ -121,9 +123,15 @@ def _allergy_lines(a: FnAssessment) -> list[str]:
         f"{escape(c.display or c.code)} (type unknown)" for c in a.allergy_conditions
     ]
     if allergies:
-        lines.append("β-lactam allergy: " + listed(allergies, 2) + "; options that clash are flagged.")
+        tolerated = (
+            "" if a.immediate_beta_lactam_allergy else "; most penicillin-allergic patients tolerate cephalosporins"
+        )
+        lines.append("β-lactam allergy: " + listed(allergies, 2) + tolerated + "; options that clash are flagged.")
     for q in a.quinolone_prophylaxis[:1]:
-        lines.append(f"**Fever on fluoroquinolone prophylaxis** ({escape(q.text)}): stop it; no oral quinolone.")
+        lines.append(
+            f"**Fever on fluoroquinolone prophylaxis** ({escape(clip(q.text, 60))}): stop the quinolone and start IV "
+            "anti-pseudomonal therapy; no oral quinolone."
+        )
     return lines
 
 
@@ -293,38 +301,51 @@ def fever_watch(a: FnAssessment) -> str:
     single, sustained = fn_rule("idsa_fever_single").value, fn_rule("idsa_fever_sustained").value
     minutes = fn_rule("idsa_fever_sustained_minutes")
     if not a.fever.readings:
-        lead = f"**No temperature recorded in the last {hours:g} h: febrile neutropenia cannot be excluded.**"
+        lead = f"**No temperature in the last {hours:g} h: febrile neutropenia cannot be excluded.**"
     else:
         latest = a.fever.readings[-1]
         lead = f"Afebrile over the last {hours:g} h (latest {temperature_text(latest)} at {when(latest.time)})."
     over = duration(minutes.value, minutes.unit)
     return (
-        f"{lead} A single temperature ≥{single:g} °C, or ≥{sustained:g} °C over {over}, "
-        f"makes this febrile neutropenia: IV antibiotics within {_within()}."
+        f"{lead} Fever (≥{single:g} °C once, or ≥{sustained:g} °C over {over}) means IV antibiotics within {_within()}."
     )
 
 
-def _g_csf(a: FnAssessment) -> str | None:
+def _g_csf(
+    a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None
+) -> tuple[str | None, tuple[Suggestion, ...]]:
+    """Filgrastim at the label dose for the latest weight, when no G-CSF is active."""
     per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
     if a.g_csf:
-        return f"G-CSF already active ({escape(clip(', '.join(m.text for m in a.g_csf), 80))})."
+        return f"G-CSF already active ({escape(clip(', '.join(m.text for m in a.g_csf), 80))}).", ()
     if a.weight is None:
-        return f"G-CSF: filgrastim {per_kg:g} mcg/kg/day may be considered; no body weight recorded."
+        return f"G-CSF: filgrastim {per_kg:g} mcg/kg/day may be considered; no body weight recorded.", ()
+    dose = per_kg * a.weight.value
     old = fn_rule("weight_max_age_days").value
     stale = f" (weight over {old:g} days old: re-weigh)" if a.weight_old else ""
-    return (
-        f"G-CSF: filgrastim {per_kg:g} mcg/kg/day = {per_kg * a.weight.value:.0f} mcg for {a.weight.value:g} kg "
-        f"(weighed {a.weight.time:%Y-%m-%d}){stale}, if your assessment calls for it."
+    text = f"{dose:.0f} mcg daily = {per_kg:g} mcg/kg × {a.weight.value:g} kg weighed {a.weight.time:%Y-%m-%d}{stale}."
+    suggestion = Suggestion(
+        f"Consider filgrastim {dose:.0f} mcg SC daily ({per_kg:g} mcg/kg, {a.weight.value:g} kg on "
+        f"{a.weight.time:%Y-%m-%d})",
+        (
+            Action(
+                "create",
+                "Draft order: filgrastim",
+                draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_ug=dose, dose_text=text),
+            ),
+        ),
+        orders=("filgrastim_sc",),
     )
+    return f"G-CSF consideration: filgrastim {escape(text)}", (suggestion,)
 
 
 def _prophylaxis(a: FnAssessment) -> str:
     profound = fn_rule("profound_neutropenia_anc").value
     days = fn_rule("profound_neutropenia_days").value
+    now = f"**Profound neutropenia now** (ANC <{limit_text(profound)} ×10⁹/L). " if a.profound else ""
     return (
-        "ASCO/IDSA 2018: antibacterial and antifungal prophylaxis when profound neutropenia "
-        f"(ANC <{limit_text(profound)} ×10⁹/L) is expected for more than {days:g} days"
-        + (": **ANC is below that now**." if a.profound else ".")
+        f"{now}ASCO/IDSA 2018: antibacterial and antifungal prophylaxis when profound neutropenia "
+        f"(ANC <{limit_text(profound)} ×10⁹/L) is expected for more than {days:g} days."
     )
 
 
@@ -335,11 +356,12 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
     summary = f"Severe neutropenia without fever: {anc_text(n.latest, unit=False)}" + (
         " — no temperature recorded: check for fever" if no_temp else " — watch for fever"
     )
+    g_csf, g_csf_order = _g_csf(a, summary, patient_id, encounter_id)
     blocks = [
         f"**{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)}).",
         fever_watch(a),
         _prophylaxis(a),
-        _g_csf(a),
+        g_csf,
         *gaps,
     ]
     return Card(
@@ -347,7 +369,7 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
         indicator="warning",
         source=card_source("severe_neutropenia"),
         detail=fit(blocks, DETAIL_BUDGET["warning"]),
-        suggestions=(_cbc_now(patient_id, encounter_id, summary, "Repeat CBC with differential"),),
+        suggestions=(_cbc_now(patient_id, encounter_id, summary, "Repeat CBC with differential"), *g_csf_order),
         selection_behavior="any",
         override_reasons=override_reasons(),
         links=card_links("severe_neutropenia"),
@@ -406,7 +428,7 @@ def not_excluded_card(a: FnAssessment, gaps: list[str]) -> Card:
 
 
 def febrile_neutropenia_cards(
-    a: FnAssessment, patient_id: str, encounter_id: str | None = None, expected: tuple[str, ...] = ()
+    a: FnAssessment, patient_id: str, encounter_id: str | None = None, expected: bool = False
 ) -> list[Card]:
     """The narrower opt-in service's answer: febrile neutropenia and its near misses only; "not assessed"
     only when a current ANC is low or the chart calls for counts (`expected`)."""

@@ -23,9 +23,10 @@ from cards.drug_safety import drug_safety_card
 from cards.febrile_neutropenia import fever_watch, fever_without_anc_card, fn_card
 from cards.model import Card
 from cds_service.clinical.context import FindingContext
-from cds_service.clinical.drug_safety import DrugHold
+from cds_service.clinical.drug_safety import NOTHING_EXPECTED, CountsExpected, DrugHold
 from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
+from cds_service.clinical.knowledge import fn_rule
 
 F = FindingKind
 RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -64,7 +65,14 @@ def _fever_watch(neutropenia: Finding | None, fn: FnAssessment | None) -> tuple[
         return (), None
     if not fn.neutrophils.below_ctcae:
         return (), None
-    return (fever_watch(fn),), "check for fever: none recorded" if not fn.fever.readings else "watch for fever"
+    return (fever_watch(fn),), "check for fever (none recorded)" if not fn.fever.readings else "watch for fever"
+
+
+def _neutropenia_suspected(fn: FnAssessment, expected: CountsExpected) -> bool:
+    """A fever without a current ANC is a possible febrile neutropenia only where neutropenia is plausible:
+    a drug or diagnosis on the chart, or a last ANC below the CTCAE limit."""
+    latest = fn.neutrophils.latest
+    return expected.neutropenia_risk or (latest is not None and latest.value < fn_rule("ctcae_fn_anc").value)
 
 
 def _white_cell_card(
@@ -92,7 +100,7 @@ def patient_view_cards(
     contexts: dict[F, FindingContext] | None = None,
     fn: FnAssessment | None = None,
     holds: tuple[DrugHold, ...] = (),
-    expected: tuple[str, ...] = (),
+    expected: CountsExpected = NOTHING_EXPECTED,
 ) -> list[Card]:
     contexts = contexts or {}
     found = {f.kind: f for f in assessment.findings if not f.history}
@@ -101,13 +109,13 @@ def patient_view_cards(
         cards.append(fn_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
         for kind in (F.NEUTROPENIA, F.LEUKOPENIA, F.LYMPHOPENIA):
             found.pop(kind, None)
-    elif fn is not None and fn.state is FnState.FEVER_ANC_UNKNOWN and expected:
+    elif fn is not None and fn.state is FnState.FEVER_ANC_UNKNOWN and _neutropenia_suspected(fn, expected):
         cards.append(fever_without_anc_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
     cards.extend(drug_safety_card(h, patient_id, encounter_id) for h in holds)
     if pancytopenia := found.get(F.PANCYTOPENIA):
         rows = tuple(f for kind in (F.LEUKOPENIA, F.LYMPHOPENIA) if (f := found.get(kind)))
         extra, ask = _fever_watch(found.get(F.NEUTROPENIA), fn)
-        ask = f"{ask}; smear, haematology referral" if ask else None
+        ask = f"{ask}, smear, haematology referral" if ask else None
         cards.append(
             finding_card(
                 pancytopenia, assessment, patient_id, encounter_id, contexts.get(F.PANCYTOPENIA), rows, extra, ask
@@ -119,6 +127,6 @@ def patient_view_cards(
         for kind in (F.ANAEMIA, F.THROMBOCYTOPENIA):
             if finding := found.get(kind):
                 cards.append(finding_card(finding, assessment, patient_id, encounter_id, contexts.get(kind)))
-    if not cards and (gap := data_gap_card(assessment, patient_id, encounter_id, expected)):
+    if not cards and (gap := data_gap_card(assessment, patient_id, encounter_id, expected.reasons)):
         cards.append(gap)
     return one_answer(cards)

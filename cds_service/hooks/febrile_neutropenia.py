@@ -67,7 +67,7 @@ def evaluate(call: HookCall) -> list:
     )
     lookback = call.settings.fever_lookback_hours if call.settings else None
     assessment = assess(record, call.as_of, lookback, conditions_available="conditions" in call.data.by_key)
-    expected = counts_expected(record, assessment.fever.febrile)
+    expected = bool(counts_expected(record, assessment.fever.febrile))
     return one_answer(febrile_neutropenia_cards(assessment, call.patient_id, call.encounter_id, expected))
 
 
