@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from cards.catalogue import OVERRIDE_REASON_SYSTEM, card_links, card_source
-from cards.markdown import bullets, escape, fit, listed, table
+from cards.markdown import clip, escape, fit, listed, table
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Coding, Suggestion
 from cards.numbers import with_unit
 from cards.orders import draft_order, order_label
@@ -48,10 +48,13 @@ def _evidence_row(status: CountStatus) -> tuple[str, ...]:
 
 def _detail(alert: OrderAlert, issues: tuple[DataIssue, ...]) -> str:
     medication = alert.draft.medication
+    first, *rest = [escape(s) for s in alert.statements]
     blocks = [
-        f"**Draft order:** {escape(medication.text)} ({escape(alert.draft.reference)}).",
-        bullets([escape(s) for s in alert.statements]),
+        f"**Draft order:** {escape(medication.text)} ({escape(alert.draft.reference)}), recognised by "
+        f"{escape(clip(medication.recognised_by, 80))}.",
+        first,
         table(("Count", "Result", "Drawn (UTC, age)", "Result from"), [_evidence_row(s) for s in alert.evidence]),
+        *rest,
     ]
     if issues:
         blocks.append(

@@ -23,10 +23,10 @@ def test_example_request_gets_one_pancytopenia_card_with_its_graded_lineages(cli
     document = response.get_json()
     assert_valid("response", document)
     [card] = document["cards"]
-    assert card["summary"].startswith("Pancytopenia: ANC 0.4, Hb 9.6 g/dL, platelets 68 — check for fever")
+    assert card["summary"].startswith("Pancytopenia: ANC 0.4, Hb 9.6 g/dL, platelets 68 — watch for fever")
     assert card["indicator"] == "warning"
     assert "| ANC | 0.4 ×10⁹/L | 4 | Observation/anc-20261119 |" in card["detail"]
-    assert "No temperature in the last 24 h: febrile neutropenia cannot be excluded" in card["detail"]
+    assert "Afebrile over the last 24 h (latest 37.1 °C at 2026-11-20 08:00 UTC)" in card["detail"]
 
 
 def test_unknown_service_is_404_operation_outcome(client, example_request):
