@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint bench clean image
+.PHONY: run test lint bench clean image card-quality
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Cards per chart opening, repeated orders, summary and detail lengths, forbidden strings over the corpus
+# (docs/card-quality.md); tests/test_card_quality.py fails `make test` when a limit is broken.
+card-quality: $(VENV)/.installed-test
+	$(BIN)/python -m tests.card_quality
 
 bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks

@@ -72,9 +72,13 @@ class Deadlines(BaseModel):
 
 
 def _known_thresholds() -> set[str]:
+    return set(_cited_values())
+
+
+def _cited_values() -> dict[str, float]:
     from cds_service.clinical.knowledge import thresholds
 
-    return set(thresholds())
+    return {name: cited.value for name, cited in thresholds().items()}
 
 
 class Settings(BaseSettings):
@@ -125,6 +129,12 @@ class Settings(BaseSettings):
         bad = sorted(name for name, number in value.items() if not number > 0)
         if bad:
             raise ValueError(f"threshold {', '.join(bad)} must be a positive number")
+        effective = {name: value.get(name, cited) for name, cited in _cited_values().items()}
+        if effective["history_lookback_days"] < effective["stale_result_days"]:
+            raise ValueError(
+                "history_lookback_days must be at least stale_result_days: a count is 'not current' before it "
+                "becomes history"
+            )
         return value
 
     @field_validator("public_base_url")
