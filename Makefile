@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint bench clean image card-quality
+.PHONY: run test lint bench clean image card-quality card-pictures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: $(VENV)/.installed-test
 # (docs/card-quality.md); tests/test_card_quality.py fails `make test` when a limit is broken.
 card-quality: $(VENV)/.installed-test
 	$(BIN)/python -m tests.card_quality
+
+# The cards of three typical patients as HTML and headless-Chromium PNGs in docs/cards/ (needs chromium).
+card-pictures: $(VENV)/.installed-test
+	$(BIN)/python -m tests.card_pictures
 
 bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks

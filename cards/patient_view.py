@@ -1,8 +1,8 @@
 """The whole patient-view answer: one card per clinical problem, each order offered once.
 
 Problems and the cards that own them:
-- febrile neutropenia owns the ANC: its card replaces the neutropenia card and carries the first-hour
-  orders;
+- febrile neutropenia owns the ANC: its card replaces the white-cell card and carries the first-hour
+  orders (a pancytopenia card still lists the white cells among its rows);
 - a drug in a hold band (clozapine, a BCR-ABL TKI) is its own problem and card;
 - pancytopenia lists its lineages as rows and replaces the anaemia, thrombocytopenia and white-cell
   cards; otherwise the white cells are one problem (neutropenia, else leukopenia, with leukopenia and
@@ -105,16 +105,15 @@ def patient_view_cards(
     contexts = contexts or {}
     found = {f.kind: f for f in assessment.findings if not f.history}
     cards = []
-    if fn is not None and fn.state is FnState.FEBRILE_NEUTROPENIA:
+    febrile_neutropenia = fn is not None and fn.state is FnState.FEBRILE_NEUTROPENIA
+    if febrile_neutropenia:
         cards.append(fn_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
-        for kind in (F.NEUTROPENIA, F.LEUKOPENIA, F.LYMPHOPENIA):
-            found.pop(kind, None)
     elif fn is not None and fn.state is FnState.FEVER_ANC_UNKNOWN and _neutropenia_suspected(fn, expected):
         cards.append(fever_without_anc_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
     cards.extend(drug_safety_card(h, patient_id, encounter_id) for h in holds)
     if pancytopenia := found.get(F.PANCYTOPENIA):
         rows = tuple(f for kind in (F.LEUKOPENIA, F.LYMPHOPENIA) if (f := found.get(kind)))
-        extra, ask = _fever_watch(found.get(F.NEUTROPENIA), fn)
+        extra, ask = _fever_watch(found.get(F.NEUTROPENIA), None if febrile_neutropenia else fn)
         ask = f"{ask}, smear, haematology referral" if ask else None
         cards.append(
             finding_card(
@@ -122,7 +121,9 @@ def patient_view_cards(
             )
         )
     else:
-        if white := _white_cell_card(found, assessment, contexts, fn, patient_id, encounter_id):
+        if not febrile_neutropenia and (
+            white := _white_cell_card(found, assessment, contexts, fn, patient_id, encounter_id)
+        ):
             cards.append(white)
         for kind in (F.ANAEMIA, F.THROMBOCYTOPENIA):
             if finding := found.get(kind):

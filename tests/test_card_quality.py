@@ -47,3 +47,11 @@ def test_the_report_prints_the_figures_per_service(report):
     text = card_quality.render(report)
     assert "| cytopenia-review |" in text and "| febrile-neutropenia |" in text
     assert "Limits broken: 0" in text
+
+
+def test_card_pictures_render_details_as_commonmark_with_gfm_tables(report):
+    from tests.card_pictures import page
+
+    rendered = page("worst patient", report.worst["cytopenia-review"])
+    assert rendered.count("<table>") == 1 and "<th>CTCAE grade</th>" in rendered
+    assert "<script" not in rendered and rendered.count('class="card"') == 3
