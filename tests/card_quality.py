@@ -36,6 +36,7 @@ from tests.conftest import AS_OF, EXAMPLES
 DEFAULT_SERVICE = "cytopenia-review"
 OPT_IN_SERVICE = "febrile-neutropenia"
 PATIENT_VIEW_SERVICES = (DEFAULT_SERVICE, OPT_IN_SERVICE)
+ORDER_HOOKS = ("order-select", "order-sign")
 MAX_CARDS_PER_OPENING = 3
 FORBIDDEN = {
     "section sign": re.compile("§"),
@@ -210,6 +211,35 @@ def openings() -> Iterator[Opening]:
     yield Opening("worst patient (febrile, pancytopenic, on clozapine)", worst_patient(), AS_OF)
 
 
+def order_calls() -> Iterator[tuple[str, object]]:
+    """Drafted myelotoxic drugs and neutropenia antibiotics against counts low, normal, old and missing:
+    (name, build(hook) -> request)."""
+    from tests import test_order_safety_http as orders
+
+    drafts = {
+        "clozapine": orders.medication("d-cloz", "2626"),
+        "imatinib": orders.medication("d-imat", "282388"),
+        "methimazole": orders.medication("d-methi", "6835"),
+        "cyclophosphamide": orders.medication("d-cyclo", "3002"),
+        "filgrastim": orders.medication("d-filg", "68442"),
+        "vancomycin": orders.medication("d-vanc", "11124"),
+    }
+    counts = {
+        "ANC 0.3, platelets 40": [orders.anc(0.3), orders.platelets(40)],
+        "ANC 0.8": [orders.anc(0.8)],
+        "ANC 2.5 (30 days old)": [orders.anc(2.5, days_ago=30)],
+        "no counts": [],
+    }
+    on_clozapine = orders.medication("cloz-active", "2626", status="active", authored_days_ago=60)
+    for drug, draft in drafts.items():
+        for label, results in counts.items():
+            meds = [on_clozapine] if drug == "clozapine" else []
+            yield (
+                f"{drug} drafted, {label}",
+                lambda hook, d=draft, r=results, m=meds: orders.request([d], r, m, hook=hook),
+            )
+
+
 # --- the report -----------------------------------------------------------------------------
 
 
@@ -273,12 +303,21 @@ def run(settings: dict | None = None) -> Report:
             if opening.name.startswith("worst"):
                 worst[service] = cards
         check_cards(opening.name, shown, default, limit_cards=True)
+    with contextlib.redirect_stderr(io.StringIO()):
+        app = _app(AS_OF, settings)
+    client = app.test_client()
+    for service in client.get("/cds-services").get_json()["services"]:
+        if service["hook"] in ORDER_HOOKS:
+            figures = by_service.setdefault(f"{service['id']} ({service['hook']})", ServiceFigures())
+            for name, build in order_calls():
+                cards = _post(client, service["id"], build(service["hook"]))
+                check_cards(f"{service['hook']}: {name}", cards, figures, limit_cards=False)
     return Report(by_service, default, worst)
 
 
 def render(report: Report) -> str:
     lines = [
-        "| Service | Openings | Cards per opening (median / max) | Orders repeated in a response | "
+        "| Service | Calls | Cards per call (median / max) | Orders repeated in a response | "
         "Summary chars (median / p95 / max) | Info+warning detail chars (median / p95 / max) | "
         "Critical detail chars (median / p95 / max) | Forbidden strings |",
         "|---|---|---|---|---|---|---|---|",
