@@ -48,15 +48,15 @@ def _code_text(code: str | None) -> str:
 def _documented_text(d: Documented) -> str:
     since = f" since {d.since:%Y-%m-%d}" if d.since else ""
     where = "; ".join(filter(None, (_code_text(d.code), d.source)))
-    return f"{clip(escape(d.display), 80)}{since} ({escape(where)})"
+    return f"{escape(clip(d.display, 80))}{since} ({escape(where)})"
 
 
 def _contributor_text(c: Contributor, heading: bool = True) -> str:
-    text = f"**{clip(escape(c.what), 70)}**"
+    text = f"**{escape(clip(c.what, 70))}**"
     if heading:
         text = f"{CAUSE_HEADINGS.get(c.cause, c.cause)}: {text}"
     if c.why != c.what:
-        text += f", {clip(escape(c.why), 60)}"
+        text += f", {escape(clip(c.why, 60))}"
     dated = (
         f"last ordered {c.last_ordered:%Y-%m-%d}" if c.last_ordered else f"since {c.since:%Y-%m-%d}" if c.since else ""
     )
@@ -82,11 +82,11 @@ def context_blocks(context: FindingContext | None) -> list[str]:
     if context.next_steps:
         blocks.append(
             f"**Persisting over {days:g} days and unexplained.** To consider: "
-            + "; ".join(clip(escape(s.text), 60) for s in context.next_steps)
+            + "; ".join(escape(clip(s.text, 60)) for s in context.next_steps)
             + "."
         )
     if context.not_checked:
-        blocks.append("**Not checked:** " + listed([clip(escape(n), 90) for n in context.not_checked], 2) + ".")
+        blocks.append("**Not checked:** " + listed([escape(clip(n, 90)) for n in context.not_checked], 2) + ".")
     if context.problem_list:
         entry = context.problem_list
         blocks.append(f"**Not on the problem list:** suggested entry {escape(_code_label(entry))}.")
