@@ -90,7 +90,6 @@ def summary(finding: Finding, ask: str | None = None) -> str:
         text = f"{headline(finding)}: within the Duffy-null reference interval"
         if finding.grade:
             text += f" ({finding.grade.label} for toxicity reporting)"
-        return text
     else:
         text = f"{TITLES[finding.kind]}: {headline(finding, unit=False)}"
         if grade := grade_text(finding):
@@ -284,14 +283,13 @@ def data_gap_card(
     if not unusable and (current or not expected):
         return None
     days = threshold("history_lookback_days").value
+    ask = " — order a CBC with differential" if expected else " — check the results not used"
     if assessment.latest_count is None:
-        summary_text = "Cytopenia not assessed: no usable blood count" + (
-            " — order a CBC with differential" if expected else ""
-        )
+        summary_text = "Cytopenia not assessed: no usable blood count" + ask
     elif not current:
         summary_text = f"No blood count in the last {days:g} days — order a CBC with differential"
     else:
-        summary_text = "Blood counts partly unusable: cytopenia assessment may be incomplete"
+        summary_text = "Blood counts partly unusable: cytopenia assessment may be incomplete" + ask
     blocks = [
         "This is **not** a statement that the counts are normal.",
         f"Counts are expected here: {escape(', '.join(expected))}." if expected else None,

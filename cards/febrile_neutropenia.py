@@ -412,10 +412,13 @@ def not_excluded_card(a: FnAssessment, gaps: list[str]) -> Card:
     if n.current:
         summary = (
             f"No temperature in the last {hours:g} h: febrile neutropenia not excluded "
-            f"({anc_text(n.latest, unit=False)})"
+            f"({anc_text(n.latest, unit=False)}) — take a temperature"
         )
     else:
-        summary = f"Febrile neutropenia not assessed: no current ANC and no temperature in the last {hours:g} h"
+        summary = (
+            f"Febrile neutropenia not assessed: no current ANC and no temperature in the last {hours:g} h "
+            "— CBC and temperature"
+        )
     blocks = ["This is **not** a statement that the patient is well.", *gaps]
     return Card(
         summary=clip(summary, SUMMARY_MAX),

@@ -23,7 +23,8 @@ from cards.drug_safety import drug_safety_card
 from cards.febrile_neutropenia import fever_watch, fever_without_anc_card, fn_card
 from cards.model import Card
 from cds_service.clinical.context import FindingContext
-from cds_service.clinical.drug_safety import NOTHING_EXPECTED, CountsExpected, DrugHold
+from cds_service.clinical.drug_safety import DrugHold
+from cds_service.clinical.expected_counts import NOTHING_EXPECTED, CountsExpected
 from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
 from cds_service.clinical.knowledge import fn_rule

@@ -205,5 +205,5 @@ def test_fhir_example_report_without_subject_is_said_never_used(make_app):
     patient = {"resourceType": "Patient", "id": "unknown-subject"}
     as_of = max(parse_datetime(o.get("effectiveDateTime")) or parse_datetime("1900") for o in observations)
     [card] = evaluate(make_app, request(patient, observations), as_of)
-    assert card["summary"] == "Cytopenia not assessed: no usable blood count"
+    assert card["summary"] == "Cytopenia not assessed: no usable blood count — check the results not used"
     assert "not attributed to this patient" in card["detail"]

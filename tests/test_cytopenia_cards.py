@@ -6,7 +6,7 @@ from cards.markdown import escape
 from cards.numbers import value_text
 from cards.patient_view import patient_view_cards
 from cds_service.clinical.cytopenia import assess
-from cds_service.clinical.drug_safety import NOTHING_EXPECTED, CountsExpected
+from cds_service.clinical.expected_counts import NOTHING_EXPECTED, CountsExpected
 from fhir_mappings import Analyte
 from tests.builders import ANC, HB, LYMPH, NEUT_PCT, PLT, WBC, condition, day, draw, observation, patient, record_of
 from tests.conftest import assert_valid
@@ -154,7 +154,8 @@ def test_duffy_null_anc_within_interval_is_said_and_suggests_no_work_up():
     reading = card(documents, "ANC 1.3")
     assert (
         reading["summary"]
-        == "ANC 1.3 ×10⁹/L: within the Duffy-null reference interval (CTCAE v5 grade 2 for toxicity reporting)"
+        == "ANC 1.3 ×10⁹/L: within the Duffy-null reference interval (CTCAE v5 grade 2 for toxicity reporting) "
+        "— no work-up for this count alone"
     )
     assert reading["indicator"] == "info" and "suggestions" not in reading
 

@@ -61,13 +61,16 @@ def test_nothing_prefetched_everything_fetched_with_the_bearer_token(engine, cli
     document = response.get_json()
     assert_valid("response", document)
     anaemia = next(c for c in document["cards"] if c["summary"].startswith("Anaemia"))
-    assert "Hb 12.59 g/dL" in anaemia["summary"]
+    assert "Hb 12.6 g/dL" in anaemia["summary"]  # clinical form: one decimal, no limit between
     assert "Observation/3d4d78f5-c7da-4b2b-b8d0-7f1bd29dac78" in anaemia["detail"]
     assert "Observation/r1" not in anaemia["detail"]  # pat2's results on the same server stay out
     seen = [r for r in engine.requests_seen() if r["authorization"] == f"Bearer {token}"]
     assert sorted(r["url"].split("?")[0] for r in seen) == [
+        "/AllergyIntolerance",
         "/Condition",
+        "/Encounter",
         "/MedicationRequest",
+        "/Observation",
         "/Observation",
         f"/Patient/{WHITNEY}",
     ]

@@ -12,7 +12,8 @@ from dataclasses import replace
 from cards.patient_view import patient_view_cards
 from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
-from cds_service.clinical.drug_safety import counts_expected, drug_holds
+from cds_service.clinical.drug_safety import drug_holds
+from cds_service.clinical.expected_counts import counts_expected
 from cds_service.clinical.febrile_neutropenia import assess as assess_febrile_neutropenia
 from cds_service.hooks.febrile_neutropenia import VITALS_QUERY
 from cds_service.hooks.service import CdsService, HookCall, Prefetch

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cards.patient_view import one_answer
-from cds_service.clinical.drug_safety import counts_expected
+from cds_service.clinical.expected_counts import counts_expected
 from cds_service.clinical.febrile_neutropenia import assess
 from cds_service.hooks.service import CdsService, HookCall, Prefetch
 from fhir_mappings import Analyte, read_record
