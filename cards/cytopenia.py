@@ -12,7 +12,7 @@ from cards.markdown import clip, escape, fit, listed, table, when
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
 from cards.numbers import limit_text, named, unit_of, with_unit
 from cards.orders import draft_order, order_label
-from cds_service.clinical.context import FindingContext, settled_indicator
+from cds_service.clinical.context import FindingContext
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
 from cds_service.clinical.knowledge import ctcae_cuts, neutropenia_bands, threshold
 from fhir_mappings import Analyte, DataIssue
@@ -100,9 +100,10 @@ def summary(finding: Finding, ask: str | None = None) -> str:
     return full if len(full) <= SUMMARY_MAX else clip(text, SUMMARY_MAX)
 
 
-def indicator(finding: Finding) -> str:
-    """info for CTCAE grade 1-2, warning for grade 3-4 and pancytopenia; critical is kept for FN."""
-    if not finding.significant:
+def indicator(finding: Finding, context: FindingContext | None = None) -> str:
+    """info for CTCAE grade 1-2, warning for grade 3-4 and pancytopenia; critical is kept for febrile
+    neutropenia and drug holds. A documented chronic cytopenia no worse than before is information."""
+    if not finding.significant or (context is not None and context.known_and_stable):
         return "info"
     if finding.kind is F.PANCYTOPENIA or finding.grade_number >= 3:
         return "warning"
@@ -235,7 +236,7 @@ def finding_card(
 ) -> Card:
     """One problem's card; `rows` are related findings shown as rows of its table (leukopenia and
     lymphopenia on a neutropenia card), `extra` lines the caller adds (fever watch on a neutropenia card)."""
-    level = settled_indicator(indicator(finding), context)
+    level = indicator(finding, context)
     lead = [*(finding.lineages or (finding,)), *rows]
     blocks = [
         evidence_table(tuple(lead)),

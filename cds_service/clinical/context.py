@@ -364,13 +364,3 @@ def chart_context(
         f.kind: finding_context(f, record, assessment.as_of, coverage, significant - {f.kind})
         for f in assessment.findings
     }
-
-
-def settled_indicator(indicator: str, context: FindingContext | None) -> str:
-    """A documented chronic cytopenia no worse than before is information, never a warning.
-
-    `critical` is left alone: it is reserved for febrile neutropenia, which a documented diagnosis does not make safe.
-    """
-    if context is not None and context.known_and_stable and indicator == "warning":
-        return "info"
-    return indicator
