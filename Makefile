@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint bench clean image card-quality card-pictures
+.PHONY: run test test-fast lint docs bench clean image card-quality card-pictures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Cards per chart opening, repeated orders, summary and detail lengths, forbidden strings over the corpus
 # (docs/card-quality.md); tests/test_card_quality.py fails `make test` when a limit is broken.

@@ -23,7 +23,7 @@ from flask import Flask, Response, request
 from benchmarks import fallback, load
 from cds_service.app import create_app
 from cds_service.config import Settings
-from fhir_mappings.resources import resources_in
+from cds_service.request import resources_in
 from fhir_mappings.times import parse_datetime
 
 FIXTURES = Path(os.environ.get("CYTOPENIA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from cards.model import Coding, Link, Source
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 
 OVERRIDE_REASON_SYSTEM = "urn:cytopenia-cds:override-reason"
 SERVICE_LABEL = "cytopenia-cds"
@@ -23,15 +23,22 @@ class Citation:
     url: str | None
 
 
-@cache
+@knowledge_loader
 def citations() -> dict[str, Citation]:
     return {r["citation"]: Citation(r["short_name"], r["url"] or None) for r in read_table("cards", "citations.csv")}
 
 
-@cache
+@knowledge_loader
+def _card_sources() -> dict[str, tuple[Citation, ...]]:
+    """Finding -> the guidelines its card rests on; an unknown citation id stops the start."""
+    return {
+        r["finding"]: tuple(citations()[c] for c in r["citations"].split(";"))
+        for r in read_table("cards", "card_sources.csv")
+    }
+
+
 def card_citations(finding: str) -> tuple[Citation, ...]:
-    row = next(r for r in read_table("cards", "card_sources.csv") if r["finding"] == finding)
-    return tuple(citations()[c] for c in row["citations"].split(";"))
+    return _card_sources()[finding]
 
 
 @cache
@@ -47,7 +54,7 @@ def card_links(finding: str) -> tuple[Link, ...]:
     return tuple(Link(c.short_name, c.url) for c in card_citations(finding) if c.url)
 
 
-@cache
+@knowledge_loader
 def override_reasons() -> tuple[Coding, ...]:
     return tuple(
         Coding(OVERRIDE_REASON_SYSTEM, row["code"], row["display"])

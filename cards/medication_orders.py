@@ -8,13 +8,12 @@ without a verified code is sent as text, and a dose the pack does not verify is 
 from __future__ import annotations
 
 import copy
-from functools import cache
 from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cards.orders import address
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -50,7 +49,7 @@ def _dosage(row: dict[str, str]) -> dict[str, Any]:
     return dosage
 
 
-@cache
+@knowledge_loader
 def medication_catalogue() -> dict[str, dict[str, Any]]:
     templates = {}
     for row in read_table("cards", "medication_orders.csv"):

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from cards.catalogue import OVERRIDE_REASON_SYSTEM, card_links, card_source
 from cards.markdown import clip, escape, fit, listed, table
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Coding, Suggestion
 from cards.numbers import with_unit
 from cards.orders import draft_order, order_label
 from cds_service.clinical.order_safety import CountStatus, OrderAlert
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import Analyte, DataIssue
-from fhir_mappings.knowledge import read_table
 
 
-@cache
+@knowledge_loader
 def _override_reasons() -> dict[str, tuple[Coding, ...]]:
     by_rule: dict[str, list[Coding]] = {}
     for row in read_table("cards", "order_override_reasons.csv"):

@@ -6,18 +6,17 @@ suggestion only adds the patient (and encounter) to a copy, so what we send is v
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import orjson
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 
 _MODELS = {"ServiceRequest": ServiceRequest}
 
 
-@cache
+@knowledge_loader
 def catalogue() -> dict[str, dict[str, Any]]:
     templates = {}
     for row in read_table("cards", "orders.csv"):

@@ -17,8 +17,8 @@ from cds_service.errors import register_error_handlers
 from cds_service.http import health, metrics, openapi
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
-from cds_service.http.health import knowledge_loaded
 from cds_service.http.routes import blueprint
+from cds_service.knowledge_tables import load_all
 from cds_service.observability.logs import configure_logging, get_logger
 from cds_service.observability.requests import install_request_observability
 from cds_service.storage import open_store
@@ -64,8 +64,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     if settings.dev:
         log.warning(DEV_WARNING)
         print(f"WARNING: {DEV_WARNING}", file=sys.stderr)
+    load_all()  # every table read and checked now: a broken one stops the start; forked workers share them
     install_site_thresholds(settings.thresholds)
-    knowledge_loaded(settings)  # load every table now: fail at start, and share them between forked workers
     get_logger("cds_service.startup").info(
         "configuration",
         services=[s.id for s in hooks.enabled_services(settings)],

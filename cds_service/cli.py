@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from cds_service.config import ConfigError, load_settings
+from cds_service.knowledge_tables import KnowledgeError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -131,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"cytopenia-cds: {error}", file=sys.stderr)
         return 2
+    except KnowledgeError as error:
+        print(f"cytopenia-cds: a knowledge table is broken, refusing to start: {error}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -76,9 +76,10 @@ def _known_thresholds() -> set[str]:
 
 
 def _cited_values() -> dict[str, float]:
-    from cds_service.clinical.knowledge import thresholds
+    """The clinical threshold table read as a table: configuration sits below the clinical layer."""
+    from cds_service.knowledge_tables import read_table
 
-    return {name: cited.value for name, cited in thresholds().items()}
+    return {row["name"]: float(row["value"]) for row in read_table("cds_service.clinical", "thresholds.csv")}
 
 
 class Settings(BaseSettings):

@@ -9,6 +9,9 @@ import orjson
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from cds_service.data_access.gather import RequiredDataUnavailable
+from cds_service.request import InvalidRequest
+
 log = logging.getLogger(__name__)
 
 ISSUE_CODES = {
@@ -62,6 +65,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError):
         return outcome_response(error.status, error.message, error.expression, error.headers)
+
+    @app.errorhandler(InvalidRequest)
+    def _invalid_request(error: InvalidRequest):
+        return outcome_response(400, error.message, error.expression)
+
+    @app.errorhandler(RequiredDataUnavailable)
+    def _required_data_unavailable(error: RequiredDataUnavailable):
+        return outcome_response(412, error.message, error.expression)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -10,35 +10,18 @@ recorded the type is unknown, never assumed harmless.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cache
 
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.request import Json, reference_of
+from fhir_mappings.facts import AllergyFact
 from fhir_mappings.medications import ingredient_groups, recognise
-from fhir_mappings.resources import Json, codings, concept_text, reference_of
+from fhir_mappings.resources import codings, concept_text
 
 EXCLUDED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 INACTIVE_CLINICAL = frozenset({"inactive", "resolved"})
 
 
-@dataclass(frozen=True, slots=True)
-class AllergyFact:
-    substance: str
-    groups: frozenset[str]
-    immediate: bool | None
-    reactions: tuple[str, ...]
-    criticality: str | None
-    source: str
-
-    def in_group(self, group: str) -> bool:
-        return group in self.groups
-
-    @property
-    def reaction_text(self) -> str:
-        return ", ".join(self.reactions) if self.reactions else "reaction not recorded"
-
-
-@cache
+@knowledge_loader
 def _classes() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
     return tuple(
         (re.compile(row["pattern"], re.IGNORECASE), frozenset(row["groups"].split(";")))
@@ -46,7 +29,7 @@ def _classes() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
     )
 
 
-@cache
+@knowledge_loader
 def _immediate() -> tuple[re.Pattern[str], ...]:
     return tuple(
         re.compile(row["pattern"], re.IGNORECASE) for row in read_table("fhir_mappings", "immediate_reactions.csv")

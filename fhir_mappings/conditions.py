@@ -7,11 +7,11 @@ Entered-in-error and refuted Conditions are ignored; resolved ones are kept as h
 from __future__ import annotations
 
 import re
-from functools import cache
 
+from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.request import Json, reference_of
 from fhir_mappings.facts import CodedFact
-from fhir_mappings.knowledge import read_table
-from fhir_mappings.resources import Json, codings, concept_text, reference_of
+from fhir_mappings.resources import codings, concept_text
 from fhir_mappings.times import parse_date
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -23,7 +23,7 @@ def _icd(code: str) -> str:
     return code.replace(".", "").strip().upper()
 
 
-@cache
+@knowledge_loader
 def _code_table() -> tuple[dict[tuple[str, str], list[str]], list[tuple[str, str]], list[tuple[str, str, str]]]:
     """(exact {(system, code): categories}, ICD prefixes [(prefix, category)], ICD ranges [(low, high, category)])."""
     exact: dict[tuple[str, str], list[str]] = {}
@@ -41,7 +41,7 @@ def _code_table() -> tuple[dict[tuple[str, str], list[str]], list[tuple[str, str
     return exact, prefixes, ranges
 
 
-@cache
+@knowledge_loader
 def _phrases() -> tuple[tuple[re.Pattern[str], str], ...]:
     return tuple(
         (re.compile(row["pattern"], re.IGNORECASE), row["category"])

@@ -6,36 +6,15 @@ unknown class gives an unknown setting, never a guessed one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
-
-from fhir_mappings.knowledge import read_table
-from fhir_mappings.resources import Json, reference_of
+from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.request import Json, reference_of
+from fhir_mappings.facts import EncounterFact
 from fhir_mappings.times import parse_datetime
 
 IGNORED_STATUSES = frozenset({"cancelled", "entered-in-error", "planned"})
 
 
-@dataclass(frozen=True, slots=True)
-class EncounterFact:
-    setting: str | None
-    class_display: str
-    start: datetime | None
-    end: datetime | None
-    status: str
-    source: str
-
-    def covers(self, moment: datetime) -> bool:
-        """Was the patient in this encounter at `moment`? An open in-progress encounter runs until now."""
-        if self.start is None or moment < self.start:
-            return False
-        if self.end is None:
-            return self.status in ("in-progress", "arrived", "triaged", "onleave")
-        return moment <= self.end
-
-
-@cache
+@knowledge_loader
 def _classes() -> dict[tuple[str, str], tuple[str, str]]:
     return {
         (r["system"], r["code"]): (r["setting"], r["display"])

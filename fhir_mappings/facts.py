@@ -5,12 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fhir_mappings.allergies import AllergyFact
-    from fhir_mappings.encounters import EncounterFact
-    from fhir_mappings.medications import MedicationFact
+from cds_service.request import DataIssue, Json
 
 
 class Analyte(StrEnum):
@@ -62,14 +58,6 @@ class Measurement:
 
 
 @dataclass(frozen=True, slots=True)
-class DataIssue:
-    """Something in the input that could not be used, said plainly for the card."""
-
-    source: str
-    problem: str
-
-
-@dataclass(frozen=True, slots=True)
 class Demographics:
     patient_id: str | None = None
     birth_date: date | None = None
@@ -94,6 +82,63 @@ class CodedFact:
     since: date | None = None
     status: str = "active"
     abated: date | None = None
+
+
+ACTIVE_STATUSES = frozenset({"active", "on-hold", "draft"})
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationFact:
+    ingredients: tuple[str, ...]
+    groups: frozenset[str]
+    recognised_by: str
+    text: str
+    source: str
+    status: str
+    authored_on: datetime | None = None
+    resource: Json | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def in_group(self, group: str) -> bool:
+        return group in self.groups
+
+
+@dataclass(frozen=True, slots=True)
+class AllergyFact:
+    substance: str
+    groups: frozenset[str]
+    immediate: bool | None
+    reactions: tuple[str, ...]
+    criticality: str | None
+    source: str
+
+    def in_group(self, group: str) -> bool:
+        return group in self.groups
+
+    @property
+    def reaction_text(self) -> str:
+        return ", ".join(self.reactions) if self.reactions else "reaction not recorded"
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterFact:
+    setting: str | None
+    class_display: str
+    start: datetime | None
+    end: datetime | None
+    status: str
+    source: str
+
+    def covers(self, moment: datetime) -> bool:
+        """Was the patient in this encounter at `moment`? An open in-progress encounter runs until now."""
+        if self.start is None or moment < self.start:
+            return False
+        if self.end is None:
+            return self.status in ("in-progress", "arrived", "triaged", "onleave")
+        return moment <= self.end
 
 
 @dataclass(frozen=True, slots=True)

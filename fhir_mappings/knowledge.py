@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings.facts import Analyte
-
-
-def read_table(package: str, name: str) -> list[dict[str, str]]:
-    """Rows of a CSV data file inside a package; every such file carries a source column."""
-    with resources.files(package).joinpath("data", name).open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +33,7 @@ class UnitRule:
     offset: float
 
 
-@cache
+@knowledge_loader
 def lab_codes() -> dict[str, LabCode]:
     return {
         row["code"]: LabCode(row["code"], Analyte(row["analyte"]), row["method"], row["display"])
@@ -49,7 +41,7 @@ def lab_codes() -> dict[str, LabCode]:
     }
 
 
-@cache
+@knowledge_loader
 def analyte_specs() -> dict[Analyte, AnalyteSpec]:
     specs = {}
     for row in read_table("fhir_mappings", "analytes.csv"):
@@ -71,7 +63,7 @@ def unit_key(unit: str) -> str:
     return unit.strip().replace("µ", "u").replace("μ", "u").replace(" ", "").casefold()
 
 
-@cache
+@knowledge_loader
 def unit_rules() -> dict[tuple[str, str], UnitRule]:
     return {
         (row["dimension"], unit_key(row["unit"])): UnitRule(float(row["factor"]), float(row["offset"]))

@@ -8,34 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
 
-from fhir_mappings.knowledge import read_table
-from fhir_mappings.resources import Json, clean_text, codings, concept_text, reference_of
+from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.request import Json, reference_of
+from fhir_mappings.facts import MedicationFact
+from fhir_mappings.resources import clean_text, codings, concept_text
 from fhir_mappings.times import parse_datetime
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-ACTIVE_STATUSES = frozenset({"active", "on-hold", "draft"})
-
-
-@dataclass(frozen=True, slots=True)
-class MedicationFact:
-    ingredients: tuple[str, ...]
-    groups: frozenset[str]
-    recognised_by: str
-    text: str
-    source: str
-    status: str
-    authored_on: datetime | None = None
-    resource: Json | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-    def in_group(self, group: str) -> bool:
-        return group in self.groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +24,7 @@ class _Ingredient:
     groups: frozenset[str]
 
 
-@cache
+@knowledge_loader
 def _ingredients() -> dict[str, _Ingredient]:
     return {
         row["ingredient"]: _Ingredient(row["ingredient"], frozenset(filter(None, row["groups"].split(";"))))
@@ -52,21 +32,21 @@ def _ingredients() -> dict[str, _Ingredient]:
     }
 
 
-@cache
+@knowledge_loader
 def _ingredient_codes() -> dict[str, str]:
     return {
         row["rxcui"]: row["ingredient"] for row in read_table("fhir_mappings", "drug_ingredients.csv") if row["rxcui"]
     }
 
 
-@cache
+@knowledge_loader
 def _products() -> dict[str, tuple[str, ...]]:
     return {
         row["rxcui"]: tuple(row["ingredients"].split(";")) for row in read_table("fhir_mappings", "drug_products.csv")
     }
 
 
-@cache
+@knowledge_loader
 def _name_pattern() -> re.Pattern[str]:
     names = sorted(_ingredients(), key=len, reverse=True)
     return re.compile(r"(?<![a-z-])(" + "|".join(re.escape(n) for n in names) + r")(?![a-z])", re.IGNORECASE)

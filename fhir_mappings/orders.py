@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cds_service.request import Json, resources_in
 from fhir_mappings.conditions import categories_of
 from fhir_mappings.knowledge import unit_key, unit_rules
 from fhir_mappings.medications import MedicationFact, medication_index, read_medication_request
-from fhir_mappings.resources import Json, concept_text, resources_in
+from fhir_mappings.resources import concept_text
 from fhir_mappings.times import parse_datetime
 
 ORDER_TYPES = frozenset(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from cds_service.request import Json, operation_outcome_issues
 from fhir_mappings.allergies import read_allergy
 from fhir_mappings.conditions import read_condition
 from fhir_mappings.encounters import read_encounter
@@ -11,7 +12,6 @@ from fhir_mappings.facts import ClinicalRecord, DataIssue
 from fhir_mappings.medications import medication_index, read_medication_request
 from fhir_mappings.observations import Draw, ObservationReader, effective_time
 from fhir_mappings.patient import read_patient
-from fhir_mappings.resources import Json, operation_outcome_issues
 
 
 def _member_keys(references) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 
 from cards import Card, Source
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
+from cds_service.http.audit import issued_card
 from cds_service.storage import Store
 from cds_service.storage.alert_state import screen_card
 from cds_service.storage.engine import upgrade
@@ -114,11 +115,18 @@ def test_critical_cards_are_shown_every_time_through_the_database(database_url):
     try:
         upgrade(store.engine)
         results = [
-            screen_card(store.engine, "fn", "patient-key", febrile_neutropenia(), AS_OF + timedelta(minutes=i), POLICY)
+            screen_card(
+                store.engine,
+                "fn",
+                "patient-key",
+                issued_card(febrile_neutropenia()),
+                AS_OF + timedelta(minutes=i),
+                POLICY,
+            )
             for i in range(3)
         ]
         assert all(r.shown for r in results)
-        assert "Shown before on 2026-11-20 10:01 UTC" in results[2].card.detail
+        assert results[2].shown_before == AS_OF + timedelta(minutes=1)
     finally:
         store.engine.dispose()
 
@@ -141,7 +149,9 @@ def test_concurrent_workers_show_a_repeat_once(database_url):
 
     def worker(store: Store) -> None:
         start.wait()
-        shown.append(screen_card(store.engine, "cytopenia-review", "patient-key", warning, AS_OF, POLICY).shown)
+        shown.append(
+            screen_card(store.engine, "cytopenia-review", "patient-key", issued_card(warning), AS_OF, POLICY).shown
+        )
 
     threads = [threading.Thread(target=worker, args=(s,)) for s in stores]
     try:

@@ -80,10 +80,9 @@ def test_a_complete_production_configuration_starts(config_file):
     assert app.test_client().get("/cds-services").status_code == 401
 
 
-def test_the_readme_registration_example_is_a_valid_configuration(config_file):
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Security: registering an EHR", 1)[1]
-    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+def test_the_documented_registration_example_is_a_valid_configuration(config_file):
+    guide = Path(__file__).resolve().parent.parent / "docs" / "integration" / "registering-an-ehr.md"
+    example = guide.read_text(encoding="utf-8").split("```toml\n", 1)[1].split("```", 1)[0]
     settings = load_settings(config_file(example))
     assert settings.clients[0].algorithms == ["RS384"] and settings.public_base_url.startswith("https://")
     assert create_app(settings).test_client().get("/cds-services").status_code == 401

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from fhir_mappings.resources import resources_in
+from cds_service.request import resources_in
 from fhir_mappings.times import parse_datetime
 from tests.conftest import FIXTURES, assert_valid
 

@@ -10,9 +10,8 @@ from cds_service import hooks
 from cds_service.auth import Caller
 from cds_service.config import Settings
 from cds_service.data_access.fhir_client import Refused, trusted_server
-from cds_service.data_access.gather import gather
+from cds_service.data_access.gather import RequiredDataUnavailable, gather
 from cds_service.data_access.templates import UnfilledToken, fill, template_problems
-from cds_service.errors import ApiError
 from cds_service.hooks.cytopenia_review import SERVICE
 
 EHR = "https://fhir.hospital.example/r4"
@@ -89,7 +88,8 @@ def test_loopback_address_is_refused_outside_dev_mode(example_request):
         base = f"https://127.0.0.1:{listener.getsockname()[1]}/fhir"
         del example_request["prefetch"]["bloodCounts"]
         example_request.update(fhirServer=base, fhirAuthorization=TOKEN)
-        with pytest.raises(ApiError) as raised:
-            gather(SERVICE, example_request, Settings(fhir_server_allowlist=[base], fhir_deadline_ms=2000), CALLER)
-    assert raised.value.status == 412
+        with pytest.raises(RequiredDataUnavailable) as raised:
+            gather(
+                SERVICE.prefetch, example_request, Settings(fhir_server_allowlist=[base], fhir_deadline_ms=2000), CALLER
+            )
     assert "private, loopback or link-local" in raised.value.message

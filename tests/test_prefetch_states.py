@@ -8,8 +8,7 @@ import pytest
 
 from cds_service.auth import Caller
 from cds_service.config import Settings
-from cds_service.data_access.gather import gather
-from cds_service.errors import ApiError
+from cds_service.data_access.gather import RequiredDataUnavailable, gather
 from cds_service.hooks.cytopenia_review import SERVICE
 from tests.conftest import assert_valid
 from tests.misbehaving_fhir import fhir, serving
@@ -23,7 +22,7 @@ OPERATION_OUTCOME = {
 
 
 def gathered(request, settings=DEV):
-    return gather(SERVICE, request, settings, DEV_CALLER)
+    return gather(SERVICE.prefetch, request, settings, DEV_CALLER)
 
 
 def problems(data):
@@ -53,9 +52,8 @@ def test_absent_optional_key_without_fhir_server_is_named_as_missing(example_req
 
 def test_absent_required_key_without_fhir_server_is_412_naming_it(example_request):
     del example_request["prefetch"]["bloodCounts"]
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(RequiredDataUnavailable) as raised:
         gathered(example_request)
-    assert raised.value.status == 412
     assert raised.value.expression == ["prefetch.bloodCounts"]
     assert "'bloodCounts'" in raised.value.message and "no fhirServer" in raised.value.message
 

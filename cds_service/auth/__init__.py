@@ -11,10 +11,17 @@ from cds_service.auth.registry import replay_cache, trusted_clients
 from cds_service.auth.replay import ReplayStoreUnavailable
 from cds_service.auth.tokens import Policy, Rejected, verify
 from cds_service.config import Settings
-from cds_service.errors import ApiError
 from cds_service.observability.metrics import AUTH_FAILURES
 
 log = logging.getLogger(__name__)
+
+
+class CallRefused(Exception):
+    """The call carries no acceptable credentials (the HTTP layer answers 401 and says nothing more)."""
+
+
+class TrustUnavailable(Exception):
+    """Callers cannot be verified right now (the HTTP layer answers 503: the EHR may retry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,7 @@ class Trust:
             _deny(request, str(reason), "invalid_token")
         except ReplayStoreUnavailable as error:
             log.error("replay cache unavailable (%s): refusing the call", error)
-            raise ApiError(503, "the service cannot verify callers right now; try again") from None
+            raise TrustUnavailable("the service cannot verify callers right now; try again") from None
         return Caller(
             issuer=client.issuer,
             tenant=claims.get("tenant"),
@@ -65,4 +72,4 @@ def _deny(request: Request, reason: str, kind: str):
     and the metric counts a bounded `kind`, not the free-text reason."""
     AUTH_FAILURES.labels(kind).inc()
     log.warning("CDS Hooks call refused: %s (%s %s)", reason, request.method, request.path[:200])
-    raise ApiError(401, "authentication required", headers={"WWW-Authenticate": "Bearer"})
+    raise CallRefused("authentication required")

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from functools import cache
 
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
 from cds_service.clinical.knowledge import PACKAGE, threshold
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import ClinicalRecord
 from fhir_mappings.facts import CodedFact
-from fhir_mappings.knowledge import read_table
 from fhir_mappings.medications import MedicationFact
 
 TAKING = frozenset({"active", "on-hold"})
@@ -61,7 +60,7 @@ def _kinds(text: str) -> frozenset[FindingKind]:
     return frozenset(FindingKind(k) for k in text.split(";") if k)
 
 
-@cache
+@knowledge_loader
 def cause_rules() -> tuple[CauseRule, ...]:
     return tuple(
         CauseRule(r["source_kind"], r["key"], r["cause"], _kinds(r["findings"]), r["label"], r["source"])
@@ -69,7 +68,7 @@ def cause_rules() -> tuple[CauseRule, ...]:
     )
 
 
-@cache
+@knowledge_loader
 def documenting_categories() -> dict[FindingKind, frozenset[str]]:
     found: dict[FindingKind, set[str]] = {}
     for row in read_table(PACKAGE, "documented_by.csv"):
@@ -77,7 +76,7 @@ def documenting_categories() -> dict[FindingKind, frozenset[str]]:
     return {kind: frozenset(categories) for kind, categories in found.items()}
 
 
-@cache
+@knowledge_loader
 def code_rules() -> dict[FindingKind, tuple[CodeRule, ...]]:
     """Per finding, most specific first: chemotherapy, other drug, unspecified."""
     rules: dict[FindingKind, list[CodeRule]] = {}
@@ -96,7 +95,7 @@ def code_rules() -> dict[FindingKind, tuple[CodeRule, ...]]:
     return {kind: tuple(found) for kind, found in rules.items()}
 
 
-@cache
+@knowledge_loader
 def unexplained_next_steps() -> tuple[NextStep, ...]:
     return tuple(NextStep(r["text"], r["source"]) for r in read_table(PACKAGE, "unexplained_next_steps.csv"))
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import cache
 
 from cds_service.clinical.fever import FeverAssessment, assess_fever
 from cds_service.clinical.knowledge import PACKAGE, fn_rule, risk_cutoff
 from cds_service.clinical.risk_scores import CisneInputs, MasccInputs, ScoreRange, cisne, mascc
 from cds_service.clinical.series import Point, neutrophil_series
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import Analyte, ClinicalRecord, DataIssue, Measurement
 from fhir_mappings.allergies import AllergyFact
 from fhir_mappings.facts import CodedFact
-from fhir_mappings.knowledge import read_table
 from fhir_mappings.medications import MedicationFact
 
 HOUR = 3600.0
@@ -125,7 +124,7 @@ class FnAssessment:
         )
 
 
-@cache
+@knowledge_loader
 def regimens() -> tuple[dict[str, str], ...]:
     return tuple(read_table(PACKAGE, "empirical_regimens.csv"))
 

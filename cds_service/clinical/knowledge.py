@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
+from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import Analyte
-from fhir_mappings.knowledge import read_table, unit_key
+from fhir_mappings.knowledge import unit_key
 
 PACKAGE = "cds_service.clinical"
 
@@ -41,7 +42,7 @@ class AnaemiaCutoff:
     source: str
 
 
-@cache
+@knowledge_loader
 def ctcae_cuts() -> dict[tuple[Analyte, str], tuple[GradeCut, ...]]:
     """Grade cut-offs per (analyte, unit key), most severe first.
 
@@ -56,14 +57,14 @@ def ctcae_cuts() -> dict[tuple[Analyte, str], tuple[GradeCut, ...]]:
     return {key: tuple(sorted(rows, key=lambda c: -c.grade)) for key, rows in cuts.items()}
 
 
-@cache
+@knowledge_loader
 def neutropenia_bands() -> tuple[tuple[str, float, str], ...]:
     """(band, below, source), most severe first."""
     rows = read_table(PACKAGE, "neutropenia_bands.csv")
     return tuple(sorted(((r["band"], float(r["below"]), r["source"]) for r in rows), key=lambda b: b[1]))
 
 
-@cache
+@knowledge_loader
 def thresholds() -> dict[str, Threshold]:
     return {
         r["name"]: Threshold(float(r["value"]), r["unit"], r["source"]) for r in read_table(PACKAGE, "thresholds.csv")
@@ -96,7 +97,7 @@ def _number(text: str) -> float | None:
     return float(text) if text else None
 
 
-@cache
+@knowledge_loader
 def anaemia_cutoffs() -> tuple[AnaemiaCutoff, ...]:
     return tuple(
         AnaemiaCutoff(
@@ -129,7 +130,7 @@ def risk_cutoff(name: str) -> Threshold:
     return _named_values("risk_cutoffs.csv")[name]
 
 
-@cache
+@knowledge_loader
 def mascc_points() -> dict[str, tuple[int, str, str]]:
     """MASCC item -> (points, 'computed' or 'judgement', source)."""
     return {r["item"]: (int(r["points"]), r["kind"], r["source"]) for r in read_table(PACKAGE, "mascc.csv")}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 from cds_service.clinical.knowledge import PACKAGE
-from fhir_mappings.knowledge import read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +57,7 @@ class RuleParameter:
         return frozenset(self.value.split(";"))
 
 
-@cache
+@knowledge_loader
 def clozapine_bands() -> dict[str, tuple[ClozapineBand, ...]]:
     """Bands per population ('general', 'duffy_null'), most severe first."""
     bands: dict[str, list[ClozapineBand]] = {}
@@ -81,7 +80,7 @@ def clozapine_bands() -> dict[str, tuple[ClozapineBand, ...]]:
     return {p: tuple(sorted(rows, key=lambda b: b.anc_at_least)) for p, rows in bands.items()}
 
 
-@cache
+@knowledge_loader
 def clozapine_intervals() -> tuple[MonitoringInterval, ...]:
     return tuple(
         MonitoringInterval(
@@ -95,7 +94,7 @@ def clozapine_intervals() -> tuple[MonitoringInterval, ...]:
     )
 
 
-@cache
+@knowledge_loader
 def tki_thresholds() -> dict[str, TkiThresholds]:
     return {
         r["ingredient"]: TkiThresholds(
@@ -110,7 +109,7 @@ def tki_thresholds() -> dict[str, TkiThresholds]:
     }
 
 
-@cache
+@knowledge_loader
 def _parameters() -> dict[tuple[str, str], RuleParameter]:
     return {
         (r["rule"], r["name"]): RuleParameter(r["value"], r["unit"], r["source"])

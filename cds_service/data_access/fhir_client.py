@@ -26,7 +26,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from cds_service.auth import Caller
 from cds_service.config import Settings
 from cds_service.data_access.prefetch import next_link
-from fhir_mappings.resources import operation_outcome_issues, resources_in
+from cds_service.request import operation_outcome_issues, resources_in
 
 Json = dict[str, Any]
 FHIR_JSON = ("application/fhir+json", "application/json", "application/json+fhir")

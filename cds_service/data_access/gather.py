@@ -28,10 +28,8 @@ from cds_service.data_access.fhir_client import (
 )
 from cds_service.data_access.prefetch import KeyState, PrefetchResult, read_key
 from cds_service.data_access.templates import UnfilledToken, fill
-from cds_service.errors import ApiError
-from cds_service.hooks.service import CdsService, HookData, Prefetch, prefetch_source
 from cds_service.observability.metrics import FHIR_FETCH_ERRORS, FHIR_FETCH_SECONDS, FHIR_FETCH_TIMEOUTS
-from fhir_mappings import DataIssue
+from cds_service.request import DataIssue, HookData, Prefetch, prefetch_source
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +38,28 @@ log = logging.getLogger(__name__)
 EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir-fetch")
 
 
-def gather(service: CdsService, request: dict[str, Any], settings: Settings, caller: Caller) -> HookData:
+class RequiredDataUnavailable(Exception):
+    """Required data neither prefetched nor fetchable (the HTTP layer answers 412 naming the keys)."""
+
+    def __init__(self, message: str, keys: list[str]):
+        super().__init__(message)
+        self.message = message
+        self.expression = [f"prefetch.{key}" for key in keys]
+
+
+def gather(templates: tuple[Prefetch, ...], request: dict[str, Any], settings: Settings, caller: Caller) -> HookData:
     started = time.monotonic()
     prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
-    results = {t.key: read_key(t.key, prefetch) for t in service.prefetch}
+    results = {t.key: read_key(t.key, prefetch) for t in templates}
     needs = [
-        t
-        for t in service.prefetch
-        if results[t.key].state in (KeyState.ABSENT, KeyState.ERROR) or results[t.key].next_page
+        t for t in templates if results[t.key].state in (KeyState.ABSENT, KeyState.ERROR) or results[t.key].next_page
     ]
     outcomes = _fetch(needs, results, request, settings, caller, started) if needs else {}
     by_key: dict[str, tuple] = {}
     issues: list[DataIssue] = []
     unavailable: list[Prefetch] = []
     reasons: list[str] = []
-    for template in service.prefetch:
+    for template in templates:
         result, outcome, source = results[template.key], outcomes.get(template.key), prefetch_source(template.key)
         if template not in needs:
             by_key[template.key] = result.resources
@@ -76,10 +81,8 @@ def gather(service: CdsService, request: dict[str, Any], settings: Settings, cal
                 issues.extend(result.issues)
                 issues.append(DataIssue(source, f"{why}; findings that depend on it may be incomplete"))
     if unavailable:
-        raise ApiError(
-            412,
-            "required FHIR data could not be obtained: " + "; ".join(reasons),
-            [f"prefetch.{t.key}" for t in unavailable],
+        raise RequiredDataUnavailable(
+            "required FHIR data could not be obtained: " + "; ".join(reasons), [t.key for t in unavailable]
         )
     return HookData(by_key=by_key, issues=tuple(issues))
 

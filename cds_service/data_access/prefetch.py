@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from cds_service.hooks.service import prefetch_source
-from fhir_mappings import DataIssue
-from fhir_mappings.resources import operation_outcome_issues, resources_in
+from cds_service.request import DataIssue, operation_outcome_issues, prefetch_source, resources_in
 
 Json = dict[str, Any]
 

@@ -16,7 +16,8 @@ from cds_service.clinical.drug_safety import drug_holds
 from cds_service.clinical.expected_counts import counts_expected
 from cds_service.clinical.febrile_neutropenia import assess as assess_febrile_neutropenia
 from cds_service.hooks.febrile_neutropenia import VITALS_QUERY
-from cds_service.hooks.service import CdsService, HookCall, Prefetch
+from cds_service.hooks.service import CdsService
+from cds_service.request import HookCall, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
 

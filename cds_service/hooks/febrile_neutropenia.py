@@ -13,7 +13,8 @@ from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cards.patient_view import one_answer
 from cds_service.clinical.expected_counts import counts_expected
 from cds_service.clinical.febrile_neutropenia import assess
-from cds_service.hooks.service import CdsService, HookCall, Prefetch
+from cds_service.hooks.service import CdsService
+from cds_service.request import HookCall, Prefetch
 from fhir_mappings import Analyte, read_record
 from fhir_mappings.knowledge import lab_codes
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from cards.order_safety import order_cards
 from cds_service.clinical.order_safety import CONDITIONS, COUNTS, MEDICATIONS, check_orders, patient_state
-from cds_service.errors import ApiError
-from cds_service.hooks.service import CdsService, HookCall, Prefetch
+from cds_service.hooks.service import CdsService
+from cds_service.request import HookCall, InvalidRequest, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
 from fhir_mappings.orders import UnknownSelection, read_draft_orders, selected
@@ -56,7 +56,7 @@ def _drafts_to_check(call: HookCall):
     try:
         return drafts, selected(drafts, list(call.context.get("selections") or ()))
     except UnknownSelection as error:
-        raise ApiError(400, str(error), ["context.selections"]) from None
+        raise InvalidRequest(str(error), ["context.selections"]) from None
 
 
 def check(call: HookCall) -> list:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
@@ -20,9 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cards import Card
 from cds_service.alert_fatigue import Policy
-from cds_service.hooks.service import CdsService, HookData
+from cds_service.hooks.service import CdsService
+from cds_service.issued_card import IssuedCard
 from cds_service.observability.metrics import SUPPRESSED_REPEATS
 from cds_service.observability.requests import stage
+from cds_service.request import HookData
 from cds_service.storage import Store
 from cds_service.storage.alert_state import Screened, screen_card
 from cds_service.storage.audit import record_call
@@ -51,6 +53,26 @@ def _reference(resource: dict[str, Any]) -> str:
     return kind if kind == "Patient" else f"{kind}/{resource.get('id')}"
 
 
+def issued_card(card: Card) -> IssuedCard:
+    """What the trail, alert-fatigue state and metrics keep of a card."""
+    return IssuedCard(
+        uuid=card.uuid,
+        indicator=card.indicator,
+        finding=card.finding,
+        trigger=card.trigger,
+        grade=card.grade,
+        suggestion_uuids=tuple(suggestion.uuid for suggestion in card.suggestions),
+    )
+
+
+def with_history(card: Card, shown_before: datetime | None) -> Card:
+    """A repeat that is shown again says when it was shown before."""
+    if shown_before is None:
+        return card
+    note = f"_Shown before on {shown_before:%Y-%m-%d %H:%M} UTC._"
+    return replace(card, detail=f"{card.detail}\n\n{note}" if card.detail else note)
+
+
 @dataclass
 class Trail:
     started: float = field(default_factory=time.perf_counter)
@@ -76,16 +98,20 @@ class Trail:
         """Hold back repeats and snoozed cards; return those to show (with "Shown before on ...")."""
         now = current_app.config["CLOCK"]()
         engine, policy = store().engine, fatigue_policy()
+        records = [issued_card(card) for card in cards]
         try:
             with stage("fatigue"):
                 self.cards = [
-                    screen_card(engine, self.service.id, self.patient_key, card, now, policy) for card in cards
+                    screen_card(engine, self.service.id, self.patient_key, record, now, policy) for record in records
                 ]
         except SQLAlchemyError:
             log.exception("alert-fatigue state unavailable: showing every card")
-            self.cards = [Screened(card) for card in cards]
+            self.cards = [Screened(record) for record in records]
         if held := sum(not s.shown for s in self.cards):
             SUPPRESSED_REPEATS.labels(self.service.id).inc(held)
+        return [with_history(card, s.shown_before) for card, s in zip(cards, self.cards, strict=True) if s.shown]
+
+    def shown(self) -> list[IssuedCard]:
         return [s.card for s in self.cards if s.shown]
 
     def row(self, status: int) -> dict[str, Any]:

@@ -6,8 +6,9 @@ from flask import Flask, g, request
 from flask_limiter import Limiter
 from limits import parse_many
 
-from cds_service.auth import Trust
+from cds_service.auth import CallRefused, Trust, TrustUnavailable
 from cds_service.config import ConfigError, Settings
+from cds_service.errors import ApiError
 
 # Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
 PROTECTED_PREFIX = "/cds-services"
@@ -45,7 +46,12 @@ def install_guard(app: Flask, settings: Settings) -> None:
     def _authenticate():
         if request.method == "OPTIONS" or not _protected(request.path):
             return None
-        caller = trust.authenticate(request)
+        try:
+            caller = trust.authenticate(request)
+        except CallRefused as refused:
+            raise ApiError(401, str(refused), headers={"WWW-Authenticate": "Bearer"}) from None
+        except TrustUnavailable as unavailable:
+            raise ApiError(503, str(unavailable)) from None
         request.environ["cytopenia.caller"] = caller
         if caller.issuer is not None:
             g.rate_limit_key = f"client:{caller.issuer}"

@@ -13,6 +13,7 @@ import orjson
 from flask import Blueprint, Response, current_app
 
 from cds_service.config import Settings
+from cds_service.knowledge_tables import KnowledgeError, load_all
 
 ReadinessCheck = Callable[[Settings], str]
 READINESS_CHECKS: dict[str, ReadinessCheck] = {}
@@ -38,28 +39,11 @@ def _json(document: dict, status: int) -> Response:
 
 @readiness_check("knowledge")
 def knowledge_loaded(settings: Settings) -> str:
-    """Terminology, clinical tables, card catalogue: a broken data file must keep traffic away."""
-    from cards.catalogue import override_reasons
-    from cards.orders import catalogue
-    from cds_service.clinical import knowledge as clinical
-    from fhir_mappings import knowledge as terminology
-
+    """Every knowledge table of every layer read, checked and loaded: a broken data file keeps traffic away."""
     try:
-        tables = (
-            terminology.lab_codes(),
-            terminology.analyte_specs(),
-            terminology.unit_rules(),
-            clinical.ctcae_cuts(),
-            clinical.neutropenia_bands(),
-            clinical.thresholds(),
-            clinical.anaemia_cutoffs(),
-            catalogue(),
-            override_reasons(),
-        )
-    except Exception as error:  # any load failure means not ready; the reason is the table's problem
-        raise NotReady(f"knowledge tables failed to load: {type(error).__name__}") from error
-    if not all(tables):
-        raise NotReady("a knowledge table is empty")
+        load_all()
+    except KnowledgeError as error:
+        raise NotReady(f"knowledge table broken: {error}") from error
     return "ok"
 
 

@@ -10,10 +10,11 @@ from flask import Blueprint, Response, current_app, request
 from cds_service import hooks
 from cds_service.data_access.gather import gather
 from cds_service.errors import ApiError
-from cds_service.hooks.service import CdsService, HookCall
+from cds_service.hooks.service import CdsService
 from cds_service.http import audit, feedback
 from cds_service.http.body import json_body
 from cds_service.observability.requests import mark_hook_call, record_cards, stage
+from cds_service.request import HookCall
 
 blueprint = Blueprint("cds_hooks", __name__)
 audit.install(blueprint)
@@ -57,7 +58,7 @@ def call_service(service_id: str) -> Response:
     trail = audit.begin(service, body)
     settings = current_app.config["SETTINGS"]
     with stage("gather"):
-        data = gather(service, body, settings, request.environ["cytopenia.caller"])
+        data = gather(service.prefetch, body, settings, request.environ["cytopenia.caller"])
     trail.note_sources(data)
     call = HookCall(
         hook=body["hook"],
@@ -70,5 +71,5 @@ def call_service(service_id: str) -> Response:
     with stage("evaluate"):
         cards = service.handler(call)
     cards = trail.screen(cards)
-    record_cards(service.id, cards)
+    record_cards(service.id, trail.shown())
     return json_response({"cards": [card.to_json() for card in cards]})

@@ -21,7 +21,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from cards import Card
+from cds_service.issued_card import IssuedCard
 
 disable_created_metrics()  # `_created` series double the exposition and no dashboard here uses them
 
@@ -55,7 +55,7 @@ SUPPRESSED_REPEATS = Counter(
 )
 
 
-def count_cards(service_id: str, cards: Iterable[Card]) -> None:
+def count_cards(service_id: str, cards: Iterable[IssuedCard]) -> None:
     for card in cards:
         CARDS.labels(service_id, card.finding or "other", card.indicator).inc()
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import structlog
 from flask import Flask, Response, g, request
 
-from cards import Card
+from cds_service.issued_card import IssuedCard
 from cds_service.observability.logs import REQUEST_ID, get_logger, request_id_from
 from cds_service.observability.metrics import HOOK_REQUEST_SECONDS, HTTP_REQUESTS, count_cards
 
@@ -36,7 +36,7 @@ def mark_hook_call(service_id: str, hook: str | None = None, hook_instance: str 
         structlog.contextvars.bind_contextvars(hook_instance=hook_instance)
 
 
-def record_cards(service_id: str, cards: list[Card]) -> None:
+def record_cards(service_id: str, cards: list[IssuedCard]) -> None:
     count_cards(service_id, cards)
     g.cards = len(cards)
 

@@ -8,13 +8,13 @@ re-reads and decides again, so two workers never both show the same repeat.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, select, update
 
-from cards import Card
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
+from cds_service.issued_card import IssuedCard
 from cds_service.storage.models import AlertState
 from cds_service.storage.sql import insert_unless_present
 
@@ -24,7 +24,7 @@ STATE = AlertState.__table__
 
 @dataclass(frozen=True, slots=True)
 class Screened:
-    card: Card
+    card: IssuedCard
     suppressed: Suppressed | None = None
     shown_before: datetime | None = None
 
@@ -48,15 +48,8 @@ def _claim(connection: Connection, where, row, values: dict) -> bool:
     return connection.execute(statement).rowcount == 1
 
 
-def _with_history(card: Card, shown_before: datetime | None) -> Card:
-    if shown_before is None:
-        return card
-    note = f"_Shown before on {shown_before:%Y-%m-%d %H:%M} UTC._"
-    return replace(card, detail=f"{card.detail}\n\n{note}" if card.detail else note)
-
-
 def screen_card(
-    engine: Engine, service_id: str, patient_key: str | None, card: Card, now: datetime, policy: Policy
+    engine: Engine, service_id: str, patient_key: str | None, card: IssuedCard, now: datetime, policy: Policy
 ) -> Screened:
     if card.finding is None or patient_key is None or card.trigger is None:
         return Screened(card)
@@ -79,7 +72,7 @@ def screen_card(
             return Screened(card, reason, last.at)
         with engine.begin() as connection:
             if _claim(connection, where, row, values):
-                return Screened(_with_history(card, last.at if last else None), None, last.at if last else None)
+                return Screened(card, None, last.at if last else None)
     return Screened(card)  # contention never hides a card
 
 

@@ -27,7 +27,7 @@ def record_call(engine: Engine, call: dict[str, Any], cards: Sequence[Screened])
                         "indicator": s.card.indicator,
                         "grade": s.card.grade,
                         "patient_key": call["patient_key"],
-                        "suggestion_uuids": [suggestion.uuid for suggestion in s.card.suggestions],
+                        "suggestion_uuids": list(s.card.suggestion_uuids),
                         "shown": s.shown,
                         "suppressed": s.suppressed,
                         "shown_before": s.shown_before,
