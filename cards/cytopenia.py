@@ -9,7 +9,7 @@ from __future__ import annotations
 from cards.catalogue import card_links, card_source, override_reasons
 from cards.context import context_blocks, problem_list_suggestions
 from cards.markdown import clip, escape, fit, listed, table, when
-from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
+from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Indicator, Suggestion
 from cards.numbers import limit_text, named, unit_of, with_unit
 from cards.orders import draft_order, order_label
 from cds_service.clinical.context import FindingContext
@@ -100,7 +100,7 @@ def summary(finding: Finding, ask: str | None = None) -> str:
     return full if len(full) <= SUMMARY_MAX else clip(text, SUMMARY_MAX)
 
 
-def indicator(finding: Finding, context: FindingContext | None = None) -> str:
+def indicator(finding: Finding, context: FindingContext | None = None) -> Indicator:
     """info for CTCAE grade 1-2, warning for grade 3-4 and pancytopenia; critical is kept for febrile
     neutropenia and drug holds. A documented chronic cytopenia no worse than before is information."""
     if not finding.significant or (context is not None and context.known_and_stable):
@@ -172,7 +172,9 @@ def gap_lines(missing: tuple[str, ...], issues: tuple[DataIssue, ...]) -> list[s
     return lines
 
 
-def _suggestion(orders: tuple[str, ...], label: str, patient_id: str, encounter_id: str | None, reason: str):
+def _suggestion(
+    orders: tuple[str, ...], label: str, patient_id: str, encounter_id: str | None, reason: str
+) -> Suggestion:
     return Suggestion(
         label=label,
         actions=tuple(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cards.catalogue import card_links, card_source, override_reasons
 from cards.markdown import clip, escape, fit, when
-from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
+from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Indicator, Suggestion
 from cards.numbers import limit_text, named
 from cards.orders import draft_order, order_label
 from cds_service.clinical.drug_safety import DrugHold
@@ -49,7 +49,7 @@ def drug_safety_card(hold: DrugHold, patient_id: str, encounter_id: str | None) 
     ]
     if hold.consult:
         offered.append(_suggestion("haematology_referral", "Haematology consult", patient_id, encounter_id, text))
-    level = "warning" if hold.indicator == "info" else hold.indicator
+    level: Indicator = "critical" if hold.indicator == "critical" else "warning"
     return Card(
         summary=text,
         indicator=level,

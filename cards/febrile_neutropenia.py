@@ -207,7 +207,7 @@ def _per_kg_text(a: FnAssessment) -> str | None:
 
 def _order_sets(a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
     first_hour = (*_culture_actions(patient_id, encounter_id, reason), _daily_cbc(patient_id, encounter_id, reason))
-    vancomycin = ()
+    vancomycin: tuple[Action, ...] = ()
     names = ""
     if a.vancomycin_indications:
         names = " + vancomycin"

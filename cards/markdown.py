@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 _SPECIAL = str.maketrans({**{c: "\\" + c for c in "\\`*_{}[]()#+!|~"}, "&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -37,7 +38,7 @@ def listed(items: list[str], most: int, joiner: str = "; ") -> str:
     return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
-def fit(blocks: list[str | None], limit: int) -> str:
+def fit(blocks: Iterable[str | None], limit: int) -> str:
     """Blocks in order of importance, joined, never longer than `limit`: a block that would break the
     limit is left out (the next, shorter ones may still fit); the first block is clipped, never dropped."""
     kept: list[str] = []

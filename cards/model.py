@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+Indicator = Literal["info", "warning", "critical"]
 SUMMARY_MAX = 139
 DETAIL_MAX = {"info": 700, "warning": 700, "critical": 1500}
 """Hard maxima of a card's detail in characters; the card-quality report checks them over the corpus."""
@@ -97,7 +98,7 @@ class Link:
 @dataclass(frozen=True, slots=True)
 class Card:
     summary: str
-    indicator: Literal["info", "warning", "critical"]
+    indicator: Indicator
     source: Source
     detail: str | None = None
     suggestions: tuple[Suggestion, ...] = ()

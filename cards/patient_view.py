@@ -107,7 +107,7 @@ def patient_view_cards(
     found = {f.kind: f for f in assessment.findings if not f.history}
     cards = []
     febrile_neutropenia = fn is not None and fn.state is FnState.FEBRILE_NEUTROPENIA
-    if febrile_neutropenia:
+    if fn is not None and febrile_neutropenia:
         cards.append(fn_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
     elif fn is not None and fn.state is FnState.FEVER_ANC_UNKNOWN and _neutropenia_suspected(fn, expected):
         cards.append(fever_without_anc_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))

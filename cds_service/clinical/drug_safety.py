@@ -55,7 +55,9 @@ def _stale(point: Point, as_of: datetime) -> bool:
     return (as_of - point.time).total_seconds() / 86400 > threshold("stale_result_days").value
 
 
-def _clozapine(medication: MedicationFact, record: ClinicalRecord, anc: Point | None, as_of: datetime):
+def _clozapine(
+    medication: MedicationFact, record: ClinicalRecord, anc: Point | None, as_of: datetime
+) -> DrugHold | None:
     if anc is None:
         return None
     population = "duffy_null" if record.has_condition("duffy_null") else "general"
@@ -77,7 +79,7 @@ def _clozapine(medication: MedicationFact, record: ClinicalRecord, anc: Point | 
     )
 
 
-def _tki(medication: MedicationFact, anc: Point | None, platelets: Point | None, as_of: datetime):
+def _tki(medication: MedicationFact, anc: Point | None, platelets: Point | None, as_of: datetime) -> DrugHold | None:
     rows = [tki_thresholds()[i] for i in medication.ingredients if i in tki_thresholds()]
     if not rows:
         return None
