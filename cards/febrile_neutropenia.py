@@ -37,8 +37,9 @@ def anc_text(point: Point, unit: bool = True) -> str:
 
 
 def temperature_text(m: Measurement) -> str:
+    """The temperature as the fever rules compared it (to 0.01 °C), never rounded across their limits."""
     limits = [fn_rule(n).value for n in ("idsa_fever_single", "idsa_fever_sustained", "ctcae_fever_single")]
-    return f"{value_text(Analyte.BODY_TEMPERATURE, m.value, limits)} °C"
+    return f"{value_text(Analyte.BODY_TEMPERATURE, round(m.value, 2), limits)} °C"
 
 
 def _within() -> str:
@@ -254,9 +255,10 @@ def _order_sets(a: FnAssessment, reason: str, patient_id: str, encounter_id: str
 
 
 def fn_summary(a: FnAssessment) -> str:
+    falling = " and falling" if not a.neutrophils.below_ctcae and a.neutrophils.predicted_below_idsa else ""
     text = (
-        f"Febrile neutropenia: {anc_text(a.neutrophils.latest, unit=False)}, {temperature_text(a.fever.episode.peak)} "
-        f"— start empirical IV antibiotics within {_within()}"
+        f"Febrile neutropenia: {anc_text(a.neutrophils.latest, unit=False)}{falling}, "
+        f"{temperature_text(a.fever.episode.peak)} — start empirical IV antibiotics within {_within()}"
     )
     return clip(text, SUMMARY_MAX)
 

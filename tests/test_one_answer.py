@@ -82,3 +82,10 @@ def test_fever_without_a_current_anc_warns_only_where_neutropenia_is_plausible(c
 
 def test_no_cbc_and_nothing_calling_for_one_is_no_card(client):
     assert review(client, fv.temp(36.9, 30)) == []
+
+
+def test_a_projected_fall_is_said_in_the_summary_and_a_temperature_is_shown_as_the_rule_compared_it(client):
+    [card] = review(client, fv.temp(38.4, 30), count(ANC, 2.0, 50), count(ANC, 1.6, 26), count(ANC, 1.1, 2))
+    assert card["summary"].startswith("Febrile neutropenia: ANC 1.1 and falling, 38.4 °C")
+    [card] = review(client, fv.temp(38.295, 30), count(ANC, 0.3))
+    assert card["summary"].startswith("Febrile neutropenia: ANC 0.3, 38.3 °C"), "38.295 is compared as 38.30"
