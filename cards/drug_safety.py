@@ -15,13 +15,18 @@ def _counts(hold: DrugHold, unit: bool) -> str:
 
 
 def summary(hold: DrugHold) -> str:
+    """The count, the band and the row's action; a count that is not current asks for a new one first."""
     drug = hold.drug.capitalize()
+    if hold.stale:
+        return clip(
+            f"{drug}: {_counts(hold, unit=False)} on {hold.low[0].point.time:%Y-%m-%d} (not current), "
+            f"{hold.band} — repeat the count now",
+            SUMMARY_MAX,
+        )
     ask = "interrupt" if hold.rule == "clozapine" else "stop"
     text = f"{drug}: {_counts(hold, unit=False)}, {hold.band} — {ask} {hold.drug}"
     if hold.consult:
         text += ", haematology consult"
-    if hold.stale:
-        text += f" (count of {hold.low[0].point.time:%Y-%m-%d}, repeat)"
     return clip(text, SUMMARY_MAX)
 
 
@@ -49,7 +54,7 @@ def drug_safety_card(hold: DrugHold, patient_id: str, encounter_id: str | None) 
     ]
     if hold.consult:
         offered.append(_suggestion("haematology_referral", "Haematology consult", patient_id, encounter_id, text))
-    level: Indicator = "critical" if hold.indicator == "critical" else "warning"
+    level: Indicator = "critical" if hold.indicator == "critical" and not hold.stale else "warning"
     return Card(
         summary=text,
         indicator=level,

@@ -89,3 +89,9 @@ def test_a_projected_fall_is_said_in_the_summary_and_a_temperature_is_shown_as_t
     assert card["summary"].startswith("Febrile neutropenia: ANC 1.1 and falling, 38.4 °C")
     [card] = review(client, fv.temp(38.295, 30), count(ANC, 0.3))
     assert card["summary"].startswith("Febrile neutropenia: ANC 0.3, 38.3 °C"), "38.295 is compared as 38.30"
+
+
+def test_a_hold_band_on_a_count_that_is_not_current_asks_for_a_new_count_as_a_warning(client):
+    [hold] = [c for c in review(client, CLOZAPINE, count(ANC, 0.3, 24 * 20)) if c["summary"].startswith("Clozapine")]
+    assert hold["indicator"] == "warning"
+    assert "(not current), severe neutropenia — repeat the count now" in hold["summary"]
