@@ -55,7 +55,7 @@ def _contributor_text(c: Contributor, heading: bool = True) -> str:
     text = f"**{escape(clip(c.what, 70))}**"
     if heading:
         text = f"{CAUSE_HEADINGS.get(c.cause, c.cause)}: {text}"
-    if c.why != c.what:
+    if c.cause == "medication" and c.why != c.what:  # why this drug: its known effect on the counts
         text += f", {escape(clip(c.why, 60))}"
     dated = (
         f"last ordered {c.last_ordered:%Y-%m-%d}" if c.last_ordered else f"since {c.since:%Y-%m-%d}" if c.since else ""
