@@ -64,11 +64,14 @@ def _contributor_text(c: Contributor, heading: bool = True) -> str:
 
 
 def context_blocks(context: FindingContext | None) -> list[str]:
-    """Short lines, most useful first: documented, possible causes, the problem-list entry, next steps."""
+    """Short lines, most useful first: what was not read, documented, possible causes, next steps, the
+    problem-list entry."""
     if context is None:
         return []
     days = threshold("persistent_cytopenia_days").value
     blocks = []
+    if context.not_checked:
+        blocks.append("**Not checked:** " + listed([escape(clip(n, 90)) for n in context.not_checked], 2) + ".")
     if context.documented:
         blocks.append("**Documented:** " + listed([_documented_text(d) for d in context.documented], 2) + ".")
     if context.known_and_stable:
@@ -82,11 +85,9 @@ def context_blocks(context: FindingContext | None) -> list[str]:
     if context.next_steps:
         blocks.append(
             f"**Persisting over {days:g} days and unexplained.** To consider: "
-            + "; ".join(escape(clip(s.text, 60)) for s in context.next_steps)
+            + "; ".join(escape(s.short) for s in context.next_steps)
             + "."
         )
-    if context.not_checked:
-        blocks.append("**Not checked:** " + listed([escape(clip(n, 90)) for n in context.not_checked], 2) + ".")
     if context.problem_list:
         entry = context.problem_list
         blocks.append(f"**Not on the problem list:** suggested entry {escape(_code_label(entry))}.")

@@ -237,7 +237,9 @@ def finding_card(
     ask: str | None = None,
 ) -> Card:
     """One problem's card; `rows` are related findings shown as rows of its table (leukopenia and
-    lymphopenia on a neutropenia card), `extra` lines the caller adds (fever watch on a neutropenia card)."""
+    lymphopenia on a neutropenia card), `extra` lines the caller adds (fever watch on a neutropenia card).
+    Lines in order of importance, so what `fit` leaves out is the least needed: what could not be
+    assessed comes before the trend and the chart context."""
     level = indicator(finding, context)
     lead = [*(finding.lineages or (finding,)), *rows]
     blocks = [
@@ -248,9 +250,9 @@ def finding_card(
         else None,
         *extra,
         *(escape(n) for n in finding.notes),
+        *gap_lines(assessment.missing, assessment.issues),
         _trend_text(finding),
         *context_blocks(context),
-        *gap_lines(assessment.missing, assessment.issues),
         _limit_text(finding),
     ]
     return Card(

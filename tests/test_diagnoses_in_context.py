@@ -143,11 +143,11 @@ def test_unexplained_persistent_neutropenia_suggests_d70_9_and_the_next_steps():
     assert "**Nothing on the chart explains this**" in detail
     assert "Persisting over 28 days and unexplained" in detail
     for step in (
-        "Peripheral blood smear",
-        "vitamin B12, folate",
-        "Haematology referral",
-        "Bone-marrow evaluation",
-        "CCUS/ICUS",
+        "peripheral smear review",
+        "vitamin B12, folate, ferritin",
+        "haematology referral",
+        "bone-marrow evaluation if still unexplained",
+        "for the haematologist: CCUS/ICUS",
     ):
         assert step in detail
     resource = problem_list(card)

@@ -50,6 +50,7 @@ class CodeRule:
 
 @dataclass(frozen=True, slots=True)
 class NextStep:
+    short: str  # a few words, for a card line; `text` says it in full
     text: str
     source: str
 
@@ -97,7 +98,9 @@ def code_rules() -> dict[FindingKind, tuple[CodeRule, ...]]:
 
 @knowledge_loader
 def unexplained_next_steps() -> tuple[NextStep, ...]:
-    return tuple(NextStep(r["text"], r["source"]) for r in read_table(PACKAGE, "unexplained_next_steps.csv"))
+    return tuple(
+        NextStep(r["short"], r["text"], r["source"]) for r in read_table(PACKAGE, "unexplained_next_steps.csv")
+    )
 
 
 @dataclass(frozen=True, slots=True)
