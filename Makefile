@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test test-fast lint docs bench clean image card-quality card-pictures
+.PHONY: run test test-fast test-spark lint docs bench bench-screen clean image chromium card-quality card-pictures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,29 @@ FHIR_SERVER := tests/fhir_server
 $(FHIR_SERVER)/node_modules/.package-lock.json: $(FHIR_SERVER)/package-lock.json
 	npm ci --prefix $(FHIR_SERVER) --no-audit --no-fund --loglevel=error
 
-test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
+# The SMART app's end-to-end test drives Debian's chromium with playwright-core (pinned by its package-lock.json).
+BROWSER_TEST := tests/browser
+$(BROWSER_TEST)/node_modules/.package-lock.json: $(BROWSER_TEST)/package-lock.json
+	npm ci --prefix $(BROWSER_TEST) --no-audit --no-fund --loglevel=error
+
+# Installs chromium where it is missing and we are root (CI); elsewhere the browser test skips and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium) || \
+	      echo "chromium could not be installed: the SMART app browser test will skip"; \
+	    else echo "chromium is not installed (needs root to install): the SMART app browser test will skip"; fi; }
+
+test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json $(BROWSER_TEST)/node_modules/.package-lock.json chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Population screening on Apache Spark (PySpark is an optional extra: a large download with its JARs; needs Java 17).
+$(VENV)/.installed-spark: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/pip install -q -e '.[test,spark]'
+	touch $@
+
+test-spark: $(VENV)/.installed-spark
+	$(BIN)/python -m pytest -m spark tests/test_screening_spark.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -50,8 +71,12 @@ card-pictures: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks
 
+# The population screen on ~1M generated Observations (made on demand, never committed; see benchmarks/screen.py).
+bench-screen: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.screen
+
 image:  # optional: build and check the container with podman (see README "Operations")
 	docker/verify-image.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache $(FHIR_SERVER)/node_modules
+	rm -rf $(VENV) .pytest_cache $(FHIR_SERVER)/node_modules $(BROWSER_TEST)/node_modules

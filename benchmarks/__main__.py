@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 from flask import Flask, Response, request
 
-from benchmarks import fallback, load
+from benchmarks import fallback, load, startup
 from cds_service.app import create_app
 from cds_service.config import Settings
 from cds_service.request import resources_in
@@ -152,6 +152,8 @@ def main() -> int:
     print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: the machine is shared, figures vary with it"
     )
+    print()
+    startup.main()
     print()
     fallback.main()
     print()

@@ -70,12 +70,19 @@ def context_blocks(context: FindingContext | None) -> list[str]:
         return []
     days = threshold("persistent_cytopenia_days").value
     blocks = []
+    if context.known_and_stable:
+        blocks.append(
+            f"Documented for over {days:g} days and no worse than before: shown as information; the work-up "
+            "(smear, haematology referral) is not suggested again."
+        )
     if context.not_checked:
         blocks.append("**Not checked:** " + listed([escape(clip(n, 90)) for n in context.not_checked], 2) + ".")
+    if (band := context.clozapine) and not band.interrupt:  # a hold band has its own drug-safety card
+        blocks.append(
+            f"**On clozapine: {escape(band.label)}.** {escape(band.action_text)} Monitoring: {escape(band.monitoring)}"
+        )
     if context.documented:
         blocks.append("**Documented:** " + listed([_documented_text(d) for d in context.documented], 2) + ".")
-    if context.known_and_stable:
-        blocks.append(f"Documented for over {days:g} days and no worse than before: shown as information.")
     if context.contributors:
         blocks.append(
             "**Possible causes on the chart:** " + listed([_contributor_text(c) for c in context.contributors], 3) + "."

@@ -10,7 +10,7 @@ from cards.catalogue import card_links, card_source, override_reasons
 from cards.context import context_blocks, problem_list_suggestions
 from cards.markdown import clip, escape, fit, listed, table, when
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Indicator, Suggestion
-from cards.numbers import limit_text, named, unit_of, with_unit
+from cards.numbers import NAMES, limit_text, named, unit_of, with_unit
 from cards.orders import draft_order, order_label
 from cds_service.clinical.context import FindingContext
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
@@ -29,6 +29,7 @@ TITLES = {
     F.PANCYTOPENIA: "Pancytopenia",
 }
 MOST_ISSUES = 3
+UNIT_TEXT = {"10*9/L": "×10⁹/L", "g/dL": "g/dL", "%": "%"}  # UCUM unit -> as printed
 
 
 def judged_by(finding: Finding) -> tuple[float | None, ...]:
@@ -45,10 +46,11 @@ def unit_of_row(analyte: Analyte) -> str:
 
 
 def headline(finding: Finding, unit: bool = True) -> str:
-    """'ANC 0.3' (a summary) or 'ANC 0.3 ×10⁹/L'; Hb always keeps g/dL."""
-    return named(
+    """'ANC 0.3' (a summary) or 'ANC 0.3 ×10⁹/L'; Hb always keeps g/dL; a preliminary result says so."""
+    text = named(
         finding.analyte, finding.latest.value, judged_by(finding), unit or finding.analyte is Analyte.HEMOGLOBIN
     )
+    return f"{text} ({finding.latest.status_label})" if finding.latest.status_label else text
 
 
 def grade_text(finding: Finding) -> str:
@@ -112,11 +114,12 @@ def indicator(finding: Finding, context: FindingContext | None = None) -> Indica
 
 def _row(finding: Finding, with_time: bool) -> tuple[str, ...]:
     point = finding.latest
-    name = headline(finding).split(" ", 1)[0]
+    name = NAMES.get(finding.analyte, finding.analyte.replace("_", " "))
     origin = escape(point.derivation) if point.derivation else ", ".join(escape(m.source) for m in point.evidence[:2])
     cells = [
         name[0].upper() + name[1:],
-        with_unit(finding.analyte, point.value, judged_by(finding)),
+        with_unit(finding.analyte, point.value, judged_by(finding))
+        + (f" **{point.status_label}**" if point.status_label else ""),
         str(finding.grade.grade) if finding.grade else (finding.severity or "–"),
     ]
     if with_time:
@@ -185,10 +188,13 @@ def _suggestion(
     )
 
 
-def suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
+def suggestions(
+    finding: Finding, patient_id: str, encounter_id: str | None, settled: bool = False
+) -> tuple[Suggestion, ...]:
     """The next orders to consider. None for a count within the Duffy-null interval: asymptomatic
     Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely).
-    A count that is not current asks for a new one only: no transfusion on an old value."""
+    A count that is not current asks for a new one only: no transfusion on an old value. A documented
+    cytopenia no worse than before (`settled`) does not get its work-up again at every visit."""
     if not finding.significant:
         return ()
     reason = summary(finding)
@@ -200,10 +206,15 @@ def suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> 
     offered = [offer(("cbc_with_differential",))]
     if finding.stale:
         return tuple(offered)
-    if kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA) and finding.grade_number >= 2:
+    work_up = not settled
+    if (
+        work_up
+        and kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA)
+        and finding.grade_number >= 2
+    ):
         offered.append(offer(("peripheral_smear",)))
     lineages = {f.kind: f for f in (finding.lineages or (finding,))}
-    if anaemia := lineages.get(F.ANAEMIA):
+    if (anaemia := lineages.get(F.ANAEMIA)) and work_up:
         offered.append(
             offer(
                 ("reticulocytes", "ferritin", "vitamin_b12", "folate"),
@@ -221,7 +232,7 @@ def suggestions(finding: Finding, patient_id: str, encounter_id: str | None) -> 
         offered.append(
             offer(("platelet_transfusion",), f"Consider platelet transfusion (below {limit.value:g} ×10⁹/L)")
         )
-    if kind is F.PANCYTOPENIA or finding.persistent:
+    if work_up and (kind is F.PANCYTOPENIA or finding.persistent):
         offered.append(offer(("haematology_referral",)))
     return tuple(offered)
 
@@ -250,7 +261,7 @@ def finding_card(
         else None,
         *extra,
         *(escape(n) for n in finding.notes),
-        *gap_lines(assessment.missing, assessment.issues),
+        *gap_lines((*assessment.missing, *assessment.ungraded), assessment.issues),
         _trend_text(finding),
         *context_blocks(context),
         _limit_text(finding),
@@ -260,7 +271,7 @@ def finding_card(
         indicator=level,
         source=card_source(finding.kind.value),
         detail=fit(blocks, DETAIL_BUDGET[level]),
-        suggestions=suggestions(finding, patient_id, encounter_id)
+        suggestions=suggestions(finding, patient_id, encounter_id, bool(context and context.known_and_stable))
         + problem_list_suggestions(context, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),
@@ -284,7 +295,11 @@ def data_gap_card(
     current = assessment.latest_count is not None and (
         (assessment.as_of - assessment.latest_count).days <= threshold("history_lookback_days").value
     )
-    unusable = bool(assessment.issues) or any(m.startswith("only preliminary") for m in assessment.missing)
+    unusable = (
+        bool(assessment.issues)
+        or bool(assessment.ungraded)
+        or any(m.startswith("only preliminary") for m in assessment.missing)
+    )
     if not unusable and (current or not expected):
         return None
     days = threshold("history_lookback_days").value
@@ -293,15 +308,17 @@ def data_gap_card(
         summary_text = "Cytopenia not assessed: no usable blood count" + ask
     elif not current:
         summary_text = f"No blood count in the last {days:g} days — order a CBC with differential"
-    else:
+    elif assessment.issues or not assessment.ungraded:
         summary_text = "Blood counts partly unusable: cytopenia assessment may be incomplete" + ask
+    else:
+        summary_text = "Haemoglobin not graded: no WHO cut-off below 6 months and no lab reference range"
     blocks = [
         "This is **not** a statement that the counts are normal.",
         f"Counts are expected here: {escape(', '.join(expected))}." if expected else None,
         f"Latest count {assessment.latest_count:%Y-%m-%d}: older than the {days:g}-day look-back, shown as history."
         if assessment.latest_count is not None and not current
         else None,
-        *gap_lines(assessment.missing, assessment.issues),
+        *gap_lines((*assessment.missing, *assessment.ungraded), assessment.issues),
     ]
     offered = (
         (_suggestion(("cbc_with_differential",), "CBC with differential", patient_id, encounter_id, summary_text),)
@@ -318,3 +335,16 @@ def data_gap_card(
         links=card_links("data_gap"),
         finding="data_gap",
     )
+
+
+def cytopenia_cards(
+    assessment: Assessment,
+    patient_id: str,
+    encounter_id: str | None = None,
+    contexts: dict[FindingKind, FindingContext] | None = None,
+) -> list[Card]:
+    """One card per finding, not composed: the population worklist's view. The chart-opening answer, one
+    card per problem with each order once, is `cards.patient_view.patient_view_cards`."""
+    return [
+        finding_card(f, assessment, patient_id, encounter_id, (contexts or {}).get(f.kind)) for f in assessment.findings
+    ]

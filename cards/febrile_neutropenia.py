@@ -10,6 +10,8 @@ knowledge row.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cards.catalogue import card_links, card_source, override_reasons
 from cards.cytopenia import gap_lines
 from cards.markdown import clip, escape, fit, listed, when
@@ -18,7 +20,7 @@ from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
 from cards.numbers import duration, limit_text, named, value_text
 from cards.orders import draft_order
 from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState, RegimenChoice
-from cds_service.clinical.knowledge import fn_rule, risk_cutoff
+from cds_service.clinical.knowledge import fn_rule, prophylaxis, risk_cutoff, seed_guidance
 from cds_service.clinical.risk_scores import ScoreRange
 from cds_service.clinical.series import Point
 from fhir_mappings import Analyte, Measurement
@@ -33,13 +35,15 @@ def anc_limits() -> tuple[float, ...]:
 
 
 def anc_text(point: Point, unit: bool = True) -> str:
-    return named(ANC, point.value, anc_limits(), unit)
+    text = named(ANC, point.value, anc_limits(), unit)
+    return f"{text} ({point.status_label})" if point.status_label else text
 
 
 def temperature_text(m: Measurement) -> str:
     """The temperature as the fever rules compared it (to 0.01 °C), never rounded across their limits."""
     limits = [fn_rule(n).value for n in ("idsa_fever_single", "idsa_fever_sustained", "ctcae_fever_single")]
-    return f"{value_text(Analyte.BODY_TEMPERATURE, round(m.value, 2), limits)} °C"
+    label = f" ({m.status_label})" if m.status_label else ""
+    return f"{value_text(Analyte.BODY_TEMPERATURE, round(m.value, 2), limits)} °C{label}"
 
 
 def _within() -> str:
@@ -98,7 +102,46 @@ def _cisne_cut() -> str:
     return f"{low:g} low, ≥{high:g} high"
 
 
+def _seed(name: str) -> str:
+    return escape(seed_guidance()[name][0])
+
+
+def _weight_line(a: FnAssessment) -> str:
+    """The weight a dose would use, with its date, or that none is current."""
+    if a.weight is None:
+        return "No body weight on record: weigh the patient."
+    when_weighed = f"{a.weight.value:g} kg on {a.weight.time:%Y-%m-%d}"
+    return f"Weight used: {when_weighed}." if a.weight_current else f"No current weight (latest {when_weighed})."
+
+
+def _child_lines(a: FnAssessment) -> list[str]:
+    if a.adult:
+        return []
+    if not a.child:
+        return [
+            "**Age unknown:** no adult fixed dose is drafted; dose by weight per protocol. " + _weight_line(a),
+            "The adult oral regimen is not offered.",
+        ]
+    return [
+        f"**Child ({a.age_years} years):** no adult fixed dose is drafted; dose by weight per the paediatric "
+        "protocol. " + _weight_line(a),
+        "MASCC and CISNE are adult scores: not computed for a child. The adult oral regimen is not offered.",
+    ]
+
+
+def _gcsf_line(a: FnAssessment) -> str:
+    """G-CSF is considered only for a cited ASCO high-risk feature, never from the count alone."""
+    if a.g_csf:
+        return f"G-CSF already active ({escape(clip(', '.join(m.text for m in a.g_csf), 80))})."
+    if not a.g_csf_reasons:
+        return "G-CSF: not routine in uncomplicated febrile neutropenia (ASCO); no high-risk feature on record."
+    reasons = "; ".join(f"{escape(r.name)} ({escape(r.evidence)})" for r in a.g_csf_reasons)
+    return f"Consider G-CSF (ASCO high-risk features): {reasons}."
+
+
 def _oral_regimen(a: FnAssessment) -> str | None:
+    if not a.adult:
+        return None
     if a.quinolone_prophylaxis:
         return "Oral outpatient regimen: **not suggested** (fluoroquinolone prophylaxis before the fever)."
     if a.mascc is None or a.mascc.not_applicable or (a.mascc.conclusion or "").startswith("high"):
@@ -157,19 +200,33 @@ def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
     onset = a.fever.episode.onset
     elapsed = (a.as_of - onset).total_seconds() / 60
     blocks = [
+        _seed("shock") if a.shock else None,
         _evidence_line(a),
         _definitions(a),
         f"**Goal: first empirical IV antibiotic dose within {_within()} of triage** (ASCO/IDSA 2018); fever began "
         f"{elapsed:.0f} min before this evaluation. Draw the blood cultures first if that does not delay the dose.",
         f"Choose **one** order set: an anti-pseudomonal β-lactam (IDSA 2010) with 2 blood-culture sets and a daily "
         f"CBC {_until()}. Adjust doses for renal function.",
+        *_child_lines(a),
         *_allergy_lines(a),
+        _seed("ceftazidime") if any(r.regimen == "ceftazidime" and r.status != "offered" for r in a.regimens) else None,
         _vancomycin_line(a),
         *(escape(clip(note, 200)) for note in a.gram_positive_notes),
+        *(
+            _seed(name)
+            for name, triggered in (
+                ("macrolide", a.pneumonia),
+                ("central_line", a.central_line),
+                ("corticosteroids", bool(a.steroids)),
+            )
+            if triggered
+        ),
+        _gcsf_line(a),
         _score_line(a.mascc, _mascc_cut()),
         _score_line(a.cisne, _cisne_cut()),
         _oral_regimen(a),
         *gaps,
+        _seed("local_resistance"),
     ]
     return fit(blocks, DETAIL_BUDGET["critical"])
 
@@ -207,26 +264,30 @@ def _per_kg_text(a: FnAssessment) -> str | None:
 
 
 def _order_sets(a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
-    first_hour = (*_culture_actions(patient_id, encounter_id, reason), _daily_cbc(patient_id, encounter_id, reason))
+    first_hour = (
+        *_culture_actions(patient_id, encounter_id, reason),
+        _daily_cbc(patient_id, encounter_id, reason),
+        # fever on fluoroquinolone prophylaxis: the prophylaxis stops with the first empirical dose
+        *(Action("delete", f"Stop {q.text}", resource_id=q.source) for q in a.quinolone_prophylaxis),
+    )
     vancomycin: tuple[Action, ...] = ()
     names = ""
     if a.vancomycin_indications:
         names = " + vancomycin"
-        vancomycin = (
-            Action(
-                "create",
-                "Draft order: vancomycin",
-                draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a)),
-            ),
+        resource = (
+            draft_medication("vancomycin_iv_paediatric", patient_id, encounter_id, reason, dose_text=_weight_line(a))
+            if not a.adult
+            else draft_medication("vancomycin_iv", patient_id, encounter_id, reason, dose_text=_per_kg_text(a))
         )
+        vancomycin = (Action("create", "Draft order: vancomycin", resource),)
 
     def order_set(choice: RegimenChoice) -> Suggestion:
         labels = " + ".join(medication_label(o) for o in choice.orders)
         flagged = choice.status == "flagged"
-        extra = () if "vancomycin_iv" in choice.orders else vancomycin
+        extra = () if any(o.startswith("vancomycin") for o in choice.orders) else vancomycin
         return Suggestion(
             label=f"{labels}{'' if extra == () else names}, 2 blood cultures, daily CBC"
-            + (" (check allergy)" if flagged else ""),
+            + (f" ({choice.flag})" if flagged and choice.flag else " (check allergy)" if flagged else ""),
             is_recommended=False if flagged else None,
             actions=(
                 *(
@@ -261,6 +322,67 @@ def fn_summary(a: FnAssessment) -> str:
         f"{temperature_text(a.fever.episode.peak)} — start empirical IV antibiotics within {_within()}"
     )
     return clip(text, SUMMARY_MAX)
+
+
+def _filgrastim(a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None) -> Suggestion | None:
+    if a.g_csf or not a.g_csf_reasons:
+        return None
+    per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
+    why = a.g_csf_reasons[0].name
+    weight = a.weight_current
+    if not a.adult or weight is None:
+        text = "Dose by weight per the paediatric protocol." if a.child else f"{_weight_line(a)} Dose by weight."
+        resource = draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_text=text)
+        resource["dosageInstruction"][0].pop("doseAndRate", None)
+        label = f"Consider filgrastim ({why})"
+    else:
+        dose = per_kg * weight.value
+        text = f"{dose:.0f} mcg daily = {per_kg:g} mcg/kg × {weight.value:g} kg weighed {weight.time:%Y-%m-%d}."
+        resource = draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_ug=dose, dose_text=text)
+        label = f"Consider filgrastim {dose:.0f} mcg SC daily ({why})"
+    return Suggestion(
+        clip(label, 200), (Action("create", "Draft order: filgrastim", resource),), orders=("filgrastim_sc",)
+    )
+
+
+def considerations_card(a: FnAssessment, patient_id: str, encounter_id: str | None) -> Card | None:
+    """The febrile-neutropenia card's one companion: what to consider adding to the first hour (an
+    aminoglycoside in shock, G-CSF for a cited ASCO high-risk feature). Not in the order sets, which are
+    alternatives (at-most-one)."""
+    asks = (["an aminoglycoside (shock)"] if a.shock else []) + (
+        [f"G-CSF ({a.g_csf_reasons[0].name})"] if a.g_csf_reasons and not a.g_csf else []
+    )
+    if not asks:
+        return None
+    summary = clip(f"Febrile neutropenia: consider adding {' and '.join(asks)}", SUMMARY_MAX)
+    offered = []
+    if a.shock:
+        offered.append(
+            Suggestion(
+                "Consider adding an aminoglycoside (IDSA 2010: may be added for complications)",
+                (
+                    Action(
+                        "create",
+                        "Draft order: aminoglycoside",
+                        draft_medication("aminoglycoside_unspecified", patient_id, encounter_id, summary),
+                    ),
+                ),
+                orders=("aminoglycoside_unspecified",),
+            )
+        )
+    if filgrastim := _filgrastim(a, summary, patient_id, encounter_id):
+        offered.append(filgrastim)
+    return Card(
+        summary=summary,
+        indicator="warning",
+        source=card_source("febrile_neutropenia"),
+        detail=fit([_seed("shock") if a.shock else None, _gcsf_line(a), _weight_line(a)], DETAIL_BUDGET["warning"]),
+        suggestions=tuple(offered),
+        selection_behavior="any",
+        override_reasons=override_reasons(),
+        links=card_links("febrile_neutropenia"),
+        finding="febrile_neutropenia_additions",
+    )
 
 
 def fn_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
@@ -313,42 +435,26 @@ def fever_watch(a: FnAssessment) -> str:
     )
 
 
-def _g_csf(
-    a: FnAssessment, reason: str, patient_id: str, encounter_id: str | None
-) -> tuple[str | None, tuple[Suggestion, ...]]:
-    """Filgrastim at the label dose for the latest weight, when no G-CSF is active."""
-    per_kg = fn_rule("filgrastim_mcg_per_kg_day").value
-    if a.g_csf:
-        return f"G-CSF already active ({escape(clip(', '.join(m.text for m in a.g_csf), 80))}).", ()
-    if a.weight is None:
-        return f"G-CSF: filgrastim {per_kg:g} mcg/kg/day may be considered; no body weight recorded.", ()
-    dose = per_kg * a.weight.value
-    old = fn_rule("weight_max_age_days").value
-    stale = f" (weight over {old:g} days old: re-weigh)" if a.weight_old else ""
-    text = f"{dose:.0f} mcg daily = {per_kg:g} mcg/kg × {a.weight.value:g} kg weighed {a.weight.time:%Y-%m-%d}{stale}."
-    suggestion = Suggestion(
-        f"Consider filgrastim {dose:.0f} mcg SC daily ({per_kg:g} mcg/kg, {a.weight.value:g} kg on "
-        f"{a.weight.time:%Y-%m-%d})",
-        (
-            Action(
-                "create",
-                "Draft order: filgrastim",
-                draft_medication("filgrastim_sc", patient_id, encounter_id, reason, dose_ug=dose, dose_text=text),
-            ),
-        ),
-        orders=("filgrastim_sc",),
-    )
-    return f"G-CSF consideration: filgrastim {escape(text)}", (suggestion,)
-
-
-def _prophylaxis(a: FnAssessment) -> str:
-    profound = fn_rule("profound_neutropenia_anc").value
-    days = fn_rule("profound_neutropenia_days").value
-    now = f"**Profound neutropenia now** (ANC <{limit_text(profound)} ×10⁹/L). " if a.profound else ""
-    return (
-        f"{now}ASCO/IDSA 2018: antibacterial and antifungal prophylaxis when profound neutropenia "
-        f"(ANC <{limit_text(profound)} ×10⁹/L) is expected for more than {days:g} days."
-    )
+def _prophylaxis_lines(a: FnAssessment) -> list[str]:
+    """ASCO/IDSA 2018 prophylaxis by kind with its stop rule; said when the ANC is profound now."""
+    profound, days = fn_rule("profound_neutropenia_anc").value, fn_rule("profound_neutropenia_days").value
+    if not a.profound:
+        return [
+            f"ANC not below {limit_text(profound)} ×10⁹/L now: prophylaxis trigger (<{limit_text(profound)} for "
+            f">{days:g} days) not met."
+        ]
+    lines = [
+        f"**Profound neutropenia now** (ANC <{limit_text(profound)} ×10⁹/L). If expected to last more than "
+        f"{days:g} days:"
+    ]
+    lines += [
+        f"{escape(p.kind.capitalize())}: {escape(p.agents)}"
+        + (f" {escape(p.condition)}" if p.condition.startswith("if") else "")
+        + f"; {escape(p.stop_rule)}."
+        for p in prophylaxis()
+    ]
+    lines.append(_seed("gut_decontamination"))
+    return lines
 
 
 def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
@@ -358,20 +464,23 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
     summary = f"Severe neutropenia without fever: {anc_text(n.latest, unit=False)}" + (
         " — no temperature recorded: check for fever" if no_temp else " — watch for fever"
     )
-    g_csf, g_csf_order = _g_csf(a, summary, patient_id, encounter_id)
+    prophylaxis_first = _prophylaxis_lines(a) if a.profound else []  # what changes management comes first
     blocks = [
+        *prophylaxis_first,
         f"**{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)}).",
         fever_watch(a),
-        _prophylaxis(a),
-        g_csf,
         *gaps,
+        *([] if a.profound else _prophylaxis_lines(a)),
+        "G-CSF: not routine for afebrile neutropenia (ASCO)."
+        if not a.g_csf
+        else f"G-CSF already active ({escape(clip(', '.join(m.text for m in a.g_csf), 80))}).",
     ]
     return Card(
         summary=clip(summary, SUMMARY_MAX),
         indicator="warning",
         source=card_source("severe_neutropenia"),
         detail=fit(blocks, DETAIL_BUDGET["warning"]),
-        suggestions=(_cbc_now(patient_id, encounter_id, summary, "Repeat CBC with differential"), *g_csf_order),
+        suggestions=(_cbc_now(patient_id, encounter_id, summary, "Repeat CBC with differential"),),
         selection_behavior="any",
         override_reasons=override_reasons(),
         links=card_links("severe_neutropenia"),
@@ -408,6 +517,45 @@ def fever_without_anc_card(a: FnAssessment, gaps: list[str], patient_id: str, en
     )
 
 
+def boundary_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
+    """Fever with ANC <1.0 where neither definition is met at the boundary: never silent; the regimens are
+    offered as a consideration (at-most-one)."""
+    peak = max(a.fever.readings, key=lambda m: m.value)
+    n = a.neutrophils
+    summary = (
+        f"Fever {temperature_text(peak)} with {anc_text(n.latest, unit=False)}: febrile neutropenia definitions "
+        "missed at the boundary — consider treating as febrile neutropenia"
+    )
+    projection = (
+        "A single ANC result cannot be projected: repeat the count."
+        if n.prediction is None
+        else f"ANC projected {value_text(ANC, n.prediction.predicted, anc_limits())} ×10⁹/L in "
+        f"{n.prediction.horizon_hours:g} h."
+    )
+    blocks = [
+        *(f"Not met: {escape(m)}." for m in a.boundary_misses),
+        projection,
+        f"**{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)}).",
+        *_child_lines(a),
+        "Consider the first-hour set: blood cultures, then one empirical regimen.",
+        *gaps,
+    ]
+    sets = [
+        replace(s, label=clip(f"Consider: {s.label}", 200)) for s in _order_sets(a, summary, patient_id, encounter_id)
+    ]
+    return Card(
+        summary=clip(summary, SUMMARY_MAX),
+        indicator="warning",
+        source=card_source("febrile_neutropenia"),
+        detail=fit(blocks, DETAIL_BUDGET["warning"]),
+        suggestions=tuple(sets),
+        selection_behavior="at-most-one",
+        override_reasons=override_reasons(),
+        links=card_links("febrile_neutropenia"),
+        finding="febrile_neutropenia_boundary",
+    )
+
+
 def not_excluded_card(a: FnAssessment, gaps: list[str]) -> Card:
     n = a.neutrophils
     hours = (a.as_of - a.fever.window_start).total_seconds() / 3600
@@ -439,9 +587,12 @@ def febrile_neutropenia_cards(
     only when a current ANC is low or the chart calls for counts (`expected`)."""
     gaps = gap_lines((), a.issues)
     if a.state is FnState.FEBRILE_NEUTROPENIA:
-        return [fn_card(a, gaps, patient_id, encounter_id)]
+        companion = considerations_card(a, patient_id, encounter_id)
+        return [fn_card(a, gaps, patient_id, encounter_id), *([companion] if companion else [])]
     if a.state is FnState.FEVER_ANC_UNKNOWN:
         return [fever_without_anc_card(a, gaps, patient_id, encounter_id)]
+    if a.state is FnState.FEVER_AT_BOUNDARY:
+        return [boundary_card(a, gaps, patient_id, encounter_id)]
     if a.state is FnState.SEVERE_NEUTROPENIA:
         return [severe_neutropenia_card(a, gaps, patient_id, encounter_id)]
     if a.state is FnState.NOT_EXCLUDED and (a.neutrophils.current or expected):

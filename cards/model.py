@@ -90,9 +90,10 @@ class Link:
     label: str
     url: str
     type: Literal["absolute", "smart"] = "absolute"
+    app_context: str | None = None  # for a `smart` link: handed to the app by the EHR, if it passes it on
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "url": self.url, "type": self.type}
+        return _compact({"label": self.label, "url": self.url, "type": self.type, "appContext": self.app_context})
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ def _evidence_row(status: CountStatus) -> tuple[str, ...]:
     age = f"{status.age_days:.0f} days" + (" (**not current**)" if status.stale else "")
     analyte = ANALYTES.get(status.label)
     value = with_unit(analyte, point.value) if analyte else f"{point.value:g} {status.unit}"
+    if point.status_label:
+        value += f" **{point.status_label}**"
     origin = f"computed: {escape(point.derivation)}" if point.derivation else escape(point.evidence[0].source)
     return (label, value, f"{point.time:%Y-%m-%d %H:%M} ({age})", origin)
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from cards.cytopenia import data_gap_card, finding_card, gap_lines
 from cards.drug_safety import drug_safety_card
-from cards.febrile_neutropenia import fever_watch, fever_without_anc_card, fn_card
+from cards.febrile_neutropenia import boundary_card, considerations_card, fever_watch, fever_without_anc_card, fn_card
 from cards.model import Card
 from cds_service.clinical.context import FindingContext
 from cds_service.clinical.drug_safety import DrugHold
@@ -106,9 +106,14 @@ def patient_view_cards(
     contexts = contexts or {}
     found = {f.kind: f for f in assessment.findings if not f.history}
     cards = []
-    febrile_neutropenia = fn is not None and fn.state is FnState.FEBRILE_NEUTROPENIA
-    if fn is not None and febrile_neutropenia:
+    # febrile neutropenia, or a fever at its boundary, owns the ANC
+    febrile_neutropenia = fn is not None and fn.state in (FnState.FEBRILE_NEUTROPENIA, FnState.FEVER_AT_BOUNDARY)
+    if fn is not None and fn.state is FnState.FEBRILE_NEUTROPENIA:
         cards.append(fn_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
+        if companion := considerations_card(fn, patient_id, encounter_id):
+            cards.append(companion)
+    elif fn is not None and fn.state is FnState.FEVER_AT_BOUNDARY:
+        cards.append(boundary_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
     elif fn is not None and fn.state is FnState.FEVER_ANC_UNKNOWN and _neutropenia_suspected(fn, expected):
         cards.append(fever_without_anc_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
     cards.extend(drug_safety_card(h, patient_id, encounter_id) for h in holds)

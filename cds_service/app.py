@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from flask import Flask, Response
 
@@ -14,14 +15,16 @@ from cds_service.clinical.knowledge import install_site_thresholds
 from cds_service.config import ConfigError, Settings, load_settings
 from cds_service.config_report import changed_thresholds
 from cds_service.errors import register_error_handlers
-from cds_service.http import health, metrics, openapi
+from cds_service.http import health, metrics, openapi, smart_app
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
 from cds_service.http.routes import blueprint
 from cds_service.knowledge_tables import load_all
 from cds_service.observability.logs import configure_logging, get_logger
 from cds_service.observability.requests import install_request_observability
+from cds_service.preflight import require_startable
 from cds_service.storage import open_store
+from cds_service.storage.engine import SchemaNotCurrent
 from cds_service.storage.patient_key import audit_secret
 
 log = logging.getLogger("cds_service")
@@ -44,25 +47,21 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def check_startable(settings: Settings) -> None:
-    """What a valid file can still get wrong: no one trusted in production, a service that does not exist."""
-    if not settings.dev and not settings.trust_configured:
-        raise ConfigError(
-            "refusing to start: no trusted EHR clients are configured ([[clients]] in the config file); "
-            "use --dev (or CYTOPENIA_DEV=1) for local development"
-        )
-    unknown = sorted(set(settings.services_enabled or ()) - {s.id for s in hooks.SERVICES})
-    if unknown:
-        raise ConfigError(f"invalid configuration: services_enabled: no service with id {', '.join(unknown)}")
+def _fixed(moment: datetime) -> datetime:
+    return moment
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now) -> Flask:
     """Build the app. Without `settings` it reads `CYTOPENIA_*` and the config file, like the CLI."""
     settings = settings or load_settings()
-    check_startable(settings)
+    verdict = require_startable(settings, online=True)
     configure_logging(settings.log_level)
+    for warning in verdict.warnings:
+        log.warning("configuration: %s", warning)
+    if settings.as_of is not None:
+        log.warning("every call is evaluated as of %s (as_of), not the real time", settings.as_of.isoformat())
+        clock = partial(_fixed, settings.as_of)
     if settings.dev:
-        log.warning(DEV_WARNING)
         print(f"WARNING: {DEV_WARNING}", file=sys.stderr)
     load_all()  # every table read and checked now: a broken one stops the start; forked workers share them
     install_site_thresholds(settings.thresholds)
@@ -76,15 +75,19 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, CLOCK=clock, MAX_CONTENT_LENGTH=None)
     install_request_observability(app)
-    install_cors(app, settings.cors_allowed)
+    install_cors(app, settings.cors_allowed, loopback=settings.dev)
     register_error_handlers(app)
     install_guard(app, settings)
     app.extensions["cytopenia.audit_secret"] = audit_secret(settings)
-    app.extensions["cytopenia.store"] = open_store(settings.database_url)
+    try:
+        app.extensions["cytopenia.store"] = open_store(settings.database_url, migrate=settings.migrate_on_start)
+    except SchemaNotCurrent as error:
+        raise ConfigError(f"refusing to start:\n  database_url: {error}") from None
     app.register_blueprint(blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(smart_app.blueprint)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -24,6 +24,8 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.dev:
         overrides["dev"] = True
+    if args.as_of:
+        overrides["as_of"] = args.as_of
     settings = load_settings(args.config, **overrides)
     metrics_directory = prepare_metrics_directory()  # before the app (and prometheus_client) is imported
     try:
@@ -49,25 +51,48 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from cds_service.app import check_startable
+    """The pre-flight `serve` runs, without starting anything: every error at once, then the warnings."""
     from cds_service.config_report import effective_configuration
+    from cds_service.preflight import review
 
     settings = load_settings(args.config)
-    check_startable(settings)
+    verdict = review(settings, online=args.online)
+    for problem in verdict.errors:
+        print(f"error: {problem}", file=sys.stderr)
+    for problem in verdict.warnings:
+        print(f"warning: {problem}", file=sys.stderr)
+    if verdict.errors:
+        print(f"configuration refused: {len(verdict.errors)} error(s); `serve` would not start", file=sys.stderr)
+        return 2
     sys.stdout.write(orjson.dumps(effective_configuration(settings), option=orjson.OPT_INDENT_2).decode() + "\n")
-    print("configuration OK", file=sys.stderr)
+    reach = "" if args.online else " (Redis and database reachability not checked: add --online)"
+    print(f"configuration OK{reach}", file=sys.stderr)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Bring the database schema to this release; run once per release, before the service (Kubernetes Job)."""
+    from cds_service.storage.engine import make_engine, upgrade
+
+    settings = load_settings(args.config)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    print("database schema is current", file=sys.stderr)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
 
-    as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
+    overrides = {"dev": True, "database_url": "sqlite://"}
+    if args.as_of:
+        overrides["as_of"] = args.as_of  # the setting `serve --as-of` sets: one way to fix the moment
     body = Path(args.request).read_bytes()
     service_id = args.service or _default_service(body)
-    app = create_app(load_settings(args.config, dev=True, database_url="sqlite://"), clock=lambda: as_of)
+    app = create_app(load_settings(args.config, **overrides))
     response = app.test_client().post(f"/cds-services/{service_id}", data=body, content_type="application/json")
     sys.stdout.write(orjson.dumps(response.get_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0 if response.status_code == 200 else 1
@@ -91,6 +116,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _screen(args: argparse.Namespace) -> int:
+    from cds_service.screening.cli import screen_command
+
+    return screen_command(args)
+
+
 def _default_service(body: bytes) -> str:
     from cds_service import hooks
 
@@ -111,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"), help="TOML configuration file")
     serve.add_argument("--dev", action="store_true", help="development mode: accept unauthenticated calls")
     serve.add_argument("--gunicorn-config", help="gunicorn settings file applied over the built-in defaults")
+    serve.add_argument(
+        "--as-of", help="development mode only: evaluate every call as of this ISO 8601 time (historical demo data)"
+    )
     evaluate = commands.add_parser("evaluate", help="print the cards a saved CDS Hooks request would get")
     evaluate.add_argument("request", help="path to a CDS Hooks request JSON file")
     evaluate.add_argument("--service", help="service id (default: the first service for the request's hook)")
@@ -121,12 +155,27 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--format", choices=("table", "csv", "json"), default="table")
     report.add_argument("--chart", help="also write a PNG of override rates over time to this file")
     report.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"))
+    screen = commands.add_parser("screen", help="screen a population (Bulk Data NDJSON or $export) into a worklist")
+    from cds_service.screening.cli import add_arguments
+
+    add_arguments(screen)
     config = commands.add_parser("config", help="inspect the configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate and print the effective configuration, secrets masked")
     check.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"), help="TOML configuration file")
+    check.add_argument("--online", action="store_true", help="also check that Redis and the database answer")
+    migrate = commands.add_parser("migrate", help="bring the database schema to this release, then exit")
+    migrate.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"), help="TOML configuration file")
     args = parser.parse_args(argv)
-    run = {"serve": _serve, "evaluate": _evaluate, "report": _report, "config": _config_check}[args.command]
+    runners = {
+        "serve": _serve,
+        "evaluate": _evaluate,
+        "report": _report,
+        "config": _config_check,
+        "migrate": _migrate,
+        "screen": _screen,
+    }
+    run = runners[args.command]
     try:
         return run(args)
     except ConfigError as error:

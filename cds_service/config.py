@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +72,27 @@ class Deadlines(BaseModel):
     readiness_check_seconds: float = Field(default=2.0, gt=0, le=60)
 
 
+class SmartAppConfig(BaseModel):
+    """The SMART app under /app/: its client id at the EHR, and where its access tokens are checked."""
+
+    model_config = {"extra": "forbid"}
+
+    client_id: str = "cytopenia-cds"
+    # RFC 7662 / SMART App Launch 2 token introspection at the EHR's authorization server.
+    introspection_url: str | None = None
+    introspection_client_id: str | None = None
+    introspection_client_secret: SecretStr | None = None
+    introspection_cache_seconds: int = Field(default=60, ge=0, le=600)
+    introspection_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+
+def default_database_url() -> str:
+    """SQLite in the per-user data directory ($XDG_DATA_HOME, else ~/.local/share): never the working
+    directory, where a checkout would track it and `git checkout` could corrupt it."""
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{data_home / 'cytopenia-cds' / 'cytopenia-cds.sqlite3'}"
+
+
 def _known_thresholds() -> set[str]:
     return set(_cited_values())
 
@@ -100,7 +122,11 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "cytopenia:"
     rate_limit: str = "600 per minute"
     max_json_depth: int = Field(default=100, ge=8, le=1000)
-    database_url: str = "sqlite:///cytopenia-cds.sqlite3"
+    database_url: str = Field(default_factory=default_database_url)
+    # False where a separate `cytopenia-cds migrate` job owns the schema, so the service needs no DDL rights.
+    migrate_on_start: bool = True
+    # Development only: evaluate every call as of this moment, for demos on historical (e.g. Synthea) data.
+    as_of: datetime | None = None
     audit_key: SecretStr | None = None
     repeat_window_hours: float = Field(default=24, ge=0)
     override_snooze_hours: float = Field(default=72, ge=0)
@@ -114,6 +140,7 @@ class Settings(BaseSettings):
     fhir_server_allowlist: list[str] = Field(default_factory=list)
     allow_private_fhir_servers: bool = False
     deadlines: Deadlines = Field(default_factory=Deadlines)
+    smart_app: SmartAppConfig = Field(default_factory=SmartAppConfig)
     services_enabled: list[str] | None = None
     thresholds: dict[str, float] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -137,6 +164,11 @@ class Settings(BaseSettings):
                 "becomes history"
             )
         return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_in_utc_unless_zoned(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     @field_validator("public_base_url")
     @classmethod
@@ -169,7 +201,8 @@ class Settings(BaseSettings):
 
     @property
     def cors_allowed(self) -> list[str]:
-        """Dev mode also admits the public CDS Hooks Sandbox; production only what is configured."""
+        """Dev mode also admits the public CDS Hooks Sandbox (and, in the CORS layer, any loopback origin);
+        production only what is configured."""
         return [*self.cors_origins, "https://sandbox.cds-hooks.org"] if self.dev else list(self.cors_origins)
 
 

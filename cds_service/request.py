@@ -117,6 +117,7 @@ class HookCall:
     data: HookData
     as_of: datetime
     settings: Settings | None = None
+    app_launch_url: str | None = None  # the SMART app's launch URL, for the cards' `smart` links
 
     @property
     def patient_id(self) -> str:

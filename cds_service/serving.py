@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.config import Settings
+from cds_service.observability.gunicorn_logs import logconfig_dict
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
@@ -52,6 +53,7 @@ def gunicorn_options(settings: Settings, config_file: str | None = None) -> dict
         "graceful_timeout": 10,
         "keepalive": 5,
         "accesslog": None,  # the app writes one JSON line per request instead
+        "logconfig_dict": logconfig_dict(settings.log_level),  # gunicorn's own lines as JSON too
         "control_socket_disable": True,  # gunicorn >= 27: the socket needs a writable home directory
         "child_exit": _worker_exited,
     }

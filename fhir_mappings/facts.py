@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -51,6 +51,13 @@ class Measurement:
     site: str | None = None
     reported_value: float | None = None
     reported_unit: str | None = None
+    reported_at: datetime | None = None
+
+    @property
+    def status_label(self) -> str | None:
+        """'preliminary' or 'corrected' when the result is not a plain final one: a preliminary result is
+        used and said; an amended or corrected one is used and said to be corrected (issue #12)."""
+        return {"preliminary": "preliminary", "amended": "corrected", "corrected": "corrected"}.get(self.status)
 
     @property
     def system_code(self) -> str:
@@ -62,7 +69,6 @@ class Demographics:
     patient_id: str | None = None
     birth_date: date | None = None
     sex: str | None = None
-    pregnancy_trimester: int | None = None
 
     def age_in_months(self, on: date) -> int | None:
         if self.birth_date is None:
@@ -142,6 +148,28 @@ class EncounterFact:
 
 
 @dataclass(frozen=True, slots=True)
+class AdministrationFact:
+    """A dose given (MedicationAdministration completed or in progress) of a recognised drug."""
+
+    ingredients: tuple[str, ...]
+    groups: frozenset[str]
+    text: str
+    time: datetime
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CultureFact:
+    """A blood culture: `taken` for a specimen result (Observation, DiagnosticReport), `ordered` for a
+    ServiceRequest."""
+
+    stage: str
+    time: datetime | None
+    status: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClinicalRecord:
     demographics: Demographics
     measurements: tuple[Measurement, ...] = ()
@@ -149,8 +177,10 @@ class ClinicalRecord:
     medications: tuple[MedicationFact, ...] = ()
     allergies: tuple[AllergyFact, ...] = ()
     encounters: tuple[EncounterFact, ...] = ()
+    administrations: tuple[AdministrationFact, ...] = ()
+    blood_cultures: tuple[CultureFact, ...] = ()
     issues: tuple[DataIssue, ...] = ()
-    preliminary_only: tuple[str, ...] = field(default=())
+    pregnancy_status: tuple[CodedFact, ...] = ()
 
     def series(self, analyte: Analyte) -> tuple[Measurement, ...]:
         """Results for one analyte, oldest first."""

@@ -74,7 +74,7 @@ def ingredient_groups(names: tuple[str, ...]) -> frozenset[str]:
     return frozenset(g for n in names if n in _ingredients() for g in _ingredients()[n].groups)
 
 
-def _medication_concept(resource: Json, medications: dict[str, Json]) -> Json | None:
+def medication_concept(resource: Json, medications: dict[str, Json]) -> Json | None:
     if isinstance(resource.get("medicationCodeableConcept"), dict):
         return resource["medicationCodeableConcept"]
     link = resource.get("medicationReference")
@@ -91,7 +91,7 @@ def _medication_concept(resource: Json, medications: dict[str, Json]) -> Json | 
 
 def read_medication_request(resource: Json, medications: dict[str, Json] | None = None) -> MedicationFact | None:
     """A MedicationRequest (or R3 MedicationOrder) as a fact; None when no known ingredient is in it."""
-    concept = _medication_concept(resource, medications or {})
+    concept = medication_concept(resource, medications or {})
     recognised = recognise(concept)
     if recognised is None:
         return None

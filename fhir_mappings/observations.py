@@ -5,16 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from fhir_mappings.facts import Analyte, DataIssue, Measurement
+from cds_service.knowledge_tables import knowledge_loader, read_table
+from fhir_mappings.facts import CodedFact, DataIssue, Measurement
 from fhir_mappings.knowledge import LabCode, analyte_specs, lab_codes
 from fhir_mappings.resources import Json, codings, concept_text
 from fhir_mappings.times import parse_datetime
 from fhir_mappings.units import UnusableValue, normalise
 
 LOINC = "http://loinc.org"
-USABLE_STATUSES = frozenset({"final", "amended", "corrected"})
-PRELIMINARY_STATUSES = frozenset({"preliminary"})
-IGNORED_STATUSES = frozenset({"cancelled", "entered-in-error", "registered"})
+USABLE_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
+NOT_USED_STATUSES = {
+    "registered": "is registered but has no result yet",
+    "cancelled": "was cancelled",
+    "entered-in-error": "was entered in error",
+}
+
+
+@knowledge_loader
+def _pregnancy_codes() -> tuple[frozenset[tuple[str, str]], dict[tuple[str, str], str]]:
+    """(question codes, answer code -> 'pregnant' / 'not_pregnant' / 'unknown') from `pregnancy_status.csv`."""
+    rows = read_table("fhir_mappings", "pregnancy_status.csv")
+    questions = frozenset((r["system"], r["code"]) for r in rows if r["role"] == "question")
+    return questions, {(r["system"], r["code"]): r["meaning"] for r in rows if r["role"] == "answer"}
 
 
 def recognised_code(concept: Any) -> LabCode | None:
@@ -43,17 +55,19 @@ def effective_time(resource: Json) -> datetime | None:
 
 
 class ObservationReader:
-    """Reads the Observations of one patient; keeps the issues and preliminary-only analytes."""
+    """Reads the Observations of one patient; keeps the issues."""
 
     def __init__(self, patient_id: str | None, draws: dict[str, Draw]):
         self._patient_id = patient_id
         self._draws = draws
         self.measurements: list[Measurement] = []
         self.issues: list[DataIssue] = []
-        self.preliminary: set[Analyte] = set()
+        self.pregnancy_status: list[CodedFact] = []
 
     def read(self, resource: Json) -> None:
         source = f"Observation/{resource.get('id', '?')}"
+        if self._read_pregnancy_status(source, resource):
+            return
         known = recognised_code(resource.get("code"))
         parts = [(known, resource)] if known else []
         for component in resource.get("component") or ():
@@ -62,10 +76,8 @@ class ObservationReader:
         if not parts:
             return
         status = resource.get("status")
-        if status in IGNORED_STATUSES:
-            return
-        if status in PRELIMINARY_STATUSES:
-            self.preliminary.update(code.analyte for code, _ in parts)
+        if status in NOT_USED_STATUSES:
+            self._reject(source, f"{NOT_USED_STATUSES[status]} (status '{status}'): not used")
             return
         if status not in USABLE_STATUSES:
             self._reject(source, f"has status '{status}', which is not a usable result status")
@@ -80,10 +92,15 @@ class ObservationReader:
             return
         draw = report.report if report else _specimen(resource) or time.isoformat()
         site = _site(resource)
+        reported_at = parse_datetime((resource.get("meta") or {}).get("lastUpdated")) or parse_datetime(
+            resource.get("issued")
+        )
         for code, element in parts:
-            self._read_value(source, code, element, time, status, draw, site)
+            self._read_value(source, code, element, time, status, draw, site, reported_at)
 
-    def _read_value(self, source, code: LabCode, element: Json, time, status, draw, site=None) -> None:
+    def _read_value(
+        self, source, code: LabCode, element: Json, time, status, draw, site=None, reported_at=None
+    ) -> None:
         spec = analyte_specs()[code.analyte]
         quantity = element.get("valueQuantity")
         if (
@@ -124,8 +141,26 @@ class ObservationReader:
                 site=site,
                 reported_value=value,
                 reported_unit=unit,
+                reported_at=reported_at,
             )
         )
+
+    def _read_pregnancy_status(self, source: str, resource: Json) -> bool:
+        """A pregnancy-status Observation (IPS, LOINC 82810-3) as a fact 'pregnant' / 'not_pregnant' / 'unknown'."""
+        questions, answers = _pregnancy_codes()
+        if not any((c.get("system"), c.get("code")) in questions for c in codings(resource.get("code"))):
+            return False
+        if resource.get("status") in USABLE_STATUSES and self._belongs_to_patient(resource.get("subject")):
+            value = resource.get("valueCodeableConcept")
+            meaning = next(
+                (answers[k] for c in codings(value) if (k := (c.get("system"), c.get("code"))) in answers), None
+            )
+            time = effective_time(resource)
+            if meaning and time:
+                self.pregnancy_status.append(
+                    CodedFact(meaning, concept_text(value) or meaning, "LOINC 82810-3", source, time.date())
+                )
+        return True
 
     def _belongs_to_patient(self, subject: Any) -> bool:
         if self._patient_id is None:
@@ -167,3 +202,26 @@ def _specimen(resource: Json) -> str | None:
 
 def _first_code(concept: Any) -> str:
     return next((str(c.get("code")) for c in codings(concept) if c.get("code")), "unspecified")
+
+
+STATUS_RANK = {"preliminary": 0, "final": 1, "amended": 2, "corrected": 2}
+
+
+def latest_versions(measurements: list[Measurement]) -> list[Measurement]:
+    """One result per analyte and draw: a later version of the same draw replaces an earlier one.
+
+    Later means reported later (meta.lastUpdated or issued); without those, a final result replaces a
+    preliminary one and a corrected one replaces both (FHIR Observation.status order).
+    """
+    chosen: dict[tuple, Measurement] = {}
+    for m in measurements:
+        grouped = m.draw is not None and m.draw != m.time.isoformat()  # a report or specimen, not just a time
+        key = (m.analyte, m.draw if grouped else m.source, m.time)
+        held = chosen.get(key)
+        if held is None or _version(m) >= _version(held):
+            chosen[key] = m
+    return list(chosen.values())
+
+
+def _version(m: Measurement) -> tuple:
+    return (m.reported_at is not None, m.reported_at or m.time, STATUS_RANK.get(m.status, 1))

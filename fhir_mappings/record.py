@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cds_service.request import Json, operation_outcome_issues
+from fhir_mappings.administrations import read_medication_administration
 from fhir_mappings.allergies import read_allergy
 from fhir_mappings.conditions import read_condition
+from fhir_mappings.cultures import read_blood_culture
 from fhir_mappings.encounters import read_encounter
 from fhir_mappings.facts import ClinicalRecord, DataIssue
 from fhir_mappings.medications import medication_index, read_medication_request
-from fhir_mappings.observations import Draw, ObservationReader, effective_time
+from fhir_mappings.observations import Draw, ObservationReader, effective_time, latest_versions
 from fhir_mappings.patient import read_patient
 
 
@@ -61,10 +63,15 @@ def read_record(
     medications = []
     allergies = []
     encounters = []
+    administrations = []
+    cultures = []
     medication_resources = medication_index(resources)
     all_issues = [*issues, *patient_issues]
     for resource in resources:
         kind = resource.get("resourceType")
+        if kind in ("Observation", "DiagnosticReport", "ServiceRequest"):
+            if (culture := read_blood_culture(resource)) is not None:
+                cultures.append(culture)
         if kind == "Observation":
             observations.read(resource)
         elif kind == "Condition":
@@ -78,9 +85,12 @@ def read_record(
         elif kind == "Encounter":
             if (encounter := read_encounter(resource)) is not None:
                 encounters.append(encounter)
+        elif kind == "MedicationAdministration":
+            if (given := read_medication_administration(resource, medication_resources)) is not None:
+                administrations.append(given)
         elif kind == "OperationOutcome":
             all_issues.extend(operation_outcome_issues(resource))
-    measurements = sorted(observations.measurements, key=lambda m: m.time)
+    measurements = sorted(latest_versions(observations.measurements), key=lambda m: m.time)
     return ClinicalRecord(
         demographics=demographics,
         measurements=tuple(measurements),
@@ -88,8 +98,8 @@ def read_record(
         medications=tuple(medications),
         allergies=tuple(allergies),
         encounters=tuple(encounters),
+        administrations=tuple(sorted(administrations, key=lambda a: a.time)),
+        blood_cultures=tuple(cultures),
         issues=tuple(all_issues + observations.issues),
-        preliminary_only=tuple(
-            sorted(a for a in observations.preliminary if not any(m.analyte is a for m in measurements))
-        ),
+        pregnancy_status=tuple(observations.pregnancy_status),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +21,20 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(os.environ.get("CYTOPENIA_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 AS_OF = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+DATA_HOME = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    """A test that leaves `database_url` at its default writes to a throw-away data directory, never to
+    the developer's own (`$XDG_DATA_HOME/cytopenia-cds`) or the working tree; servers started by tests
+    inherit it."""
+    config.stash[DATA_HOME] = os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="cytopenia-test-data-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.stash[DATA_HOME], ignore_errors=True)
 
 
 def load_fixture(relative: str) -> dict:

@@ -1,10 +1,19 @@
-"""The real FHIR engine for tests and benchmarks: Medplum's router (tests/fhir_server) on a loopback port."""
+"""The real FHIR engine for tests and benchmarks: Medplum's router (tests/fhir_server) on a loopback port.
+
+By hand (e.g. behind a locally served CDS Hooks Sandbox, docs/integration/sandbox.md):
+`python -m tests.fhir_engine --port 8091 synthea-r4/<file>.json hl7-r4-examples/Bundle-101.json`
+serves the named fixtures until interrupted.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
+import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,7 +21,10 @@ from typing import Any
 import requests
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
-STORED_TYPES = {"Patient", "Observation", "Condition"}
+# What a chart holds that the services read or a Sandbox user expects to see.
+STORED_TYPES = frozenset(
+    {"Patient", "Observation", "Condition", "MedicationRequest", "Encounter", "AllergyIntolerance", "DiagnosticReport"}
+)
 URN = re.compile(r'"(urn:uuid:[0-9A-Fa-f\-]+)"')
 
 
@@ -24,12 +36,13 @@ class FhirEngine:
         self.base = f"http://127.0.0.1:{port}"
 
     @classmethod
-    def start(cls, timeout_s: float = 60) -> FhirEngine:
+    def start(cls, timeout_s: float = 60, port: int = 0) -> FhirEngine:
         if not (SERVER_DIR / "node_modules").is_dir():
             raise RuntimeError(f"run `npm ci --prefix {SERVER_DIR}` first (make test does)")
         process = subprocess.Popen(
             ["node", "--experimental-websocket", "server.mjs"],
             cwd=SERVER_DIR,
+            env=os.environ | {"PORT": str(port)},
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -50,9 +63,9 @@ class FhirEngine:
         except subprocess.TimeoutExpired:
             self.process.kill()
 
-    def load(self, bundle: dict[str, Any]) -> int:
-        """Store the Patient, Observation and Condition resources of a fixture bundle, ids kept."""
-        response = requests.post(f"{self.base}/$load", json=stored_form(bundle), timeout=60)
+    def load(self, bundle: dict[str, Any], types: frozenset[str] | set[str] = STORED_TYPES) -> int:
+        """Store the resources of these types (by default the chart, STORED_TYPES) of a fixture bundle, ids kept."""
+        response = requests.post(f"{self.base}/$load", json=stored_form(bundle, types), timeout=60)
         response.raise_for_status()
         return response.json()["loaded"]
 
@@ -60,13 +73,11 @@ class FhirEngine:
         return requests.get(f"{self.base}/$requests", timeout=5).json()
 
 
-def stored_form(bundle: dict[str, Any]) -> dict[str, Any]:
+def stored_form(bundle: dict[str, Any], types: frozenset[str] | set[str] = STORED_TYPES) -> dict[str, Any]:
     """A fixture bundle as a server would hold it: `urn:uuid:` references rewritten to `Type/id`."""
     if bundle.get("resourceType") != "Bundle":
         return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": bundle}]}
-    resources = [
-        e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") in STORED_TYPES
-    ]
+    resources = [e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") in types]
     local = {
         e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
         for e in bundle.get("entry", [])
@@ -74,3 +85,26 @@ def stored_form(bundle: dict[str, Any]) -> dict[str, Any]:
     }
     text = URN.sub(lambda m: f'"{local.get(m.group(1), m.group(1))}"', json.dumps(resources))
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in json.loads(text)]}
+
+
+def main() -> None:
+    from tests.conftest import load_fixture
+
+    parser = argparse.ArgumentParser(description="serve fixture patients from the test FHIR engine until interrupted")
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("fixtures", nargs="+", help="paths under ../shared/fixtures")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops the engine too, through `finally`
+    engine = FhirEngine.start(port=args.port)
+    try:
+        loaded = sum(engine.load(load_fixture(path)) for path in args.fixtures)
+        print(f"{loaded} resources at {engine.base} (Ctrl-C stops)", flush=True)
+        engine.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -141,9 +141,19 @@ def test_whitney_ortiz_wbc_0_52_is_grade_4_leukopenia(make_app):
     assert leukopenia["indicator"] == "warning"
 
 
-@pytest.mark.parametrize("row", synthea_rows("F_"), ids=lambda r: r["name"])
+NEWBORN = "Luigi Wiegand"  # CBC on his day of birth: WHO has no haemoglobin cut-off below 6 months (issue #12)
+
+
+@pytest.mark.parametrize("row", [r for r in synthea_rows("F_") if r["name"] != NEWBORN], ids=lambda r: r["name"])
 def test_normal_controls_get_no_card(make_app, row):
     assert evaluate(make_app, synthea_request(row), cbc_times(row)[-1][0]) == []
+
+
+def test_a_newborn_haemoglobin_without_a_lab_range_is_said_not_graded(make_app):
+    [row] = [r for r in synthea_rows("F_") if r["name"] == NEWBORN]
+    [card] = evaluate(make_app, synthea_request(row), cbc_times(row)[-1][0])
+    assert card["indicator"] == "info"
+    assert card["summary"] == "Haemoglobin not graded: no WHO cut-off below 6 months and no lab reference range"
 
 
 @pytest.mark.parametrize("row", synthea_rows("H_"), ids=lambda r: r["name"])

@@ -85,9 +85,15 @@ def test_unusable_results_alone_give_the_data_gap_card_naming_them():
     assert "Observation/w1" in gap["detail"] and "not an accepted unit" in gap["detail"]
 
 
-def test_preliminary_only_is_said():
-    [gap] = cards_for(observation(ANC, 0.3, status="preliminary"), *draw((WBC, 5.0), (HB, 14.0), (PLT, 250)))
-    assert "only preliminary results for absolute neutrophil count" in gap["detail"]
+def test_a_preliminary_result_is_graded_and_labelled_preliminary():
+    [card] = cards_for(observation(ANC, 0.3, status="preliminary"), *draw((WBC, 5.0), (HB, 14.0), (PLT, 250)))
+    assert card["summary"].startswith("Neutropenia: ANC 0.3 (preliminary) (CTCAE v5 grade 4")
+    assert "**preliminary**" in card["detail"]
+
+
+def test_a_corrected_result_is_labelled_corrected():
+    [card] = cards_for(observation(ANC, 0.8, status="amended"), *draw((WBC, 5.0), (HB, 14.0), (PLT, 250)))
+    assert "ANC 0.8 (corrected)" in card["summary"]
 
 
 def test_a_stale_result_is_said_in_summary_and_detail():

@@ -194,9 +194,9 @@ def test_no_counts_at_all_is_said_never_normal():
     assert assessment.latest_count is None
 
 
-def test_only_preliminary_results_are_said():
+def test_a_preliminary_result_is_graded():
     assessment = findings(observation(ANC, 0.3, status="preliminary"), observation(WBC, 5.0))
-    assert "only preliminary results for absolute neutrophil count" in assessment.missing
+    assert assessment.finding(F.NEUTROPENIA).grade.grade == 4
 
 
 def test_who_anaemia_for_an_adult_man_mild_below_13():
@@ -209,9 +209,11 @@ def test_who_anaemia_boundary_for_a_woman_12_0_is_not_anaemia():
     assert findings(observation(HB, 12.0), patient_resource=patient("female")).finding(F.ANAEMIA) is None
 
 
-def test_anaemia_says_pregnancy_status_was_unknown_for_a_woman():
-    finding = findings(observation(HB, 11.5), patient_resource=patient("female")).finding(F.ANAEMIA)
+def test_anaemia_says_pregnancy_status_was_unknown_only_for_a_woman_of_reproductive_age():
+    finding = findings(observation(HB, 11.5), patient_resource=patient("female", "1990-01-01")).finding(F.ANAEMIA)
     assert "Pregnancy status not known" in finding.notes[0]
+    for resource in (patient("female", "1960-01-01"), patient("male", "1990-01-01")):
+        assert findings(observation(HB, 11.5), patient_resource=resource).finding(F.ANAEMIA).notes == ()
 
 
 def test_anaemia_severe_ctcae_grade_3_below_8():

@@ -376,7 +376,11 @@ def test_every_condition_code_row_is_in_the_shared_terminology_and_not_unverifie
         for r in csv.DictReader((FIXTURES.parent / "reference" / "terminology.csv").open(encoding="utf-8"))
     }
     for row in read_table("fhir_mappings", "condition_codes.csv"):
-        assert (row["system"], row["code"]) in terminology, row["code"]
+        if (row["system"], row["code"]) not in terminology:
+            # Codes the project verified itself (issue #12): ICD-10-CM in the pack's own CMS file copy, SNOMED CT
+            # in the HL7 IPS pregnancy-status concept map.
+            assert row["tag"] in ("V1", "V2") and "verified for issue #12" in row["source"], row["code"]
+            continue
         assert "UNVERIFIED" not in terminology[(row["system"], row["code"])].split("-")[0]
 
 

@@ -145,6 +145,23 @@ def test_the_public_sandbox_origin_is_allowed_only_in_dev_mode(client, productio
     assert "Access-Control-Allow-Origin" not in production_app.test_client().options(URL, headers=sandbox).headers
 
 
+@pytest.mark.parametrize(
+    "origin", ["http://localhost:8000", "http://127.0.0.1:3000", "https://localhost", "http://[::1]:8080"]
+)
+def test_a_locally_served_sandbox_is_allowed_on_any_loopback_port_only_in_dev_mode(client, production_app, origin):
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    assert client.options(URL, headers=preflight).headers["Access-Control-Allow-Origin"] == origin
+    assert "Access-Control-Allow-Origin" not in production_app.test_client().options(URL, headers=preflight).headers
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost.evil.example", "http://127.0.0.1.evil.example:80", "http://10.0.0.5:8000", "null"]
+)
+def test_origins_that_only_look_local_are_not_allowed_in_dev_mode(client, origin):
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    assert "Access-Control-Allow-Origin" not in client.options(URL, headers=preflight).headers
+
+
 def test_the_real_sandbox_order_sign_request_is_a_valid_cds_hooks_request():
     assert_valid("request", load_fixture("sandbox/order-sign-clozapine.json"))
     assert (FIXTURES / "sandbox").is_dir()

@@ -28,20 +28,41 @@ def test_amended_and_corrected_results_are_used():
     assert [m.value for m in record.series(A.WHITE_BLOOD_CELLS)] == [3.0, 2.9]
 
 
-def test_cancelled_and_entered_in_error_results_are_ignored_silently():
-    record = record_of(observation(WBC, 1.0, status="cancelled"), observation(WBC, 0.5, status="entered-in-error"))
-    assert record.measurements == () and record.issues == () and record.preliminary_only == ()
+def test_registered_cancelled_and_entered_in_error_results_are_not_used_and_said():
+    record = record_of(
+        observation(WBC, 1.0, status="cancelled", id="c"),
+        observation(WBC, 0.5, status="entered-in-error", id="e"),
+        observation(WBC, 0.7, status="registered", id="r"),
+    )
+    assert record.measurements == ()
+    assert [(i.source, i.problem) for i in record.issues] == [
+        ("Observation/c", "was cancelled (status 'cancelled'): not used"),
+        ("Observation/e", "was entered in error (status 'entered-in-error'): not used"),
+        ("Observation/r", "is registered but has no result yet (status 'registered'): not used"),
+    ]
 
 
-def test_only_preliminary_results_are_said():
+def test_a_preliminary_result_is_used_and_labelled():
     record = record_of(observation(ANC, 0.3, status="preliminary"), observation(WBC, 5.0))
-    assert record.preliminary_only == (A.ABSOLUTE_NEUTROPHIL_COUNT,)
-    assert [m.analyte for m in record.measurements] == [A.WHITE_BLOOD_CELLS]
+    [anc] = record.series(A.ABSOLUTE_NEUTROPHIL_COUNT)
+    assert anc.value == 0.3 and anc.status_label == "preliminary"
 
 
-def test_a_preliminary_result_beside_a_final_one_is_not_reported_as_preliminary_only():
-    record = record_of(observation(ANC, 2.0), observation(ANC, 0.3, status="preliminary", on=1))
-    assert record.preliminary_only == ()
+def test_a_later_version_of_the_same_draw_replaces_the_earlier_one():
+    preliminary = observation(ANC, 0.3, status="preliminary", specimen="Specimen/s1")
+    final = observation(ANC, 0.4, status="final", specimen="Specimen/s1")
+    corrected = observation(ANC, 0.45, status="corrected", specimen="Specimen/s1")
+    assert [m.value for m in record_of(final, preliminary).series(A.ABSOLUTE_NEUTROPHIL_COUNT)] == [0.4]
+    [latest] = record_of(corrected, final, preliminary).series(A.ABSOLUTE_NEUTROPHIL_COUNT)
+    assert latest.value == 0.45 and latest.status_label == "corrected"
+
+
+def test_the_version_reported_last_wins_whatever_its_status():
+    earlier = observation(ANC, 0.3, status="final", specimen="Specimen/s1")
+    earlier["meta"] = {"lastUpdated": "2026-11-01T10:00:00Z"}
+    later = observation(ANC, 0.35, status="preliminary", specimen="Specimen/s1")
+    later["issued"] = "2026-11-01T12:00:00Z"
+    assert [m.value for m in record_of(later, earlier).series(A.ABSOLUTE_NEUTROPHIL_COUNT)] == [0.35]
 
 
 def test_unknown_status_is_a_reported_issue():

@@ -10,7 +10,8 @@ from cds_service.app import create_app
 from cds_service.config import Settings
 from tests.conftest import AS_OF, FIXTURES
 
-app = create_app(Settings(dev=True), clock=lambda: AS_OF)
+# In memory, and no rate limit: schemathesis sends hundreds of calls to one app.
+app = create_app(Settings(dev=True, database_url="sqlite://", rate_limit="1000000 per minute"), clock=lambda: AS_OF)
 schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 

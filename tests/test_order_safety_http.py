@@ -11,7 +11,13 @@ import pytest
 
 from tests.conftest import AS_OF, assert_valid, load_fixture
 
-URL = "/cds-services/myelotoxic-order-check"
+SERVICE_IDS = {"order-select": "myelotoxic-order-select", "order-sign": "myelotoxic-order-sign"}
+
+
+def url(body: dict) -> str:
+    return f"/cds-services/{SERVICE_IDS[body['hook']]}"
+
+
 PATIENT_ID = "p-order-1"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UNITS = {"751-8": "10*9/L", "777-3": "10*9/L", "29463-7": "kg"}
@@ -107,7 +113,7 @@ def request(drafts, counts=(), meds=(), conditions=(), hook="order-sign", select
 
 
 def cards(client, body) -> list[dict]:
-    response = client.post(URL, json=body)
+    response = client.post(url(body), json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     document = response.get_json()
     assert_valid("response", document)
@@ -143,13 +149,31 @@ DUFFY_NULL = condition("Duffy-null phenotype Fy(a-b-)")
 # --- discovery ------------------------------------------------------------------------------
 
 
-def test_discovery_declares_one_id_for_order_select_and_order_sign(client):
+def test_discovery_lists_each_hook_under_its_own_id(client):
+    """The CDS Hooks Sandbox stores services by URL (= id): one id listed for two hooks lost order-select."""
     document = client.get("/cds-services").get_json()
     assert_valid("discovery", document)
-    hooks = {s["hook"] for s in document["services"] if s["id"] == "myelotoxic-order-check"}
-    assert hooks == {"order-select", "order-sign"}
-    service = next(s for s in document["services"] if s["id"] == "myelotoxic-order-check")
+    listed = {s["id"]: s["hook"] for s in document["services"] if s["id"].startswith("myelotoxic-")}
+    assert listed == {"myelotoxic-order-select": "order-select", "myelotoxic-order-sign": "order-sign"}
+    ids = [s["id"] for s in document["services"]]
+    assert len(ids) == len(set(ids))
+    service = next(s for s in document["services"] if s["id"] == "myelotoxic-order-select")
     assert "_sort=-date" in service["prefetch"]["counts"] and "751-8" in service["prefetch"]["counts"]
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_the_retired_id_still_answers_both_hooks_during_its_deprecation(client, hook):
+    body = request([clozapine_draft()], [anc(0.3)], [on_clozapine()], hook=hook)
+    response = client.post("/cds-services/myelotoxic-order-check", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [card] = response.get_json()["cards"]
+    assert card["indicator"] == "critical" and "severe neutropenia" in card["summary"]
+
+
+def test_a_hook_sent_to_the_other_hooks_id_is_refused(client):
+    body = request([clozapine_draft()], [anc(0.3)], hook="order-sign")
+    response = client.post("/cds-services/myelotoxic-order-select", json=body)
+    assert response.status_code == 400
 
 
 # --- clozapine, general population ------------------------------------------------------------
@@ -179,6 +203,7 @@ def test_clozapine_moderate_neutropenia_interrupt_and_consult(client, value):
     assert ("create", "Referral to haematology") in kinds
     assert ("create", "Repeat CBC with differential") in kinds
     assert "Daily until ANC ≥1.0" in plain(card)
+    assert "monthly" not in plain(card) and "Monitoring interval" not in plain(card), "one instruction: the band's"
 
 
 def test_clozapine_severe_neutropenia_is_critical_and_says_no_rechallenge(client):
@@ -324,6 +349,56 @@ def test_dasatinib_stops_below_anc_0_5_only(client):
     assert "ANC ≥1.0 and platelets ≥50" in plain(card)
 
 
+@pytest.mark.parametrize(
+    ("rxcui", "held_status", "value", "plt", "warned"),
+    [
+        ("282388", "on-hold", 1.2, 100, True),
+        ("282388", "stopped", 1.5, 75, False),
+        ("282388", "on-hold", 1.5, 74, True),
+        ("662281", "on-hold", 1.0, 80, True),
+        ("662281", "on-hold", 1.01, 51, False),
+        ("475342", "stopped", 0.99, 60, True),
+        ("475342", "stopped", 1.0, 50, False),
+    ],
+    ids=[
+        "imatinib-1.2",
+        "imatinib-1.5-75",
+        "imatinib-plt-74",
+        "nilotinib-1.0",
+        "nilotinib-1.01",
+        "dasatinib-0.99",
+        "dasatinib-1.0-50",
+    ],
+)
+def test_tki_restart_is_checked_against_the_resume_thresholds_of_its_row(
+    client, rxcui, held_status, value, plt, warned
+):
+    held = medication("tki-old", rxcui, status=held_status, authored_days_ago=40)
+    found = cards(client, request([medication("tki", rxcui)], [anc(value), platelets(plt)], [held]))
+    if warned:
+        [card] = found
+        assert card["indicator"] == "warning" and " restart at ANC " in card["summary"]
+        assert "resumes at ANC" in card["summary"] and "MedicationRequest/tki-old is " + held_status in plain(card)
+    else:
+        assert found == []
+
+
+def test_a_preliminary_count_is_used_by_the_order_check_and_labelled(client):
+    preliminary = anc(0.9)
+    preliminary["status"] = "preliminary"
+    card = one_card(client, request([medication("tki", "282388")], [preliminary, platelets(120)]))
+    assert "ANC 0.9 ×10⁹/L (stop below 1.0)" in card["summary"] and "0.9 ×10⁹/L **preliminary**" in card["detail"]
+
+
+def test_tki_first_start_at_anc_1_2_is_not_a_restart(client):
+    assert cards(client, request([medication("tki", "282388")], [anc(1.2), platelets(100)])) == []
+
+
+def test_the_order_check_asks_for_held_and_stopped_orders(client):
+    service = next(s for s in client.get("/cds-services").get_json()["services"] if s["id"] == "myelotoxic-order-sign")
+    assert "status=active,on-hold,stopped" in service["prefetch"]["medications"]
+
+
 def test_tki_with_stale_counts_is_told_not_checked(client):
     card = one_card(client, request([medication("tki", "282388")], [anc(2.0, 30), platelets(200, 30)]))
     assert card["indicator"] == "info"
@@ -384,18 +459,40 @@ def test_pegfilgrastim_drafted_with_same_day_chemotherapy_gets_one_timing_card(c
     assert [c["summary"].split(" planned")[0] for c in found] == ["Pegfilgrastim"]
 
 
-def test_filgrastim_dose_off_weight_based_dose_informs(client):
+def _filgrastim(mcg: float) -> dict:
     dosage = [
         {
             "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-            "doseAndRate": [{"doseQuantity": {"value": 480, "unit": "mcg"}}],
+            "doseAndRate": [{"doseQuantity": {"value": mcg, "unit": "mcg"}}],
         }
     ]
-    card = one_card(client, request([medication("fil", "68442", dosageInstruction=dosage)], [result("29463-7", 70)]))
+    return medication("fil", "68442", dosageInstruction=dosage)
+
+
+@pytest.mark.parametrize(
+    "mcg", [300, 480, 600, 660, 270], ids=["5/kg", "8/kg-vial", "10/kg", "+10%-of-10", "-10%-of-5"]
+)
+def test_filgrastim_5_to_10_mcg_per_kg_per_day_within_tolerance_is_accepted(client, mcg):
+    assert cards(client, request([_filgrastim(mcg)], [result("29463-7", 60)])) == []
+
+
+def test_filgrastim_above_10_mcg_per_kg_informs_with_the_label_range(client):
+    card = one_card(client, request([_filgrastim(700)], [result("29463-7", 60)]))
     assert card["indicator"] == "info"
-    assert "480 mcg/day is +37 %" in card["summary"] and "350 mcg at 70 kg" in card["summary"]
-    dosage[0]["doseAndRate"][0]["doseQuantity"] = {"value": 0.3, "unit": "mg"}
-    assert cards(client, request([medication("fil", "68442", dosageInstruction=dosage)], [result("29463-7", 60)])) == []
+    assert card["summary"] == "Filgrastim 700 mcg/day is +17 % from 10 mcg/kg/day (600 mcg at 60 kg)"
+    assert "the label range is 5-10 mcg/kg/day (300-600 mcg/day)" in plain(card)
+
+
+def test_filgrastim_below_5_mcg_per_kg_informs(client):
+    card = one_card(client, request([_filgrastim(240)], [result("29463-7", 60)]))
+    assert card["summary"] == "Filgrastim 240 mcg/day is -20 % from 5 mcg/kg/day (300 mcg at 60 kg)"
+
+
+@pytest.mark.parametrize(("weights", "said"), [([], "no body weight on record"), ([45], "45 days old")])
+def test_filgrastim_without_a_current_weight_is_said_not_flagged(client, weights, said):
+    card = one_card(client, request([_filgrastim(480)], [result("29463-7", 60, days_ago=d) for d in weights]))
+    assert card["indicator"] == "info" and card["summary"].startswith("Filgrastim dose not checked")
+    assert said in card["summary"]
 
 
 # --- antibiotics in neutropenia ------------------------------------------------------------------
@@ -453,7 +550,7 @@ def test_order_select_with_an_empty_draft_bundle_returns_no_cards(client):
 
 def test_order_select_with_a_selection_not_in_the_drafts_is_400(client):
     body = request([clozapine_draft()], [anc(2.0)], hook="order-select", selections=["MedicationRequest/nope"])
-    response = client.post(URL, json=body)
+    response = client.post(url(body), json=body)
     assert response.status_code == 400
     outcome = response.get_json()
     assert outcome["resourceType"] == "OperationOutcome"
@@ -480,7 +577,7 @@ def test_a_draft_listed_twice_and_a_service_request_give_one_card(client):
 def test_missing_patient_prefetch_is_412(client):
     body = request([clozapine_draft()], [anc(2.0)], omit=("patient",))
     body = copy.deepcopy(body)
-    response = client.post(URL, json=body)
+    response = client.post(url(body), json=body)
     assert response.status_code == 412
     assert response.get_json()["resourceType"] == "OperationOutcome"
 

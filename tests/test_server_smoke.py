@@ -87,12 +87,20 @@ def test_dev_mode_says_so_loudly_at_start(server):
     assert "WARNING: DEVELOPMENT MODE" in log.read_text()
 
 
+def test_gunicorns_own_log_lines_are_json(server):
+    _, log = server
+    gunicorn = [json.loads(line) for line in log.read_text().splitlines() if '"gunicorn.error"' in line]
+    assert any(line["event"].startswith("Listening at") for line in gunicorn)
+    assert "[INFO] Booting worker" not in log.read_text()
+
+
 def test_without_dev_and_without_trusted_clients_the_server_refuses_to_start():
     result = subprocess.run(
         [CLI, "serve", "--port", str(free_port())], env=clean_env(), capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
-    assert "refusing to start: no trusted EHR clients are configured" in result.stderr
+    assert "refusing to start" in result.stderr
+    assert "clients: no trusted EHR clients are configured" in result.stderr
     assert "--dev" in result.stderr
 
 

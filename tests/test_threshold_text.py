@@ -21,6 +21,8 @@ UNUSUAL = {
     "persistent_cytopenia_days": 21,
     "stale_result_days": 3,
     "history_lookback_days": 45,
+    "pregnancy_possible_from_years": 16,
+    "pregnancy_possible_to_years": 45,
 }
 HOURS = 60
 

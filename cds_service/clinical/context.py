@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
 from cds_service.clinical.knowledge import PACKAGE, threshold
+from cds_service.clinical.order_knowledge import ClozapineBand, clozapine_bands
 from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import ClinicalRecord
 from fhir_mappings.facts import CodedFact
@@ -158,6 +159,7 @@ class FindingContext:
     problem_list: ProblemListEntry | None = None
     problem_list_note: str | None = None
     known_and_stable: bool = False
+    clozapine: ClozapineBand | None = None
 
     @property
     def unexplained(self) -> bool:
@@ -262,6 +264,18 @@ def _chronic(documented: tuple[Documented, ...], as_of: datetime) -> bool:
     return any(d.since is not None and d.since <= (as_of - timedelta(days=days)).date() for d in documented)
 
 
+def _clozapine_band(
+    finding: Finding, record: ClinicalRecord, medications: list[MedicationFact]
+) -> ClozapineBand | None:
+    """The clozapine label's band and action for the latest ANC, when clozapine is being taken and the ANC is low."""
+    if finding.kind is not FindingKind.NEUTROPENIA or not any(m.in_group("clozapine") for m in _taken(medications)):
+        return None
+    population = "duffy_null" if record.has_condition("duffy_null") else "general"
+    bands = clozapine_bands()[population]
+    band = next(b for b in reversed(bands) if finding.latest.value >= b.anc_at_least)
+    return None if band is bands[-1] else band
+
+
 def qualifies_for_problem_list(finding: Finding) -> bool:
     """Clinically significant: CTCAE grade 2 or worse, or any pancytopenia (issue #9)."""
     return finding.significant and (finding.kind is FindingKind.PANCYTOPENIA or finding.grade_number >= 2)
@@ -351,6 +365,7 @@ def finding_context(
         problem_list=entry,
         problem_list_note=note,
         known_and_stable=bool(documented) and _chronic(documented, as_of) and _stable(finding),
+        clozapine=_clozapine_band(finding, record, medications),
     )
     if context.unexplained and not documented and finding.persistent and finding.significant:
         return replace(context, next_steps=unexplained_next_steps())

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from cds_service.clinical.anaemia import who_cutoff, who_severity
+from cds_service.clinical.anaemia import (
+    pregnancy,
+    pregnancy_possible,
+    who_cutoff,
+    who_severity,
+    youngest_who_months,
+)
 from cds_service.clinical.findings import Assessment, Finding, FindingKind, LowerLimit
 from cds_service.clinical.grading import ctcae_grade, neutropenia_band
-from cds_service.clinical.knowledge import threshold
+from cds_service.clinical.knowledge import AnaemiaCutoff, threshold
 from cds_service.clinical.series import Point, direct_series, neutrophil_series
 from cds_service.clinical.trends import trend
 from fhir_mappings import Analyte, ClinicalRecord
@@ -28,7 +34,30 @@ def _lab_or(point: Point, default: float | None, default_basis: str) -> LowerLim
     return LowerLimit(default, default_basis)
 
 
-def _grade(analyte: Analyte, point: Point, lower_limit: LowerLimit):
+DEFAULT_LOWER_LIMITS = {
+    A.ABSOLUTE_NEUTROPHIL_COUNT: "default_lln_absolute_neutrophil_count",
+    A.PLATELETS: "default_lln_platelets",
+}
+
+
+def lower_limit(record: ClinicalRecord, analyte: Analyte, point: Point, as_of: datetime) -> LowerLimit:
+    """The limit a result is read against: the lab's own, else the cited default (the WHO 2024 cut-off
+    for age, sex and pregnancy for haemoglobin); WBC and lymphocytes have no default."""
+    if analyte is A.HEMOGLOBIN:
+        cutoff, _notes = haemoglobin_cutoff(record, as_of)
+        basis = (
+            f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL"
+            if cutoff
+            else "no lab range and no WHO cut-off"
+        )
+        return _lab_or(point, cutoff.anaemia_below if cutoff else None, basis)
+    if name := DEFAULT_LOWER_LIMITS.get(analyte):
+        default = threshold(name)
+        return _lab_or(point, default.value, f"no lab range sent; default {default.value:g} ×10⁹/L")
+    return _lab_or(point, None, "no lab range sent: grade 1 not assessed")
+
+
+def point_grade(analyte: Analyte, point: Point, lower_limit: LowerLimit):
     """CTCAE grade of a point, in the unit the lab reported it where CTCAE prints cut-offs for it."""
     measured = point.evidence[0]
     reported = None if point.derivation else (measured.reported_value, measured.reported_unit)
@@ -62,8 +91,8 @@ def _neutropenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
         return None
     latest = points[-1]
     default = threshold("default_lln_absolute_neutrophil_count")
-    limit = _lab_or(latest, default.value, f"no lab range sent; default {default.value:g} ×10⁹/L")
-    grade = _grade(A.ABSOLUTE_NEUTROPHIL_COUNT, latest, limit)
+    limit = lower_limit(record, A.ABSOLUTE_NEUTROPHIL_COUNT, latest, as_of)
+    grade = point_grade(A.ABSOLUTE_NEUTROPHIL_COUNT, latest, limit)
     if grade is None:
         return None
     band = neutropenia_band(latest.value)
@@ -102,11 +131,8 @@ def _graded(record, as_of, kind, analyte, default_name=None) -> Finding | None:
         return None
     latest = points[-1]
     default = threshold(default_name) if default_name else None
-    basis = (
-        f"no lab range sent; default {default.value:g} ×10⁹/L" if default else "no lab range sent: grade 1 not assessed"
-    )
-    limit = _lab_or(latest, default.value if default else None, basis)
-    grade = _grade(analyte, latest, limit)
+    limit = lower_limit(record, analyte, latest, as_of)
+    grade = point_grade(analyte, latest, limit)
     if grade is None:
         return None
     return _finding(
@@ -133,28 +159,46 @@ def _leukopenia(record, as_of) -> Finding | None:
     return finding
 
 
+def haemoglobin_cutoff(record: ClinicalRecord, as_of: datetime) -> tuple[AnaemiaCutoff | None, tuple[str, ...]]:
+    """The WHO 2024 cut-off for this patient (age, sex, and pregnancy read from the record), with the notes
+    that say which cut-off was chosen and why; the cards and the SMART app read the same one."""
+    day = as_of.date()
+    status = pregnancy(record, day)
+    trimester = status.trimester
+    notes = []
+    if status.status == "pregnant" and trimester is None:
+        trimester = 1
+        first, second = (who_cutoff(record.demographics, day, t) for t in (1, 2))
+        if first and second:
+            notes.append(
+                f"Pregnant ({status.evidence}), trimester not recorded: the WHO first/third-trimester cut-off "
+                f"{first.anaemia_below:g} g/dL is used (second trimester {second.anaemia_below:g} g/dL)."
+            )
+    elif status.status == "pregnant":
+        notes.append(
+            f"Pregnant, trimester {trimester} ({status.evidence}): the WHO cut-off for that trimester is used."
+        )
+    cutoff = who_cutoff(record.demographics, day, trimester if status.status == "pregnant" else None)
+    if status.status == "pregnant" and cutoff is None:
+        cutoff = who_cutoff(record.demographics, day)
+    months = record.demographics.age_in_months(day)
+    if cutoff is None and months is not None and months < youngest_who_months():
+        notes.append(f"No WHO cut-off below {youngest_who_months()} months: graded only against the lab's range.")
+    elif cutoff is None:
+        notes.append("Age or sex unknown: the WHO 2024 cut-off could not be chosen.")
+    elif status.status == "unknown" and pregnancy_possible(record.demographics, day):
+        notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
+    return cutoff, tuple(notes)
+
+
 def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
     points = direct_series(record, A.HEMOGLOBIN)
     if not points:
         return None
     latest = points[-1]
-    cutoff = who_cutoff(record.demographics, as_of.date())
-    notes = []
-    if cutoff is None:
-        notes.append("Age or sex unknown: the WHO 2024 cut-off could not be chosen.")
-    elif (
-        record.demographics.sex == "female"
-        and record.demographics.pregnancy_trimester is None
-        and cutoff.min_age_months >= 180
-    ):
-        notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
-    who_basis = (
-        f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL"
-        if cutoff
-        else "no lab range and no WHO cut-off"
-    )
-    limit = _lab_or(latest, cutoff.anaemia_below if cutoff else None, who_basis)
-    grade = _grade(A.HEMOGLOBIN, latest, limit)
+    cutoff, notes = haemoglobin_cutoff(record, as_of)
+    limit = lower_limit(record, A.HEMOGLOBIN, latest, as_of)
+    grade = point_grade(A.HEMOGLOBIN, latest, limit)
     severity = who_severity(latest.value, cutoff) if cutoff else None
     if grade is None and severity is None:
         return None
@@ -169,6 +213,18 @@ def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
         severity=severity,
         notes=tuple(notes),
     )
+
+
+def _ungraded_infant_hb(record: ClinicalRecord, as_of: datetime) -> list[str]:
+    """Below 6 months WHO has no cut-off: a haemoglobin without the lab's range cannot be graded, and is said."""
+    months = record.demographics.age_in_months(as_of.date())
+    points = direct_series(record, A.HEMOGLOBIN)
+    if months is None or months >= youngest_who_months() or not points or points[-1].reference_low is not None:
+        return []
+    return [
+        f"haemoglobin not graded: no WHO cut-off below {youngest_who_months()} months and no reference range "
+        "from the lab"
+    ]
 
 
 def _pancytopenia(findings: dict[FindingKind, Finding], as_of) -> Finding | None:
@@ -226,11 +282,11 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
         for analyte, label in ((A.HEMOGLOBIN, "haemoglobin"), (A.PLATELETS, "platelet count")):
             if not record.series(analyte):
                 missing.append(f"no {label}")
-    missing.extend(f"only preliminary results for {a.replace('_', ' ')}" for a in record.preliminary_only)
     return Assessment(
         as_of=as_of,
         findings=tuple(found.values()),
         issues=record.issues,
         missing=tuple(missing),
         latest_count=max((m.time for m in counts), default=None),
+        ungraded=tuple(_ungraded_infant_hb(record, as_of)),
     )

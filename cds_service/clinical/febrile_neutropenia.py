@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from cds_service.clinical.fever import FeverAssessment, assess_fever
-from cds_service.clinical.knowledge import PACKAGE, fn_rule, risk_cutoff
+from cds_service.clinical.knowledge import PACKAGE, fn_rule, gcsf_criteria
 from cds_service.clinical.risk_scores import CisneInputs, MasccInputs, ScoreRange, cisne, mascc
 from cds_service.clinical.series import Point, neutrophil_series
 from cds_service.knowledge_tables import knowledge_loader, read_table
@@ -27,6 +27,7 @@ HOUR = 3600.0
 class FnState(StrEnum):
     FEBRILE_NEUTROPENIA = "febrile_neutropenia"
     FEVER_ANC_UNKNOWN = "fever_anc_unknown"
+    FEVER_AT_BOUNDARY = "fever_at_boundary"
     SEVERE_NEUTROPENIA = "severe_neutropenia"
     NOT_EXCLUDED = "not_excluded"
     EXCLUDED = "excluded"
@@ -88,6 +89,7 @@ class RegimenChoice:
     orders: tuple[str, ...]
     status: str
     reason: str | None = None
+    flag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,27 @@ class FnAssessment:
     mascc: ScoreRange | None
     cisne: ScoreRange | None
     issues: tuple[DataIssue, ...]
+    age_years: int | None = None
+    shock: tuple[Indication, ...] = ()
+    boundary_misses: tuple[str, ...] = ()
+    g_csf_reasons: tuple[Indication, ...] = ()
+    steroids: tuple[CodedFact, ...] = ()
+    pneumonia: bool = False
+    central_line: bool = False
+
+    @property
+    def child(self) -> bool:
+        """Under 18 (issue #12): no adult fixed dose, no MASCC/CISNE, no adult oral regimen."""
+        return self.age_years is not None and self.age_years < fn_rule("adult_from_years").value
+
+    @property
+    def adult(self) -> bool:
+        """Known to be 18 or over: only then are adult fixed doses drafted (an unknown age could be a child)."""
+        return self.age_years is not None and not self.child
+
+    @property
+    def weight_current(self) -> Measurement | None:
+        return self.weight if self.weight is not None and not self.weight_old else None
 
     @property
     def immediate_beta_lactam_allergy(self) -> bool:
@@ -162,15 +185,15 @@ def _latest(record: ClinicalRecord, analyte: Analyte, since: datetime, as_of: da
     return next((m for m in reversed(record.series(analyte)) if since <= m.time <= as_of), None)
 
 
-def _vancomycin_indications(record: ClinicalRecord, systolic: Measurement | None) -> tuple[Indication, ...]:
-    """IDSA 2010 indications for a gram-positive agent that the record can show (clinical-knowledge §4.2)."""
+def _shock(record: ClinicalRecord, systolic: Measurement | None, child: bool) -> tuple[Indication, ...]:
+    """Haemodynamic instability: coded shock or sepsis, or (adults only) systolic BP at or below the cut-off."""
     found = [
         Indication("haemodynamic instability or severe sepsis", f"{c.display or c.category} ({c.code}, {c.source})")
         for c in record.conditions
         if c.status == "active" and c.category in ("shock", "septic_shock", "severe_sepsis")
     ]
-    cut = risk_cutoff("mascc_hypotension_sbp").value
-    if systolic is not None and systolic.value <= cut:
+    cut = fn_rule("shock_systolic_at_most").value
+    if not child and systolic is not None and systolic.value <= cut:
         found.append(
             Indication(
                 "haemodynamic instability",
@@ -179,6 +202,16 @@ def _vancomycin_indications(record: ClinicalRecord, systolic: Measurement | None
             )
         )
     return tuple(found)
+
+
+def _documented_indications(record: ClinicalRecord) -> tuple[Indication, ...]:
+    """IDSA 2010 indications named in the wording of a Condition (pneumonia, catheter or skin infection, MRSA),
+    read as the vancomycin order check reads them: none has a verified code."""
+    return tuple(
+        Indication(c.display, c.source)
+        for c in record.conditions
+        if c.status == "active" and c.category == "vancomycin_indication"
+    )
 
 
 def _gram_positive_notes(record: ClinicalRecord) -> tuple[str, ...]:
@@ -202,32 +235,40 @@ def _regimen_choices(
     allergies: tuple[AllergyFact, ...],
     allergy_conditions: tuple[CodedFact, ...],
     quinolones: tuple[MedicationFact, ...],
+    no_fixed_dose: bool = False,
+    shock: bool = False,
 ) -> tuple[RegimenChoice, ...]:
+    """A child (or an unknown age) gets the dose-free orders; an agent outside IDSA 2010's list is flagged,
+    and withheld in shock."""
     immediate = [a for a in allergies if a.immediate]
     choices = []
     for row in regimens():
         groups = frozenset(row["groups"].split(";"))
-        orders = tuple(row["orders"].split(";"))
-        status, reason = "offered", None
+        orders = tuple(row["paediatric_orders" if no_fixed_dose else "orders"].split(";"))
+        status, reason, flag = "offered", None, None
         if row["kind"] == "empirical":
             clashing = [a for a in allergies if _clashes(a, groups)]
+            if row["idsa_2010"] == "no":
+                status, flag = ("withheld", None) if shock else ("flagged", "not in IDSA 2010 list")
+                reason = "not offered in shock" if shock else "not in the IDSA 2010 list"
             if immediate:
                 status = "withheld"
                 reason = "immediate-type beta-lactam allergy: " + "; ".join(
                     f"{a.substance} ({a.reaction_text})" for a in immediate
                 )
             elif clashing or ("penicillin" in groups and allergy_conditions):
-                status = "flagged"
                 named = [f"{a.substance} ({a.reaction_text})" for a in clashing] + [
                     f"{c.display or c.code}" for c in allergy_conditions
                 ]
-                reason = "check allergy: " + "; ".join(named)
+                if status != "withheld":
+                    status, flag = "flagged", "check allergy"
+                    reason = "check allergy: " + "; ".join(named)
         else:
             if not (allergies or allergy_conditions):
                 continue
             if "fluoroquinolone" in groups and quinolones:
                 status, reason = "withheld", "fluoroquinolone prophylaxis was given before the fever"
-        choices.append(RegimenChoice(row["regimen"], row["kind"], orders, status, reason))
+        choices.append(RegimenChoice(row["regimen"], row["kind"], orders, status, reason, flag))
     return tuple(choices)
 
 
@@ -256,8 +297,12 @@ def _scores(
     fever: FeverAssessment,
     systolic: Measurement | None,
     conditions_available: bool,
-) -> tuple[ScoreRange, ScoreRange | None]:
+    unstable: bool,
+) -> tuple[ScoreRange | None, ScoreRange | None]:
+    """MASCC, and CISNE for stable adults with solid tumours; neither for a child (adult scores)."""
     age_months = record.demographics.age_in_months(as_of.date())
+    if age_months is not None and age_months // 12 < fn_rule("adult_from_years").value:
+        return None, None
     copd = record.has_condition("copd") if conditions_available else None
     solid = record.has_condition("solid_tumour")
     haem = record.has_condition("haematological_malignancy")
@@ -287,9 +332,6 @@ def _scores(
         ),
         not_applicable,
     )
-    unstable = (systolic is not None and systolic.value <= risk_cutoff("mascc_hypotension_sbp").value) or any(
-        record.has_condition(c) for c in ("shock", "septic_shock", "severe_sepsis")
-    )
     if not solid or haem or unstable:
         return score, None
     monocytes = _latest(record, Analyte.MONOCYTES, as_of - timedelta(hours=fn_rule("anc_max_age_hours").value), as_of)
@@ -301,11 +343,75 @@ def _scores(
     return score, cisne(CisneInputs(copd, monocytes.value if monocytes else None, mono_text))
 
 
+def _fmt(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def boundary_misses(fever: FeverAssessment, anc: Neutrophils) -> tuple[str, ...]:
+    """Fever (either definition, or one reading >= the watch threshold) with ANC <1.0 now or projected
+    below it, where neither FN definition is met: which criterion was missed, and by how much."""
+    watch, ctcae_anc = fn_rule("fever_watch_single").value, fn_rule("ctcae_fn_anc").value
+    hot = [m for m in fever.readings if round(m.value, 2) >= watch]
+    low = anc.current and anc.latest is not None and anc.latest.value < ctcae_anc
+    falling = anc.current and anc.prediction is not None and anc.prediction.predicted < ctcae_anc
+    if not (fever.febrile or hot) or not (low or falling):
+        return ()
+    peak = max(fever.readings, key=lambda m: m.value)
+    single, idsa_anc = fn_rule("idsa_fever_single").value, fn_rule("idsa_neutropenia_anc").value
+    misses = []
+    if fever.idsa is None:
+        misses.append(
+            f"IDSA fever: highest reading {peak.value:.1f} °C, {single - peak.value:.1f} °C under {single:g} °C "
+            f"and not ≥{fn_rule('idsa_fever_sustained').value:g} °C over "
+            f"{fn_rule('idsa_fever_sustained_minutes').value:g} min"
+        )
+    else:
+        gap = anc.latest.value - idsa_anc
+        where = "exactly at" if gap == 0 else f"{_fmt(gap)} above"
+        misses.append(f"IDSA neutropenia: ANC {_fmt(anc.latest.value)} ×10⁹/L is {where} the <{idsa_anc:g} cut-off")
+    if fever.ctcae is None:
+        misses.append(
+            f"CTCAE fever: highest reading {peak.value:.1f} °C is not >{fn_rule('ctcae_fever_single').value:g} °C "
+            f"and not ≥{fn_rule('ctcae_fever_sustained').value:g} °C for more than "
+            f"{fn_rule('ctcae_fever_sustained_minutes').value:g} min"
+        )
+    else:
+        misses.append(f"CTCAE neutropenia: ANC {_fmt(anc.latest.value)} ×10⁹/L is not <{ctcae_anc:g}")
+    return tuple(misses)
+
+
+def _gcsf_reasons(
+    record: ClinicalRecord,
+    age_years: int | None,
+    anc: Neutrophils,
+    shock: tuple[Indication, ...],
+    outpatient: bool | None,
+) -> tuple[Indication, ...]:
+    """ASCO's high-risk features for a CSF in febrile neutropenia that the record shows."""
+    rows = gcsf_criteria()
+    found = []
+    if age_years is not None and age_years > rows["age_over"].value:
+        found.append(Indication(rows["age_over"].text, f"age {age_years}"))
+    if anc.current and anc.latest is not None and anc.latest.value < rows["profound_anc_below"].value:
+        found.append(Indication(rows["profound_anc_below"].text, f"ANC {_fmt(anc.latest.value)} ×10⁹/L"))
+    if shock:
+        found.append(Indication(rows["hypotension_or_sepsis"].text, shock[0].evidence))
+    for category, name in (("pneumonia", "pneumonia"), ("invasive_fungal_infection", "invasive_fungal_infection")):
+        coded = next((c for c in record.conditions if c.status == "active" and c.category == category), None)
+        if coded:
+            found.append(Indication(rows[name].text, f"{coded.display or coded.code} ({coded.source})"))
+    if outpatient is False:
+        found.append(Indication(rows["inpatient_at_onset"].text, "inpatient encounter at fever onset"))
+    return tuple(found)
+
+
 def _state(fever: FeverAssessment, anc: Neutrophils, fn: bool) -> FnState:
     if fn:
         return FnState.FEBRILE_NEUTROPENIA
     if fever.febrile and not anc.current:
         return FnState.FEVER_ANC_UNKNOWN
+    if boundary_misses(fever, anc):
+        return FnState.FEVER_AT_BOUNDARY
     if anc.below_idsa:
         return FnState.SEVERE_NEUTROPENIA
     if fever.readings:
@@ -331,7 +437,12 @@ def assess(
     quinolones = record.active_medications("fluoroquinolone")
     weights = record.series(Analyte.BODY_WEIGHT)
     weight = next((m for m in reversed(weights) if m.time <= as_of), None)
-    mascc_score, cisne_score = _scores(record, as_of, fever, systolic, conditions_available)
+    age_months = record.demographics.age_in_months(as_of.date())
+    age_years = None if age_months is None else age_months // 12
+    child = age_years is not None and age_years < fn_rule("adult_from_years").value
+    shock = _shock(record, systolic, child)
+    mascc_score, cisne_score = _scores(record, as_of, fever, systolic, conditions_available, bool(shock))
+    outpatient, _ = _outpatient_at(record, fever.episode.onset if fever.episode else None)
     return FnAssessment(
         as_of=as_of,
         state=_state(fever, anc, idsa_fn or ctcae_fn),
@@ -339,8 +450,8 @@ def assess(
         neutrophils=anc,
         idsa_fn=idsa_fn,
         ctcae_fn=ctcae_fn,
-        regimens=_regimen_choices(allergies, allergy_conditions, quinolones),
-        vancomycin_indications=_vancomycin_indications(record, systolic),
+        regimens=_regimen_choices(allergies, allergy_conditions, quinolones, age_years is None or child, bool(shock)),
+        vancomycin_indications=shock + _documented_indications(record),
         gram_positive_notes=_gram_positive_notes(record),
         beta_lactam_allergies=allergies,
         allergy_conditions=allergy_conditions,
@@ -352,4 +463,11 @@ def assess(
         mascc=mascc_score,
         cisne=cisne_score,
         issues=record.issues,
+        age_years=age_years,
+        shock=shock,
+        boundary_misses=boundary_misses(fever, anc),
+        g_csf_reasons=_gcsf_reasons(record, age_years, anc, shock, outpatient),
+        steroids=tuple(c for c in record.conditions if c.status == "active" and c.category == "systemic_steroids"),
+        pneumonia=record.has_condition("pneumonia"),
+        central_line=record.has_condition("central_line"),
     )

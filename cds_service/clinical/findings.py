@@ -58,6 +58,7 @@ class Assessment:
     issues: tuple[DataIssue, ...]
     missing: tuple[str, ...]
     latest_count: datetime | None
+    ungraded: tuple[str, ...] = ()  # results on record that no cut-off can grade (an infant's Hb without a lab range)
 
     def finding(self, kind: FindingKind) -> Finding | None:
         return next((f for f in self.findings if f.kind is kind), None)

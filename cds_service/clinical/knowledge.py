@@ -134,3 +134,46 @@ def risk_cutoff(name: str) -> Threshold:
 def mascc_points() -> dict[str, tuple[int, str, str]]:
     """MASCC item -> (points, 'computed' or 'judgement', source)."""
     return {r["item"]: (int(r["points"]), r["kind"], r["source"]) for r in read_table(PACKAGE, "mascc.csv")}
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """A row of a criteria table: a named criterion, its cut-off where it has one, its words and source."""
+
+    name: str
+    value: float | None
+    text: str
+    source: str
+
+
+@knowledge_loader
+def gcsf_criteria() -> dict[str, Criterion]:
+    """ASCO's criteria for considering a CSF in febrile neutropenia (`gcsf_criteria.csv`)."""
+    return {
+        r["criterion"]: Criterion(r["criterion"], _number(r["value"]), r["text"], r["source"])
+        for r in read_table(PACKAGE, "gcsf_criteria.csv")
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Prophylaxis:
+    kind: str
+    agents: str
+    condition: str
+    stop_rule: str
+    source: str
+
+
+@knowledge_loader
+def prophylaxis() -> tuple[Prophylaxis, ...]:
+    """ASCO/IDSA 2018 prophylaxis per kind, each with its stop rule (`prophylaxis.csv`)."""
+    return tuple(
+        Prophylaxis(r["kind"], r["agents"], r["condition"], r["continue_until"], r["source"])
+        for r in read_table(PACKAGE, "prophylaxis.csv")
+    )
+
+
+@knowledge_loader
+def seed_guidance() -> dict[str, tuple[str, str]]:
+    """One-line guidance said only when the record triggers it: name -> (text, source)."""
+    return {r["name"]: (r["text"], r["source"]) for r in read_table(PACKAGE, "seed_guidance.csv")}

@@ -38,8 +38,17 @@ class TkiThresholds:
     setting: str
     stop_anc_below: float
     stop_platelets_below: float
+    resume_anc: float
+    resume_platelets: float
+    resume_comparison: str
     resume_text: str
     source: str
+
+    def resumes_at(self, anc: float, platelets: float) -> bool:
+        """The row's own comparison: imatinib resumes at ANC >=1.5, nilotinib only above 1.0 (ELN 2016)."""
+        if self.resume_comparison == ">":
+            return anc > self.resume_anc and platelets > self.resume_platelets
+        return anc >= self.resume_anc and platelets >= self.resume_platelets
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,9 @@ def tki_thresholds() -> dict[str, TkiThresholds]:
             r["setting"],
             float(r["stop_anc_below"]),
             float(r["stop_platelets_below"]),
+            float(r["resume_anc"]),
+            float(r["resume_platelets"]),
+            r["resume_comparison"],
             r["resume_text"],
             r["source"],
         )

@@ -187,10 +187,7 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     window, interval = _clozapine_window(prior, s.as_of)
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
     normal = clozapine_bands()[population][-1]
-    notes = [
-        f"Monitoring interval: {interval}.",
-        "The clozapine REMS ended in 2025; the label's ANC monitoring still applies.",
-    ]
+    notes = ["The clozapine REMS ended in 2025; the label's ANC monitoring still applies."]
     if MEDICATIONS in s.unavailable:
         notes.append(f"Active medications not available ({s.unavailable[MEDICATIONS]}): treated as a new start.")
     if population == "duffy_null":
@@ -208,11 +205,14 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             (
                 f"Before starting, the label requires an ANC in the normal range (≥{normal.anc_at_least:g} "
                 "×10⁹/L for this population).",
+                f"Monitoring interval: {interval}.",
                 *notes,
             ),
             hold=True,
         )
     band = _clozapine_band(population, anc.point.value)
+    if band is normal:  # one monitoring instruction: the routine interval only while in the normal range
+        notes.insert(0, f"Monitoring interval: {interval}.")
     new_start = not prior
     baselines = sum(1 for p in s.anc if p.value >= normal.anc_at_least)
     needed = int(parameter("clozapine", "baseline_ancs_duffy_null").number)
@@ -257,6 +257,19 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     )
 
 
+def _held_before(draft: DraftOrder, s: PatientState, ingredient: str) -> MedicationFact | None:
+    """The previous order of this TKI when it is on hold or stopped: the draft restarts it."""
+    restart = parameter("bcr_abl_tki", "restart_after_statuses").items
+    earlier = [
+        m
+        for m in s.record.medications
+        if m.source != draft.reference and ingredient in m.ingredients and m.status in restart | {"active"}
+    ]
+    if any(m.status == "active" for m in earlier):
+        return None
+    return max(earlier, key=lambda m: m.authored_on or s.as_of, default=None)
+
+
 def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     rows = [tki_thresholds()[i] for i in draft.medication.ingredients if i in tki_thresholds()]
     if not rows:
@@ -264,12 +277,33 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     t = rows[0]
     window = parameter("bcr_abl_tki", "count_window_days").number
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
+    setting = f"ELN 2016 thresholds for {t.setting}; accelerated/blast phase thresholds differ."
+    held = _held_before(draft, s, t.ingredient)
+    if held is not None and anc.point and platelets.point:
+        if not t.resumes_at(anc.point.value, platelets.point.value):
+            op = "≥" if t.resume_comparison == ">=" else ">"
+            return OrderAlert(
+                "bcr_abl_tki",
+                draft,
+                "warning",
+                f"{_name(draft)} restart at ANC {_value(anc.point)}, platelets {_value(platelets.point)} ×10⁹/L: "
+                f"ELN 2016 resumes at ANC {op}{t.resume_anc:g} and platelets {op}{t.resume_platelets:g}",
+                (
+                    f"Previous order {held.source} is {held.status}: this order restarts it.",
+                    t.resume_text,
+                    setting,
+                    *(f"Note: {g}." for g in _gaps(anc, platelets)),
+                ),
+                (anc, platelets),
+                t.source,
+                order_count=True,
+                hold=True,
+            )
     low = []
     if anc.point and anc.point.value < t.stop_anc_below:
         low.append(f"ANC {_value(anc.point)} ×10⁹/L (stop below {t.stop_anc_below:.1f})")
     if platelets.point and platelets.point.value < t.stop_platelets_below:
         low.append(f"platelets {_value(platelets.point)} ×10⁹/L (stop below {t.stop_platelets_below:g})")
-    setting = f"ELN 2016 thresholds for {t.setting}; accelerated/blast phase thresholds differ."
     if low:
         return OrderAlert(
             "bcr_abl_tki",
@@ -493,43 +527,50 @@ def g_csf_timing(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
 
 
 def filgrastim_dose(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
+    """The label's 5-10 mcg/kg/day, within the tolerance; no current weight is said, never flagged as a dose error."""
     if "filgrastim" not in draft.medication.ingredients:
         return None
-    per_kg = parameter("filgrastim_dose", "mcg_per_kg_per_day")
+    low = parameter("filgrastim_dose", "mcg_per_kg_per_day")
+    high = parameter("filgrastim_dose", "max_mcg_per_kg_per_day")
     tolerance = parameter("filgrastim_dose", "tolerance_percent").number
-    weight = s.status("body weight", s.weight, None, "kg")
+    weight = s.status("body weight", s.weight, parameter("filgrastim_dose", "weight_window_days").number, "kg")
     evidence = (s.status("ANC", s.anc, None), weight)
-    if draft.dose is None or weight.point is None:
+    label_range = f"{low.number:g}-{high.number:g} mcg/kg/day"
+    if draft.dose is None or weight.current is None:
         missing = "no dose in micrograms or milligrams on the order" if draft.dose is None else weight.gap()
         return OrderAlert(
             "filgrastim_dose",
             draft,
             "info",
             f"Filgrastim dose not checked: {missing}",
-            (f"The label dose is {per_kg.number:g} mcg/kg/day; it could not be compared: {missing}.",),
+            (f"The label dose is {label_range}; it could not be compared: {missing}.",),
             evidence,
-            per_kg.source,
+            low.source,
         )
     per_day = draft.dose.per_day or 1.0
     ordered = draft.dose.micrograms * per_day
-    expected = per_kg.number * weight.point.value
-    off = (ordered - expected) / expected * 100
-    if abs(off) <= tolerance:
+    kg = weight.point.value
+    lowest, highest = low.number * kg, high.number * kg
+    if ordered < lowest:
+        off, bound = (ordered - lowest) / lowest * 100, f"{low.number:g} mcg/kg/day ({lowest:.0f} mcg"
+    else:
+        off, bound = (ordered - highest) / highest * 100, f"{high.number:g} mcg/kg/day ({highest:.0f} mcg"
+    if lowest <= ordered <= highest or abs(off) <= tolerance:
         return None
     frequency = "" if draft.dose.per_day else " (no frequency on the order: read as once daily)"
     return OrderAlert(
         "filgrastim_dose",
         draft,
         "info",
-        f"Filgrastim {ordered:.0f} mcg/day is {off:+.0f} % from {per_kg.number:g} mcg/kg/day ({expected:.0f} mcg "
-        f"at {weight.point.value:g} kg)",
+        f"Filgrastim {ordered:.0f} mcg/day is {off:+.0f} % from {bound} at {kg:g} kg)",
         (
-            f"Ordered {draft.dose.reported}{frequency} = {ordered:.0f} mcg/day; {per_kg.number:g} mcg/kg/day × "
-            f"{weight.point.value:g} kg ({weight.point.time:%Y-%m-%d}) = {expected:.0f} mcg/day.",
+            f"Ordered {draft.dose.reported}{frequency} = {ordered:.0f} mcg/day = {ordered / kg:.1f} mcg/kg/day at "
+            f"{kg:g} kg ({weight.point.time:%Y-%m-%d}); the label range is {label_range} "
+            f"({lowest:.0f}-{highest:.0f} mcg/day).",
             f"Difference {off:+.0f} %, more than {tolerance:g} %. Rounding to a vial size may be intended.",
         ),
         evidence,
-        per_kg.source,
+        (high if ordered > highest else low).source,
     )
 
 

@@ -7,9 +7,10 @@ Weights and cut-offs with their sources: `data/mascc.csv`, `data/risk_cutoffs.cs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from cds_service.clinical.knowledge import mascc_points, risk_cutoff
+from cds_service.clinical.knowledge import PACKAGE, mascc_points, risk_cutoff
+from cds_service.knowledge_tables import knowledge_loader, read_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class ScoreItem:
     max_points: int
     points: int | None
     evidence: str
+    key: str = ""
 
     @property
     def known(self) -> bool:
@@ -61,12 +63,22 @@ class MasccInputs:
     outpatient_evidence: str
 
 
+BURDEN_OF_ILLNESS = "burden_of_illness"
+DEHYDRATION = "dehydration"
+# The clinician's answer -> its row in mascc.csv.
+BURDEN_LEVELS = {"none or mild": "burden_none_or_mild", "moderate": "burden_moderate", "severe": "burden_severe"}
+
+
 def _yes_no(points: int, condition: bool | None, evidence: str, label: str) -> ScoreItem:
     return ScoreItem(label, points, None if condition is None else (points if condition else 0), evidence)
 
 
+def _weights() -> dict[str, int]:
+    return {item: points for item, (points, _, _) in mascc_points().items()}
+
+
 def mascc(inputs: MasccInputs, not_applicable: str | None = None) -> ScoreRange:
-    weights = {item: points for item, (points, _, _) in mascc_points().items()}
+    weights = _weights()
     sbp_cut = risk_cutoff("mascc_hypotension_sbp").value
     age_cut = risk_cutoff("mascc_age_under").value
     tumour_known = inputs.solid_tumour or inputs.haematological_malignancy
@@ -85,6 +97,7 @@ def mascc(inputs: MasccInputs, not_applicable: str | None = None) -> ScoreRange:
             weights["burden_none_or_mild"],
             None,
             "clinician judgement: not in the record",
+            key=BURDEN_OF_ILLNESS,
         ),
         _yes_no(
             weights["no_hypotension"],
@@ -109,6 +122,7 @@ def mascc(inputs: MasccInputs, not_applicable: str | None = None) -> ScoreRange:
             weights["no_dehydration"],
             None,
             "clinician judgement: not in the record",
+            key=DEHYDRATION,
         ),
         _yes_no(
             weights["outpatient"],
@@ -123,9 +137,13 @@ def mascc(inputs: MasccInputs, not_applicable: str | None = None) -> ScoreRange:
             f"Age <{age_cut:g} years",
         ),
     )
-    score = ScoreRange("MASCC", items, None, not_applicable)
+    return _concluded(ScoreRange("MASCC", items, None, not_applicable))
+
+
+def _concluded(score: ScoreRange) -> ScoreRange:
+    """MASCC concludes only when the whole range falls on one side of the cut-off."""
     low_from = int(risk_cutoff("mascc_low_risk_from").value)
-    if not_applicable:
+    if score.not_applicable:
         conclusion = None
     elif score.low >= low_from:
         conclusion = "low risk"
@@ -133,7 +151,34 @@ def mascc(inputs: MasccInputs, not_applicable: str | None = None) -> ScoreRange:
         conclusion = "high risk (not low risk)"
     else:
         conclusion = None
-    return ScoreRange("MASCC", items, conclusion, not_applicable)
+    return replace(score, conclusion=conclusion)
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicianAnswers:
+    """The two MASCC items only the clinician can answer; None while unanswered."""
+
+    burden_of_illness: str | None = None  # one of BURDEN_LEVELS
+    dehydration_needing_iv_fluids: bool | None = None
+
+
+def answered(score: ScoreRange, answers: ClinicianAnswers) -> ScoreRange:
+    """The MASCC range with the clinician's answers in place of the two judgement items."""
+    weights = _weights()
+    items = []
+    for item in score.items:
+        if item.key == BURDEN_OF_ILLNESS and answers.burden_of_illness is not None:
+            level = answers.burden_of_illness
+            item = replace(item, points=weights[BURDEN_LEVELS[level]], evidence=f"clinician's answer: {level}")
+        elif item.key == DEHYDRATION and answers.dehydration_needing_iv_fluids is not None:
+            needs = answers.dehydration_needing_iv_fluids
+            item = replace(
+                item,
+                points=0 if needs else weights["no_dehydration"],
+                evidence="clinician's answer: " + ("dehydration needing IV fluids" if needs else "no such dehydration"),
+            )
+        items.append(item)
+    return _concluded(replace(score, items=tuple(items)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +238,32 @@ def cisne(inputs: CisneInputs) -> ScoreRange:
     else:
         conclusion = None
     return ScoreRange("CISNE", items, conclusion)
+
+
+@dataclass(frozen=True, slots=True)
+class Caveat:
+    text: str
+    applies: bool  # True when this patient's record shows the caveat bites (a child; a haematological malignancy)
+    source: str
+
+
+@knowledge_loader
+def _caveat_rows() -> dict[str, dict[str, str]]:
+    return {r["name"]: r for r in read_table(PACKAGE, "risk_score_caveats.csv")}
+
+
+def mascc_caveats(age_years: int | None, haematological_malignancy: bool) -> tuple[Caveat, ...]:
+    """The limits of MASCC (`data/risk_score_caveats.csv`), each marked when this patient falls under it."""
+    rows = _caveat_rows()
+    adults_from = risk_cutoff("mascc_adults_from").value
+    child = age_years is not None and age_years < adults_from
+    return (
+        Caveat(
+            rows["adults_only"]["text"].format(adults_from=f"{adults_from:g}"), child, rows["adults_only"]["source"]
+        ),
+        Caveat(
+            rows["haematological_malignancy"]["text"],
+            haematological_malignancy,
+            rows["haematological_malignancy"]["source"],
+        ),
+    )

@@ -28,6 +28,12 @@ class Point:
     def draw(self) -> str | None:
         return self.evidence[0].draw
 
+    @property
+    def status_label(self) -> str | None:
+        """'preliminary' if any result it rests on is preliminary, else 'corrected' if any was corrected."""
+        labels = {m.status_label for m in self.evidence}
+        return next((label for label in ("preliminary", "corrected") if label in labels), None)
+
 
 def direct_series(record: ClinicalRecord, analyte: Analyte) -> tuple[Point, ...]:
     return tuple(Point(m.value, m.time, (m,)) for m in record.series(analyte))

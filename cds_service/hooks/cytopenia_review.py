@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from cards.app_link import with_app_link
 from cards.patient_view import patient_view_cards
 from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
@@ -16,7 +17,7 @@ from cds_service.clinical.drug_safety import drug_holds
 from cds_service.clinical.expected_counts import counts_expected
 from cds_service.clinical.febrile_neutropenia import assess as assess_febrile_neutropenia
 from cds_service.hooks.febrile_neutropenia import VITALS_QUERY
-from cds_service.hooks.service import CdsService
+from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
@@ -38,6 +39,8 @@ PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
     Prefetch("bloodCounts", _lab_query(200), required=True),
     Prefetch("vitals", VITALS_QUERY),
+    REPORTS,
+    Prefetch("pregnancy", f"Observation?patient={PATIENT}&code=http://loinc.org|82810-3&_sort=-date&_count=5"),
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
     Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
     Prefetch("allergies", f"AllergyIntolerance?patient={PATIENT}&_count=100"),
@@ -47,6 +50,8 @@ PREFETCH = (
 
 CONTEXT_KEYS = ("conditions", "medications")
 FEVER_KEYS = ("vitals", "allergies", "encounters")
+# The cards whose depth is the app's trend and scores.
+APP_LINKED = frozenset({"febrile_neutropenia", "neutropenia", "pancytopenia"})
 
 
 def review(call: HookCall) -> list:
@@ -54,9 +59,9 @@ def review(call: HookCall) -> list:
     the counts themselves can make the data-gap card."""
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("bloodCounts", *CONTEXT_KEYS, *FEVER_KEYS),
+        call.data.resources("bloodCounts", REPORTS.key, "pregnancy", *CONTEXT_KEYS, *FEVER_KEYS),
         call.patient_id,
-        call.data.issues_except(*CONTEXT_KEYS, *FEVER_KEYS),
+        call.data.issues_except(REPORTS.key, "pregnancy", *CONTEXT_KEYS, *FEVER_KEYS),
     )
     assessment = assess(record, call.as_of)
     coverage = ChartCoverage(
@@ -67,7 +72,7 @@ def review(call: HookCall) -> list:
     lookback = call.settings.fever_lookback_hours if call.settings else None
     fn = assess_febrile_neutropenia(record, call.as_of, lookback, conditions_available="conditions" in call.data.by_key)
     fn = replace(fn, issues=fn.issues + call.data.issues_about(*FEVER_KEYS))
-    return patient_view_cards(
+    cards = patient_view_cards(
         assessment,
         call.patient_id,
         call.encounter_id,
@@ -76,6 +81,7 @@ def review(call: HookCall) -> list:
         drug_holds(record, call.as_of),
         counts_expected(record, fn.fever.febrile),
     )
+    return [with_app_link(c, call.app_launch_url, c.finding) if c.finding in APP_LINKED else c for c in cards]
 
 
 SERVICE = CdsService(

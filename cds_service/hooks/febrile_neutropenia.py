@@ -9,11 +9,12 @@ pressure, conditions, allergies, active medications and encounters; nothing else
 
 from __future__ import annotations
 
+from cards.app_link import with_app_link
 from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cards.patient_view import one_answer
 from cds_service.clinical.expected_counts import counts_expected
 from cds_service.clinical.febrile_neutropenia import assess
-from cds_service.hooks.service import CdsService
+from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, Prefetch
 from fhir_mappings import Analyte, read_record
 from fhir_mappings.knowledge import lab_codes
@@ -52,6 +53,7 @@ PREFETCH = (
         f"Observation?patient={PATIENT}&code={_codes(NEUTROPHIL_ANALYTES)}&_sort=-date&_count=200",
         required=True,
     ),
+    REPORTS,
     Prefetch("conditions", f"Condition?patient={PATIENT}&_count=100"),
     Prefetch("allergies", f"AllergyIntolerance?patient={PATIENT}&_count=100"),
     Prefetch("medications", f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
@@ -62,14 +64,17 @@ PREFETCH = (
 def evaluate(call: HookCall) -> list:
     record = read_record(
         call.data.first("patient", "Patient"),
-        call.data.resources("vitals", "neutrophils", "conditions", "allergies", "medications", "encounters"),
+        call.data.resources(
+            "vitals", "neutrophils", REPORTS.key, "conditions", "allergies", "medications", "encounters"
+        ),
         call.patient_id,
-        call.data.issues,
+        call.data.issues_except(REPORTS.key),
     )
     lookback = call.settings.fever_lookback_hours if call.settings else None
     assessment = assess(record, call.as_of, lookback, conditions_available="conditions" in call.data.by_key)
     expected = bool(counts_expected(record, assessment.fever.febrile))
-    return one_answer(febrile_neutropenia_cards(assessment, call.patient_id, call.encounter_id, expected))
+    cards = one_answer(febrile_neutropenia_cards(assessment, call.patient_id, call.encounter_id, expected))
+    return [with_app_link(card, call.app_launch_url, "febrile_neutropenia") for card in cards]
 
 
 SERVICE = CdsService(

@@ -1,6 +1,7 @@
 """order-select and order-sign: a drafted myelotoxic drug or neutropenia antibiotic against the latest counts.
 
-One service id, declared for both hooks: order-select checks the selected drafts, order-sign all drafts.
+One declaration per hook, each with its own id: order-select checks the selected drafts, order-sign all drafts.
+Clients such as the CDS Hooks Sandbox key services by URL (= id), so one id listed twice loses a hook.
 Counts, medications and conditions are optional prefetch: when the EHR sends none (the CDS Hooks
 Sandbox sends only the Patient), the card says so instead of failing or staying silent.
 """
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 from cards.order_safety import order_cards
 from cds_service.clinical.order_safety import CONDITIONS, COUNTS, MEDICATIONS, check_orders, patient_state
-from cds_service.hooks.service import CdsService
+from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, InvalidRequest, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
 from fhir_mappings.orders import UnknownSelection, read_draft_orders, selected
 
-SERVICE_ID = "myelotoxic-order-check"
+SERVICE_IDS = {"order-select": "myelotoxic-order-select", "order-sign": "myelotoxic-order-sign"}
+# Listed under one id for both hooks until 0.2.0; it still answers (dispatch on the body's hook) but is not
+# listed, because listing it brings the overwrite back. Remove after the deprecation period (CHANGELOG.md).
+RETIRED_ID = "myelotoxic-order-check"
 PATIENT = "{{context.patientId}}"
 COUNT_ANALYTES = frozenset(
     {
@@ -44,7 +48,8 @@ def _count_query() -> str:
 PREFETCH = (
     Prefetch("patient", f"Patient/{PATIENT}", required=True),
     Prefetch(KEYS[COUNTS], _count_query()),
-    Prefetch(KEYS[MEDICATIONS], f"MedicationRequest?patient={PATIENT}&status=active&_count=100"),
+    REPORTS,
+    Prefetch(KEYS[MEDICATIONS], f"MedicationRequest?patient={PATIENT}&status=active,on-hold,stopped&_count=100"),
     Prefetch(KEYS[CONDITIONS], f"Condition?patient={PATIENT}&_count=100"),
 )
 
@@ -64,7 +69,10 @@ def check(call: HookCall) -> list:
     if not any(d.medication for d in to_check):
         return []
     record = read_record(
-        call.data.first("patient", "Patient"), call.data.resources(*KEYS.values()), call.patient_id, call.data.issues
+        call.data.first("patient", "Patient"),
+        call.data.resources(*KEYS.values(), REPORTS.key),
+        call.patient_id,
+        call.data.issues_except(REPORTS.key),
     )
     unavailable = {
         kind: f"prefetch '{key}' was not sent or failed" for kind, key in KEYS.items() if key not in call.data.by_key
@@ -83,7 +91,7 @@ USAGE = "FHIR R4 Patient, Observation (LOINC blood counts, body weight), Medicat
 
 SERVICES = tuple(
     CdsService(
-        id=SERVICE_ID,
+        id=service_id,
         hook=hook,
         title=f"Myelotoxic order check ({hook})",
         description=DESCRIPTION,
@@ -91,5 +99,5 @@ SERVICES = tuple(
         prefetch=PREFETCH,
         usage_requirements=USAGE,
     )
-    for hook in ("order-select", "order-sign")
+    for hook, service_id in SERVICE_IDS.items()
 )

@@ -27,7 +27,7 @@ def nesting_exceeds(document: Any, limit: int) -> bool:
     return bool(level)
 
 
-def json_body(request: Request, schema: str) -> dict[str, Any]:
+def json_body(request: Request, schema: str, what: str = "CDS Hooks request") -> dict[str, Any]:
     mimetype = request.mimetype
     if mimetype not in ("application/json", "application/fhir+json"):
         raise ApiError(415, "the request body must be JSON (Content-Type: application/json)")
@@ -46,5 +46,5 @@ def json_body(request: Request, schema: str) -> dict[str, Any]:
         raise ApiError(400, f"the request body is nested deeper than {depth_limit} levels")
     if (problem := first_error(schema, document)) is not None:
         message, expression = problem
-        raise ApiError(400, f"invalid CDS Hooks request: {message}", expression)
+        raise ApiError(400, f"invalid {what}: {message}", expression)
     return document

@@ -17,6 +17,7 @@ from cds_service.observability.requests import mark_hook_call, record_cards, sta
 from cds_service.request import HookCall
 
 blueprint = Blueprint("cds_hooks", __name__)
+APP_LAUNCH_PATH = "/app/launch.html"
 audit.install(blueprint)
 blueprint.register_blueprint(feedback.blueprint)
 
@@ -32,7 +33,9 @@ def discovery() -> Response:
 
 
 def _enabled(service_id: str) -> list[CdsService]:
-    return [s for s in hooks.answering_services(current_app.config["SETTINGS"]) if s.id == service_id]
+    """Declarations the called id reaches, a retired id included: it answers but is not listed."""
+    ids = hooks.current_ids(service_id)
+    return [s for s in hooks.answering_services(current_app.config["SETTINGS"]) if s.id in ids]
 
 
 def _service_for(service_id: str, hook: str) -> CdsService:
@@ -67,6 +70,7 @@ def call_service(service_id: str) -> Response:
         data=data,
         as_of=current_app.config["CLOCK"](),
         settings=settings,
+        app_launch_url=(settings.public_base_url or request.host_url.rstrip("/")) + APP_LAUNCH_PATH,
     )
     with stage("evaluate"):
         cards = service.handler(call)

@@ -31,6 +31,18 @@ SHARED_PROCESSORS = (
 )
 
 
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line, for structlog events and standard-library records alike."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=list(SHARED_PROCESSORS),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+    )
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route structlog and the standard library (gunicorn, Flask, our modules) to JSON on stderr."""
     structlog.configure(
@@ -39,16 +51,8 @@ def configure_logging(level: str = "INFO") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=list(SHARED_PROCESSORS),
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=_dumps),
-        ],
-    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(json_formatter())
     handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
     for previous in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:

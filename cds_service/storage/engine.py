@@ -1,7 +1,9 @@
 """The database connection: SQLite file (WAL) by default, PostgreSQL (psycopg 3) in production.
 
-The schema is brought to the newest Alembic revision when the store opens; `cytopenia-cds serve`
-opens it once in the master process before the workers fork, so workers never race to migrate.
+The schema is brought to the newest Alembic revision when the store opens (`cytopenia-cds serve`
+opens it once in the master process before the workers fork, so workers never race to migrate), or,
+with `migrate_on_start = false`, by `cytopenia-cds migrate` alone: the service then only checks that
+the schema is current and needs no DDL rights.
 """
 
 from __future__ import annotations
@@ -64,7 +66,31 @@ class Store:
         return self._engine
 
 
-def open_store(database_url: str) -> Store:
+class SchemaNotCurrent(Exception):
+    """The database is behind this release's schema and the service may not migrate it itself."""
+
+
+def _script_directory():
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    return ScriptDirectory.from_config(config)
+
+
+def require_current(engine: Engine) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current != set(_script_directory().get_heads()):
+        raise SchemaNotCurrent("the database schema is not current: run `cytopenia-cds migrate` first")
+
+
+def open_store(database_url: str, *, migrate: bool = True) -> Store:
     store = Store(database_url)
-    upgrade(store.engine)
+    if migrate:
+        upgrade(store.engine)
+    else:
+        require_current(store.engine)
     return store

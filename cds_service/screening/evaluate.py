@@ -1,0 +1,192 @@
+"""Stage 2: one patient's resources through the hooks' own functions, as worklist rows.
+
+Each service sees what its own prefetch templates would have fetched from a FHIR server (same
+resource types, codes, statuses, sort and counts), and the same functions its handler calls:
+`read_record`, cytopenia `assess` with its chart context and cards, febrile-neutropenia `assess` and
+cards, and the order-check rules applied to each active order as if it were renewed today. The cards
+give the indicator, the summary (why) and the suggestions (what next): the worklist says what the
+chart would say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qsl
+
+from cards.cytopenia import cytopenia_cards
+from cards.febrile_neutropenia import febrile_neutropenia_cards
+from cards.model import Card
+from cards.order_safety import order_cards
+from cds_service.clinical import febrile_neutropenia as fn
+from cds_service.clinical.context import ChartCoverage, chart_context
+from cds_service.clinical.cytopenia import assess
+from cds_service.clinical.order_safety import check_orders, patient_state
+from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
+from cds_service.hooks.service import CdsService
+from cds_service.request import HookData
+from cds_service.screening.rules import held_tki_orders
+from fhir_mappings import read_record
+from fhir_mappings.observations import effective_time
+from fhir_mappings.orders import read_draft_orders
+from fhir_mappings.resources import Json
+from fhir_mappings.times import parse_datetime
+
+ORDER_SIGN = next(s for s in order_safety.SERVICES if s.hook == "order-sign")
+RENEWAL = "-renewal"
+COLUMNS = ("patient", "service", "finding", "grade", "indicator", "value", "unit", "time", "why", "suggested_action")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the worklist."""
+
+    patient: str
+    service: str
+    finding: str
+    grade: int | None
+    indicator: str
+    value: float | None
+    unit: str | None
+    time: datetime | None
+    why: str
+    suggested_action: str
+
+    def values(self) -> tuple:
+        return tuple(getattr(self, c) for c in COLUMNS)
+
+
+def _codes_match(resource: Json, wanted: set[str]) -> bool:
+    codings = (resource.get("code") or {}).get("coding") or ()
+    return any(f"{c.get('system')}|{c.get('code')}" in wanted for c in codings if isinstance(c, dict))
+
+
+def _date(resource: Json) -> datetime | None:
+    if resource.get("resourceType") == "Encounter":
+        return parse_datetime((resource.get("period") or {}).get("start"))
+    return effective_time(resource)
+
+
+def search(resources: Iterable[Json], query: str, patient_id: str) -> tuple[Json, ...]:
+    """A prefetch template's answer over one patient's resources: the FHIR search parameters it uses."""
+    query = query.replace("{{context.patientId}}", patient_id)
+    if "?" not in query:
+        kind, ident = query.split("/", 1)
+        return tuple(r for r in resources if r.get("resourceType") == kind and r.get("id") == ident)[:1]
+    kind, params = query.split("?", 1)
+    found = [r for r in resources if r.get("resourceType") == kind]
+    count = None
+    for name, value in parse_qsl(params):
+        if name == "code":
+            wanted = set(value.split(","))
+            found = [r for r in found if _codes_match(r, wanted)]
+        elif name == "status":
+            found = [r for r in found if r.get("status") in value.split(",")]
+        elif name == "_sort" and value == "-date":
+            dated = [(r, _date(r)) for r in found]
+            found = [
+                r for r, _ in sorted(dated, key=lambda rd: rd[1].timestamp() if rd[1] else float("-inf"), reverse=True)
+            ]
+        elif name == "_count":
+            count = int(value)
+    return tuple(found[:count] if count is not None else found)
+
+
+def hook_data(service: CdsService, resources: list[Json], patient_id: str) -> HookData:
+    return HookData({p.key: search(resources, p.query, patient_id) for p in service.prefetch})
+
+
+def renewal_bundle(resources: Iterable[Json]) -> Json:
+    """Each active MedicationRequest as a draft renewing it: the active order itself is the prior one."""
+    drafts = [
+        {**r, "id": f"{r.get('id')}{RENEWAL}"}
+        for r in resources
+        if r.get("resourceType") == "MedicationRequest" and r.get("status") == "active"
+    ]
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": d} for d in drafts]}
+
+
+def _row(patient_id: str, service: str, finding: str, card: Card, point, unit: str = "10*9/L", grade=None) -> Row:
+    """A worklist row from a card (indicator, why, what next) and the value it rests on."""
+    return Row(
+        patient_id,
+        service,
+        finding,
+        grade,
+        card.indicator,
+        point.value if point else None,
+        unit if point else None,
+        point.time if point else None,
+        card.summary,
+        "; ".join(s.label for s in card.suggestions),
+    )
+
+
+def cytopenia_rows(patient_id: str, resources: list[Json], as_of: datetime) -> list[Row]:
+    data = hook_data(cytopenia_review.SERVICE, resources, patient_id)
+    keys = cytopenia_review.CONTEXT_KEYS
+    record = read_record(
+        data.first("patient", "Patient"), data.resources("bloodCounts", *keys), patient_id, data.issues_except(*keys)
+    )
+    assessment = assess(record, as_of)
+    contexts = chart_context(assessment, record, ChartCoverage())
+    cards = {c.finding: c for c in cytopenia_cards(assessment, patient_id, None, contexts)}
+    rows = []
+    for finding in assessment.findings:
+        card = cards[finding.kind.value]
+        point = finding.latest
+        unit = point.evidence[0].unit if not point.derivation else "10*9/L"
+        rows.append(
+            _row(patient_id, cytopenia_review.SERVICE.id, finding.kind.value, card, point, unit, finding.grade_number)
+        )
+    return rows
+
+
+def febrile_neutropenia_rows(
+    patient_id: str, resources: list[Json], as_of: datetime, lookback_hours: float | None = None
+) -> list[Row]:
+    """Every febrile-neutropenia card except 'not assessed: no ANC and no temperature', a data gap."""
+    service = febrile_neutropenia.SERVICE
+    data = hook_data(service, resources, patient_id)
+    record = read_record(data.first("patient", "Patient"), data.resources(*data.by_key), patient_id, data.issues)
+    a = fn.assess(record, as_of, lookback_hours, conditions_available=True)
+    if a.state is fn.FnState.NOT_EXCLUDED and not a.neutrophils.current:
+        return []
+    cards = febrile_neutropenia_cards(a, patient_id, None)
+    return [_row(patient_id, service.id, a.state.value, card, a.neutrophils.latest) for card in cards]
+
+
+def order_rows(patient_id: str, resources: list[Json], as_of: datetime) -> list[Row]:
+    drafts = read_draft_orders(renewal_bundle(resources))
+    if not any(d.medication for d in drafts):
+        return []
+    data = hook_data(ORDER_SIGN, resources, patient_id)
+    record = read_record(data.first("patient", "Patient"), data.resources(*data.by_key), patient_id, data.issues)
+    alerts = check_orders(drafts, patient_state(record, as_of, drafts, {}))
+    cards = order_cards(alerts, patient_id, None, record.issues)
+    return [
+        _row(patient_id, ORDER_SIGN.id, alert.rule, card, alert.evidence[0].point if alert.evidence else None)
+        for alert, card in zip(alerts, cards, strict=True)
+    ]
+
+
+def held_order_rows(patient_id: str, resources: list[Json], as_of: datetime) -> list[Row]:
+    orders = [r for r in resources if r.get("resourceType") == "MedicationRequest"]
+    record = read_record(None, orders, patient_id)
+    return [
+        Row(patient_id, "screen", "tki_held_not_restarted", None, "info", None, None, h.since, h.why, h.action)
+        for h in held_tki_orders(record, as_of)
+    ]
+
+
+def screen_patient(
+    patient_id: str, resources: list[Json], as_of: datetime, fever_lookback_hours: float | None = None
+) -> list[Row]:
+    """Every worklist row for one patient; the look-back is the site's `fever_lookback_hours`, as in the hook."""
+    return [
+        *cytopenia_rows(patient_id, resources, as_of),
+        *febrile_neutropenia_rows(patient_id, resources, as_of, fever_lookback_hours),
+        *order_rows(patient_id, resources, as_of),
+        *held_order_rows(patient_id, resources, as_of),
+    ]

@@ -1,0 +1,188 @@
+"""Stage 1 on DuckDB: NDJSON (gzip accepted) -> Parquet partitioned by patient, with bad input counted.
+
+Every line is read as text first, so a line that is not JSON is counted and named instead of being
+skipped silently (`problems.py` finds the line numbers of the examples the summary shows). The
+layout under `DIR/parquet` is shared with the Spark engine:
+
+- `resources/bucket=K/*.parquet`: patient, type, id, the resource's JSON (what stage 2 reads);
+- `labs/`: one row per coded result the hooks read (analyte, value in its canonical unit, time, lab's
+  lower limit); `medications/`: order status and the medication groups; `conditions/`: codes;
+- `problems/`: every rejected line or resource, with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from cds_service.screening.tables import (
+    LABS,
+    MEDICATIONS,
+    PATIENTS,
+    PROBLEMS,
+    RESOURCES,
+    elements_sql,
+    kept_sql,
+    patient_sql,
+    read_by_hooks_sql,
+)
+from fhir_mappings.knowledge import analyte_specs, lab_codes, read_table, unit_key
+from fhir_mappings.medications import ingredient_groups, recognise
+
+OVERLAPS = "list_has_any(list_transform(s.code.coding, lambda c: concat(c.system, '|', c.code)), [{codes}])"
+BUCKETS = 32
+SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+QUANTITY = '{"value":"DOUBLE","unit":"VARCHAR","code":"VARCHAR"}'
+CONCEPT = '{"coding":[{"system":"VARCHAR","code":"VARCHAR"}],"text":"VARCHAR"}'
+ELEMENT = f'{{"code":{CONCEPT},"valueQuantity":{QUANTITY},"referenceRange":[{{"low":{QUANTITY}}}]}}'
+STRUCTURE = (
+    '{"resourceType":"VARCHAR","id":"VARCHAR","status":"VARCHAR",'
+    '"subject":{"reference":"VARCHAR"},"patient":{"reference":"VARCHAR"},'
+    f'"code":{CONCEPT},"valueQuantity":{QUANTITY},"referenceRange":[{{"low":{QUANTITY}}}],'
+    f'"component":[{ELEMENT}],'
+    '"effectiveDateTime":"VARCHAR","effectiveInstant":"VARCHAR","effectivePeriod":{"start":"VARCHAR"},'
+    '"issued":"VARCHAR","authoredOn":"VARCHAR","medicationCodeableConcept":"JSON",'
+    '"medicationReference":{"reference":"VARCHAR"},"clinicalStatus":' + CONCEPT + "}"
+)
+
+
+def ndjson_files(source: Path) -> list[Path]:
+    return sorted(p for p in source.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+
+
+def medication_groups(concept: str | None) -> str | None:
+    """';'-joined medication groups of a medicationCodeableConcept, by the hooks' own recognition."""
+    if concept is None:
+        return None
+    recognised = recognise(orjson.loads(concept))
+    return ";".join(sorted(ingredient_groups(recognised[0]))) if recognised else ""
+
+
+def _knowledge_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The mapping tables as SQL tables, from the same CSV files the hooks load."""
+    con.execute("CREATE OR REPLACE TEMP TABLE lab_codes (code VARCHAR, analyte VARCHAR)")
+    con.executemany("INSERT INTO lab_codes VALUES (?, ?)", [(c, lab.analyte.value) for c, lab in lab_codes().items()])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE analytes "
+        "(analyte VARCHAR, dimension VARCHAR, lo DOUBLE, hi DOUBLE, repair DOUBLE)"
+    )
+    con.executemany(
+        "INSERT INTO analytes VALUES (?, ?, ?, ?, ?)",
+        [
+            (a.value, s.dimension, s.plausible_min, s.plausible_max, s.repair_divisor)
+            for a, s in analyte_specs().items()
+        ],
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE units (dimension VARCHAR, unit_key VARCHAR, factor DOUBLE, off DOUBLE)")
+    rows = read_table("fhir_mappings", "units.csv")
+    con.executemany(
+        "INSERT INTO units VALUES (?, ?, ?, ?)",
+        [(r["dimension"], unit_key(r["unit"]), float(r["factor"]), float(r["offset"])) for r in rows],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    parquet: Path
+    patients: int
+    lines: int
+
+
+def connect(work: Path, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(work / "duckdb.tmp")})
+    con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def _time(column: str) -> str:
+    return f"CAST(TRY_CAST({column} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+
+def ingest(
+    source: Path, out: Path, con: duckdb.DuckDBPyConnection, progress: Callable[[str], None] = lambda _: None
+) -> Ingested:
+    files = ndjson_files(source)
+    if not files:
+        raise FileNotFoundError(f"no NDJSON files (*.ndjson, *.ndjson.gz) under {source}")
+    parquet = out / "parquet"
+    staging = out / "staging"
+    for folder in (parquet, staging):
+        folder.mkdir(parents=True, exist_ok=True)
+    _knowledge_tables(con)
+    con.create_function("medication_groups", medication_groups, ["VARCHAR"], "VARCHAR", side_effects=False)
+    for index, path in enumerate(files):
+        progress(f"reading {path.name}")
+        con.execute(
+            f"""
+            COPY (
+                SELECT ? AS file, text, json_valid(text) AS ok,
+                       CASE WHEN json_valid(text) THEN json_transform(text, '{STRUCTURE}') END AS s
+                FROM (
+                    SELECT column0 AS text
+                    FROM read_csv(?, columns = {{'column0': 'VARCHAR'}}, delim = '\x1f', quote = '', escape = '',
+                                  header = false, auto_detect = false, max_line_size = 100000000)
+                )
+                WHERE trim(text) <> ''
+            ) TO '{staging / f"part-{index:05d}.parquet"}' (FORMAT parquet)
+            """,
+            [path.name, str(path)],
+        )
+    lines = con.execute(f"SELECT count(*) FROM read_parquet('{staging}/*.parquet')").fetchall()[0][0]
+    progress("writing Parquet")
+    reference = "coalesce(s.subject.reference, s.patient.reference)"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW typed AS
+        SELECT file, text, ok, s, s.resourceType AS type, s.id AS id, {read_by_hooks_sql(OVERLAPS)} AS read_by_hooks,
+               CASE WHEN s.resourceType = 'Patient' THEN s.id ELSE {patient_sql(reference)} END AS patient,
+               {reference} AS reference, s.status AS status, {_time("s.authoredOn")} AS authored,
+               CAST(s.medicationCodeableConcept AS VARCHAR) AS medication_concept,
+               s.medicationReference.reference AS medication_reference
+        FROM read_parquet('{staging}/*.parquet')
+        """
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE patients AS {PATIENTS}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW kept AS {kept_sql(f'hash(patient) % {BUCKETS}')}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW elements AS {ELEMENTS}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW conditions AS {CONDITIONS}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW medications AS {MEDICATIONS}")
+    for name, query in (("resources", RESOURCES), ("labs", LABS)):
+        _write(con, query, parquet / name)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW labs AS SELECT * FROM read_parquet('{parquet / 'labs'}/*/*.parquet')")
+    for name in ("medications", "conditions"):
+        _write(con, f"SELECT * FROM {name}", parquet / name)
+    (parquet / "problems").mkdir(exist_ok=True)
+    con.execute(f"COPY ({PROBLEMS}) TO '{parquet / 'problems' / 'part-0.parquet'}' (FORMAT parquet)")
+    patients = con.execute("SELECT count(*) FROM patients").fetchall()[0][0]
+    for view in ("labs", "medications", "conditions", "elements", "kept", "typed"):
+        con.execute(f"DROP VIEW {view}")
+    shutil.rmtree(staging)
+    return Ingested(parquet, patients, lines)
+
+
+def _write(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
+    """A table partitioned by patient bucket; an empty table still gets a file, so its schema can be read."""
+    con.execute(f"COPY ({query}) TO '{folder}' (FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)")
+    if not list(folder.glob("*/*.parquet")):
+        (folder / "bucket=0").mkdir(parents=True, exist_ok=True)
+        empty = f"SELECT * EXCLUDE (bucket) FROM ({query}) LIMIT 0"
+        con.execute(f"COPY ({empty}) TO '{folder / 'bucket=0' / 'empty.parquet'}' (FORMAT parquet)")
+
+
+ELEMENTS = elements_sql(
+    _time,
+    "(SELECT *, unnest(s.component) AS c FROM obs)",
+    "(SELECT *, unnest(code.coding) AS coding, list_filter(rr, lambda x: x.low.value > 0)[1].low AS low FROM el)",
+)
+CONDITIONS = """
+SELECT bucket, patient, id, list_first(s.clinicalStatus.coding).code AS clinical_status,
+       coding.system AS system, coding.code AS code
+FROM (SELECT *, unnest(s.code.coding) AS coding FROM kept WHERE type = 'Condition')
+"""
