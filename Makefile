@@ -43,6 +43,10 @@ chromium:
 test: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json $(BROWSER_TEST)/node_modules/.package-lock.json chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Unit and in-process tests only: the quick loop while editing (about a minute).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow and not spark" $(PYTEST_ARGS)
+
 # Population screening on Apache Spark (PySpark is an optional extra: a large download with its JARs; needs Java 17).
 $(VENV)/.installed-spark: pyproject.toml $(VENV)/.installed-test
 	$(BIN)/pip install -q -e '.[test,spark]'
@@ -55,6 +59,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
 from flask import Flask, Response
 
 from cds_service import hooks
-from cds_service.clinical.knowledge import install_site_thresholds
+from cds_service.clinical.knowledge import site_thresholds
 from cds_service.config import ConfigError, Settings, load_settings
 from cds_service.config_report import changed_thresholds
+from cds_service.data_access.gather import FhirAccess
 from cds_service.errors import register_error_handlers
+from cds_service.hooks.service import CdsService
 from cds_service.http import health, metrics, openapi, smart_app
 from cds_service.http.cors import install_cors
 from cds_service.http.guard import install_guard
@@ -51,8 +53,17 @@ def _fixed(moment: datetime) -> datetime:
     return moment
 
 
-def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now) -> Flask:
-    """Build the app. Without `settings` it reads `CYTOPENIA_*` and the config file, like the CLI."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    services: Sequence[CdsService] = hooks.SERVICES,
+) -> Flask:
+    """Build the app. Without `settings` it reads `CYTOPENIA_*` and the config file, like the CLI.
+
+    Everything a call needs lives on the app (services, site thresholds, the FHIR pool), never in a
+    module global, so two apps in one process (tests, benchmarks) do not see each other's.
+    """
     settings = settings or load_settings()
     verdict = require_startable(settings, online=True)
     configure_logging(settings.log_level)
@@ -64,10 +75,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     if settings.dev:
         print(f"WARNING: {DEV_WARNING}", file=sys.stderr)
     load_all()  # every table read and checked now: a broken one stops the start; forked workers share them
-    install_site_thresholds(settings.thresholds)
     get_logger("cds_service.startup").info(
         "configuration",
-        services=[s.id for s in hooks.enabled_services(settings)],
+        services=[s.id for s in hooks.enabled_services(settings, services)],
         thresholds_changed=changed_thresholds(settings),
         redis=bool(settings.redis_url),
         database=bool(settings.database_url),
@@ -78,6 +88,11 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     install_cors(app, settings.cors_allowed, loopback=settings.dev)
     register_error_handlers(app)
     install_guard(app, settings)
+    app.extensions["cytopenia.declared_services"] = tuple(services)
+    app.extensions["cytopenia.services"] = tuple(hooks.enabled_services(settings, services))
+    app.extensions["cytopenia.answering_services"] = tuple(hooks.answering_services(settings, services))
+    app.extensions["cytopenia.thresholds"] = site_thresholds(settings.thresholds)
+    app.extensions["cytopenia.fhir_access"] = FhirAccess.for_settings(settings)
     app.extensions["cytopenia.audit_secret"] = audit_secret(settings)
     try:
         app.extensions["cytopenia.store"] = open_store(settings.database_url, migrate=settings.migrate_on_start)

@@ -7,11 +7,15 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from cds_service.config import ConfigError, load_settings
 from cds_service.knowledge_tables import KnowledgeError
+
+if TYPE_CHECKING:  # Flask itself is imported only by the commands that build the app
+    from flask import Flask
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,12 +39,12 @@ def _serve(args: argparse.Namespace) -> int:
         options = gunicorn_options(settings, args.gunicorn_config)
 
         class Server(BaseApplication):
-            def load_config(self):
+            def load_config(self) -> None:
                 for name, value in options.items():
                     if name in self.cfg.settings:
                         self.cfg.set(name, value)
 
-            def load(self):
+            def load(self) -> Flask:
                 return app
 
         print(f"cytopenia-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)

@@ -63,23 +63,24 @@ def outcome_response(
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(error: ApiError):
+    def _api_error(error: ApiError) -> Response:
         return outcome_response(error.status, error.message, error.expression, error.headers)
 
     @app.errorhandler(InvalidRequest)
-    def _invalid_request(error: InvalidRequest):
+    def _invalid_request(error: InvalidRequest) -> Response:
         return outcome_response(400, error.message, error.expression)
 
     @app.errorhandler(RequiredDataUnavailable)
-    def _required_data_unavailable(error: RequiredDataUnavailable):
+    def _required_data_unavailable(error: RequiredDataUnavailable) -> Response:
         return outcome_response(412, error.message, error.expression)
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):
-        headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+    def _http_error(error: HTTPException) -> Response:
+        allowed = getattr(error, "valid_methods", None)  # only MethodNotAllowed carries it
+        headers = {"Allow": ", ".join(allowed)} if allowed else None
         return outcome_response(error.code or 500, error.description or error.name, headers=headers)
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):
+    def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error while serving a request", exc_info=error)
         return outcome_response(500, "internal error: the service could not process this request")

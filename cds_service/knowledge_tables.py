@@ -16,6 +16,7 @@ error is reported with the row it was reading.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from functools import cache
@@ -97,13 +98,13 @@ def read_table(package: str, name: str) -> Rows:
     where = f"{package.replace('.', '/')}/data/{name}"
     units = None if (package, name) == ("fhir_mappings", "units.csv") else _units()
     try:
-        with resources.files(package).joinpath("data", name).open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = Rows()
-            for record in reader:
-                if problem := _check(record, units):
-                    raise KnowledgeError(f"{where}, line {reader.line_num}: {problem}")
-                rows.append(Row(record, where, reader.line_num))
+        text = resources.files(package).joinpath("data", name).read_text(encoding="utf-8")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = Rows()
+        for record in reader:
+            if problem := _check(record, units):
+                raise KnowledgeError(f"{where}, line {reader.line_num}: {problem}")
+            rows.append(Row(record, where, reader.line_num))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise KnowledgeError(f"{where}: cannot be read ({error})") from None
     if not rows:

@@ -71,7 +71,7 @@ def _trust_errors(settings: Settings) -> list[Problem]:
                 "required outside development mode (the https URL EHRs call; every token's aud is checked against it)",
             )
         )
-    elif not settings.dev and not _https(settings.public_base_url):
+    elif not settings.dev and settings.public_base_url and not _https(settings.public_base_url):
         errors.append(Problem("public_base_url", "must be an https URL outside development mode"))
     seen = set()
     for index, client in enumerate(settings.clients):

@@ -38,7 +38,7 @@ def prepare_metrics_directory() -> str:
     return directory
 
 
-def _worker_exited(server, worker) -> None:
+def _worker_exited(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)

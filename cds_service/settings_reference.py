@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
+from pydantic.fields import FieldInfo
 
 from cds_service.config import ENV_PREFIX, ClientConfig, Deadlines, Settings, SmartAppConfig
 
@@ -75,15 +75,12 @@ MEANING = {
 }
 
 
-def _default(field) -> str:
-    if field.default_factory is not None:
-        value = field.default_factory()
-        if isinstance(value, str):  # computed per user: described in the meaning instead
-            return "see meaning"
-    elif field.default is PydanticUndefined:
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
         return "required"
-    else:
-        value = field.default
+    value = field.get_default(call_default_factory=True, validated_data={})
+    if field.default_factory is not None and isinstance(value, str):  # computed per user: see the meaning
+        return "see meaning"
     if value is None:
         return "unset"
     if isinstance(value, BaseModel):
@@ -91,7 +88,7 @@ def _default(field) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def _type(field) -> str:
+def _type(field: FieldInfo) -> str:
     """`int | None` as `int or unset`: a bare `|` would split the Markdown table cell."""
     text = str(field.annotation)
     for noise in ("typing.", "<class '", "'>", "cds_service.config.", "pathlib.", "datetime.", "pydantic.types."):

@@ -19,7 +19,7 @@ def read_medication_administration(resource: Json, medications: dict[str, Json])
     """A given dose of a recognised drug with a time; None otherwise (nothing is guessed)."""
     if resource.get("status") not in GIVEN_STATUSES:
         return None
-    period = resource.get("effectivePeriod") if isinstance(resource.get("effectivePeriod"), dict) else {}
+    period: Json = resource["effectivePeriod"] if isinstance(resource.get("effectivePeriod"), dict) else {}
     time = parse_datetime(resource.get("effectiveDateTime")) or parse_datetime(period.get("start"))
     concept = medication_concept(resource, medications)
     recognised = recognise(concept)

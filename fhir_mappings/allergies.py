@@ -10,6 +10,7 @@ recorded the type is unknown, never assumed harmless.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
 from cds_service.request import Json, reference_of
@@ -36,7 +37,7 @@ def _immediate() -> tuple[re.Pattern[str], ...]:
     )
 
 
-def _code(concept) -> str | None:
+def _code(concept: Any) -> str | None:
     return next((c.get("code") for c in codings(concept) if c.get("code")), None)
 
 

@@ -7,6 +7,7 @@ Entered-in-error and refuted Conditions are ignored; resolved ones are kept as h
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
 from cds_service.request import Json, reference_of
@@ -59,7 +60,7 @@ def categories_of(concept: Json | None) -> list[tuple[str, str]]:
             continue
         key = _icd(code) if system == ICD10CM else code
         label = f"{system}|{code}"
-        found.extend((category, label) for category in exact.get((system, key), ()))
+        found.extend((category, label) for category in exact.get((str(system), key), ()))
         if system == ICD10CM:
             found.extend((category, label) for prefix, category in prefixes if key.startswith(prefix))
             found.extend((category, label) for low, high, category in ranges if low <= key[:3] <= high)
@@ -68,7 +69,7 @@ def categories_of(concept: Json | None) -> list[tuple[str, str]]:
     return list(dict.fromkeys(found))
 
 
-def _status(concept) -> str | None:
+def _status(concept: Any) -> str | None:
     return next((c.get("code") for c in codings(concept) if c.get("code")), None)
 
 

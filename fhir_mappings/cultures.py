@@ -27,7 +27,7 @@ def read_blood_culture(resource: Json) -> CultureFact | None:
     if status in IGNORED_STATUSES:
         return None
     if resource.get("resourceType") == "ServiceRequest":
-        occurrence = resource.get("occurrencePeriod") if isinstance(resource.get("occurrencePeriod"), dict) else {}
+        occurrence: Json = resource["occurrencePeriod"] if isinstance(resource.get("occurrencePeriod"), dict) else {}
         time = (
             parse_datetime(resource.get("occurrenceDateTime"))
             or parse_datetime(occurrence.get("start"))

@@ -26,9 +26,9 @@ def read_encounter(resource: Json) -> EncounterFact | None:
     status = str(resource.get("status") or "unknown")
     if status in IGNORED_STATUSES:
         return None
-    coding = resource.get("class") if isinstance(resource.get("class"), dict) else {}
-    setting, display = _classes().get((coding.get("system"), coding.get("code")), (None, ""))
-    period = resource.get("period") if isinstance(resource.get("period"), dict) else {}
+    coding: Json = resource["class"] if isinstance(resource.get("class"), dict) else {}
+    setting, display = _classes().get((str(coding.get("system")), str(coding.get("code"))), (None, ""))
+    period: Json = resource["period"] if isinstance(resource.get("period"), dict) else {}
     return EncounterFact(
         setting=setting,
         class_display=display or str(coding.get("display") or coding.get("code") or "class not coded"),

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings.facts import CodedFact, DataIssue, Measurement
-from fhir_mappings.knowledge import LabCode, analyte_specs, lab_codes
+from fhir_mappings.knowledge import AnalyteSpec, LabCode, analyte_specs, lab_codes
 from fhir_mappings.resources import Json, codings, concept_text
 from fhir_mappings.times import parse_datetime
 from fhir_mappings.units import UnusableValue, normalise
@@ -32,7 +32,7 @@ def _pregnancy_codes() -> tuple[frozenset[tuple[str, str]], dict[tuple[str, str]
 def recognised_code(concept: Any) -> LabCode | None:
     table = lab_codes()
     for coding in codings(concept):
-        if coding.get("system") == LOINC and (known := table.get(coding.get("code"))):
+        if coding.get("system") == LOINC and (known := table.get(str(coding.get("code")))):
             return known
     return None
 
@@ -99,7 +99,15 @@ class ObservationReader:
             self._read_value(source, code, element, time, status, draw, site, reported_at)
 
     def _read_value(
-        self, source, code: LabCode, element: Json, time, status, draw, site=None, reported_at=None
+        self,
+        source: str,
+        code: LabCode,
+        element: Json,
+        time: datetime,
+        status: str,
+        draw: str,
+        site: str | None = None,
+        reported_at: datetime | None = None,
     ) -> None:
         spec = analyte_specs()[code.analyte]
         quantity = element.get("valueQuantity")
@@ -175,7 +183,7 @@ class ObservationReader:
         self.issues.append(DataIssue(source, problem))
 
 
-def _reference_low(element: Json, unit: str | None, spec) -> float | None:
+def _reference_low(element: Json, unit: str | None, spec: AnalyteSpec) -> float | None:
     """The lab's lower limit, in the canonical unit; a zero or unreadable limit is no limit."""
     for reference_range in element.get("referenceRange") or ():
         low = reference_range.get("low") if isinstance(reference_range, dict) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from cds_service.request import Json, operation_outcome_issues
 from fhir_mappings.administrations import read_medication_administration
@@ -16,8 +17,8 @@ from fhir_mappings.observations import Draw, ObservationReader, effective_time, 
 from fhir_mappings.patient import read_patient
 
 
-def _member_keys(references) -> list[str]:
-    keys = []
+def _member_keys(references: Any) -> list[str]:
+    keys: list[str] = []
     for reference in references or ():
         target = reference.get("reference") if isinstance(reference, dict) else None
         if isinstance(target, str):

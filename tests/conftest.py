@@ -5,22 +5,59 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy
 
+from cds_service import hooks
 from cds_service.app import create_app
 from cds_service.config import Settings
+from cds_service.hooks.service import CdsService
 from cds_service.http.schemas import validator
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(os.environ.get("CYTOPENIA_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 AS_OF = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+# How long a real server may take to start: generous, because a loaded 2-core machine starts gunicorn
+# and its workers slowly. Waiting is not measuring; a start that fails prints the server's output.
+SERVER_START_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(
+    url: str,
+    process: subprocess.Popen,
+    output: Callable[[], str],
+    ready: Callable[[requests.Response], bool] = lambda response: True,
+) -> None:
+    """Poll `url` until it answers (and `ready` says so); fail with the server's output if it exits or never does."""
+    deadline = time.monotonic() + SERVER_START_S
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode} before serving {url}:\n{output()}")
+        try:
+            if ready(requests.get(url, timeout=2)):
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the server did not serve {url} within {SERVER_START_S} s:\n{output()}")
+        time.sleep(0.1)
 
 
 DATA_HOME = pytest.StashKey[str]()
@@ -51,11 +88,11 @@ def assert_valid(schema: str, document: dict) -> None:
 
 @pytest.fixture
 def make_app():
-    def factory(as_of: datetime = AS_OF, **settings):
+    def factory(as_of: datetime = AS_OF, services: tuple[CdsService, ...] = hooks.SERVICES, **settings):
         settings.setdefault("dev", True)
         settings.setdefault("database_url", "sqlite://")  # a fresh in-memory database per app
         settings.setdefault("audit_key", "test-audit-key")  # production refuses to start without one
-        return create_app(Settings(**settings), clock=lambda: as_of)
+        return create_app(Settings(**settings), clock=lambda: as_of, services=services)
 
     return factory
 
@@ -73,7 +110,14 @@ def example_request() -> dict:
 POSTGRES_URL = os.environ.get("CYTOPENIA_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test-fast` runs `-m "not slow"`: real servers and the corpus are slow by nature."""
+    for item in items:
+        if item.get_closest_marker("server") or item.get_closest_marker("corpus"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def database_url(request, tmp_path):
     """An empty database: a SQLite file, or a schema of its own on the machine's PostgreSQL (dropped after)."""
     if request.param == "sqlite":

@@ -41,9 +41,11 @@ def with_bad_input(folder: Path) -> Path:
         "effectiveDateTime": "2021-01-30T08:00:00Z",
         "valueQuantity": {"value": 0.2, "unit": "furlongs", "code": "furlongs"},
     }
+    mistyped = {**unknown_unit, "id": "anc-as-text", "valueQuantity": {"value": "low", "unit": "10*3/uL"}}
     with (folder / "Extra.ndjson").open("wb") as handle:
         handle.write(b"".join(BAD_LINES.values()))
         handle.write(orjson.dumps(unknown_unit) + b"\n")
+        handle.write(orjson.dumps(mistyped) + b"\n")  # JSON, but a value the hooks reject: not 'not JSON'
         handle.write(b'{"resourceType": "Observation", "id": "cut-off", "status": "fin')
     return folder
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-import pytest
 from flask import request as flask_request
 
 from cds_service import hooks
@@ -65,22 +64,7 @@ def test_sandbox_tokens_are_refused_outside_dev_mode(make_app, example_request, 
     assert app.test_client().post(SERVICE_PATH, json=example_request, headers=bearer(token)).status_code == 401
 
 
-@pytest.fixture
-def order_sign_echo(monkeypatch):
-    """A stand-in order-sign service that records who called; the request's body goes through real validation."""
-    seen = []
-    echo = CdsService(
-        id="order-sign-echo",
-        hook="order-sign",
-        title="echo",
-        description="records the caller",
-        handler=lambda call: seen.append((flask_request.environ["cytopenia.caller"], call)) or [],
-    )
-    monkeypatch.setattr(hooks, "SERVICES", (*hooks.SERVICES, echo))
-    return seen
-
-
-def test_the_real_sandbox_request_is_accepted_in_dev_mode_signed_by_a_dev_client(make_app, order_sign_echo, tmp_path):
+def test_the_real_sandbox_request_is_accepted_in_dev_mode_signed_by_a_dev_client(make_app, tmp_path):
     """The Sandbox's own token cannot be minted here (its private key is not ours to commit), so a dev-mode
     client with a test key signs the way the Sandbox does: ES384, kid, jku, aud = the exact URL called."""
     request = load_fixture("sandbox/order-sign-clozapine.json")
@@ -93,7 +77,15 @@ def test_the_real_sandbox_request_is_accepted_in_dev_mode_signed_by_a_dev_client
         jku_allowlist=[jku],
         fhir_servers=[request["fhirServer"]],
     )
-    http = make_app(dev=True, clients=[client]).test_client()
+    seen = []
+    echo = CdsService(  # a stand-in order-sign service that records who called; the body goes through real validation
+        id="order-sign-echo",
+        hook="order-sign",
+        title="echo",
+        description="records the caller",
+        handler=lambda call: seen.append((flask_request.environ["cytopenia.caller"], call)) or [],
+    )
+    http = make_app(dev=True, clients=[client], services=(*hooks.SERVICES, echo)).test_client()
     url = "http://localhost/cds-services/order-sign-echo"
     response = http.post(
         "/cds-services/order-sign-echo",
@@ -102,6 +94,6 @@ def test_the_real_sandbox_request_is_accepted_in_dev_mode_signed_by_a_dev_client
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert_valid("response", response.get_json())
-    ((caller, call),) = order_sign_echo
+    ((caller, call),) = seen
     assert (caller.issuer, caller.dev, caller.fhir_servers) == ("https://dev-ehr.test", True, (request["fhirServer"],))
     assert call.context["patientId"] == request["context"]["patientId"]

@@ -37,7 +37,7 @@ def keys() -> dict[str, SigningKey]:
 
 @pytest.fixture
 def production_app(make_app, keys, tmp_path):
-    def factory(**client_overrides):
+    def factory(services=hooks.SERVICES, **client_overrides):
         client = {
             "issuer": EHR_ISSUER,
             "jwks_file": write_jwks(tmp_path / "ehr-jwks.json", *keys.values()),
@@ -45,7 +45,9 @@ def production_app(make_app, keys, tmp_path):
             "fhir_servers": [FHIR_SERVER],
             **client_overrides,
         }
-        return make_app(dev=False, workers=1, public_base_url=BASE_URL, clients=[ClientConfig(**client)])
+        return make_app(
+            dev=False, workers=1, public_base_url=BASE_URL, clients=[ClientConfig(**client)], services=services
+        )
 
     return factory
 
@@ -215,18 +217,12 @@ def test_feedback_is_verified_by_path_with_its_own_aud(http, keys):
     assert admitted.status_code != 401
 
 
-def test_the_caller_carries_its_clients_fhir_servers(production_app, keys, example_request, monkeypatch):
+def test_the_caller_carries_its_clients_fhir_servers(production_app, keys, example_request):
     seen = []
-    monkeypatch.setattr(
-        hooks,
-        "SERVICES",
-        (
-            replace(
-                hooks.SERVICES[0], handler=lambda call: seen.append(flask_request.environ["cytopenia.caller"]) or []
-            ),
-        ),
+    recording = replace(
+        hooks.SERVICES[0], handler=lambda call: seen.append(flask_request.environ["cytopenia.caller"]) or []
     )
-    http = production_app(tenants=[TENANT]).test_client()
+    http = production_app(services=(recording,), tenants=[TENANT]).test_client()
     assert (
         http.post(
             SERVICE_PATH, json=example_request, headers=bearer(keys["ES384"].mint(claims(tenant=TENANT)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,10 @@ import pytest
 import redis
 import requests
 
+from tests.conftest import free_port, wait_until_serving
 from tests.jwt_support import SERVICE_PATH, SigningKey, bearer, claims, write_jwks
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -54,14 +48,7 @@ algorithms = ["RS384"]
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(base + "/cds-services", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, log.read_text()
-                time.sleep(0.2)
+        wait_until_serving(base + "/cds-services", process, log.read_text)
         yield base, key, log
     finally:
         process.terminate()

@@ -16,6 +16,8 @@ from cds_service.screening.run import Options, screen
 from tests.bulk_export_server import BulkServer, running
 from tests.screening_support import AS_OF, PATIENTS, small_population
 
+pytestmark = pytest.mark.slow  # a Bulk Data server and whole screening runs
+
 
 def _keys(private) -> tuple[bytes, bytes]:
     pem = private.private_bytes(

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from cds_service.cli import main
-from cds_service.clinical.knowledge import threshold
 from cds_service.config import load_settings
 from tests.conftest import assert_valid
 
@@ -81,20 +80,21 @@ def test_bad_file_stops_the_server_naming_the_field(tmp_path, capsys):
 
 def test_site_threshold_changes_the_card_and_says_so(make_app, example_request):
     """A site raising the platelet transfusion threshold sees it on cards, with the cited default kept."""
-    default = make_app().test_client().post("/cds-services/cytopenia-review", json=example_request).get_json()
+    default = make_app(repeat_window_hours=0).test_client()
+    before = default.post("/cds-services/cytopenia-review", json=example_request).get_json()
     app = make_app(thresholds={"platelet_transfusion": 100})
-    assert threshold("platelet_transfusion").cited_default == 10
-    assert "cited default 10" in threshold("platelet_transfusion").source
     tuned = app.test_client().post("/cds-services/cytopenia-review", json=example_request).get_json()
     assert_valid("response", tuned)
 
     def labels(document):
         return [s["label"] for c in document["cards"] for s in c.get("suggestions", ())]
 
-    assert not any("platelet transfusion" in label for label in labels(default))
+    assert not any("platelet transfusion" in label for label in labels(before))
     assert any("below 100" in label for label in labels(tuned))
-    make_app()
-    assert threshold("platelet_transfusion").value == 10
+    tuned_threshold = app.extensions["cytopenia.thresholds"]["platelet_transfusion"]
+    assert tuned_threshold.cited_default == 10 and "cited default 10" in tuned_threshold.source
+    after = default.post("/cds-services/cytopenia-review", json=example_request).get_json()
+    assert not any("platelet transfusion" in label for label in labels(after)), "the tuned app leaked its setting"
 
 
 def test_disabled_service_is_neither_discovered_nor_callable(make_app, example_request):

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 from cds_service.config import Settings
 from cds_service.serving import gunicorn_options
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, free_port, wait_until_serving
 
 
 def test_dockerfile_passes_hadolint():
@@ -52,12 +50,6 @@ def test_gunicorn_settings_follow_the_configuration(tmp_path):
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def fetch(url: str, body: bytes | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -74,6 +66,7 @@ def test_serve_under_gunicorn_aggregates_metrics_across_workers(tmp_path):
         "CYTOPENIA_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.sqlite3'}",
     }
     env.pop("CYTOPENIA_CONFIG", None)
+    log = tmp_path / "server.log"
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "cytopenia-cds"),
@@ -87,17 +80,12 @@ def test_serve_under_gunicorn_aggregates_metrics_across_workers(tmp_path):
             str(ROOT / "docker" / "gunicorn.conf.py"),
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if fetch(f"{base}/readyz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_serving(f"{base}/readyz", server, log.read_text, ready=lambda response: response.status_code == 200)
         body = (EXAMPLES / "patient-view-neutropenia.json").read_bytes()
         answers = [fetch(f"{base}/cds-services/cytopenia-review", body) for _ in range(6)]
         assert all(status == 200 for status, _ in answers)
@@ -109,6 +97,7 @@ def test_serve_under_gunicorn_aggregates_metrics_across_workers(tmp_path):
         assert f"{count} 6.0" in metrics
     finally:
         server.terminate()
-        output = server.communicate(timeout=30)[0].decode()
+        server.wait(timeout=30)
+    output = log.read_text()
     assert server.returncode == 0, output
     assert '"event":"request"' in output and '"route":"/cds-services/<service_id>"' in output

@@ -26,8 +26,6 @@ from tests.builders import (
     record_of,
 )
 
-F = FindingKind
-
 
 def findings(*resources, as_of=None, patient_resource=None):
     as_of = as_of or day(1)
@@ -35,7 +33,7 @@ def findings(*resources, as_of=None, patient_resource=None):
 
 
 def neutropenia(*resources, **kw):
-    return findings(*resources, **kw).finding(F.NEUTROPENIA)
+    return findings(*resources, **kw).finding(FindingKind.NEUTROPENIA)
 
 
 def test_reported_anc_0_9_is_grade_3_moderate():
@@ -74,7 +72,7 @@ def test_a_reported_anc_is_preferred_over_the_differential():
 
 def test_wbc_and_percent_from_different_draws_are_never_combined():
     assessment = findings(*draw((WBC, 2.0), on=0), *draw((NEUT_PCT, 20), on=0.5))
-    assert assessment.finding(F.NEUTROPENIA) is None
+    assert assessment.finding(FindingKind.NEUTROPENIA) is None
     assert any("neutropenia cannot be assessed" in m for m in assessment.missing)
 
 
@@ -86,7 +84,7 @@ def test_grade_1_uses_the_labs_lower_limit_and_says_so():
 
 def test_without_a_lab_range_the_anc_default_lln_is_said():
     assessment = findings(observation(ANC, 1.6))
-    assert assessment.finding(F.NEUTROPENIA) is None
+    assert assessment.finding(FindingKind.NEUTROPENIA) is None
 
 
 def test_normal_counts_give_no_finding():
@@ -96,24 +94,28 @@ def test_normal_counts_give_no_finding():
 
 def test_pancytopenia_when_all_three_lineages_are_low_on_the_same_draw():
     assessment = findings(*draw((ANC, 0.8), (HB, 9.0), (PLT, 60)))
-    pancytopenia = assessment.finding(F.PANCYTOPENIA)
+    pancytopenia = assessment.finding(FindingKind.PANCYTOPENIA)
     assert pancytopenia is not None
-    assert {f.kind for f in pancytopenia.lineages} == {F.NEUTROPENIA, F.ANAEMIA, F.THROMBOCYTOPENIA}
+    assert {f.kind for f in pancytopenia.lineages} == {
+        FindingKind.NEUTROPENIA,
+        FindingKind.ANAEMIA,
+        FindingKind.THROMBOCYTOPENIA,
+    }
     assert pancytopenia.grade_number == 3
 
 
 def test_pancytopenia_uses_wbc_when_no_anc_is_reported():
-    assert findings(*draw((WBC, 1.5), (HB, 9.0), (PLT, 60))).finding(F.PANCYTOPENIA) is not None
+    assert findings(*draw((WBC, 1.5), (HB, 9.0), (PLT, 60))).finding(FindingKind.PANCYTOPENIA) is not None
 
 
 def test_no_pancytopenia_from_low_counts_on_different_draws():
     assessment = findings(*draw((ANC, 0.8), on=0), *draw((HB, 9.0), (PLT, 60), on=0.5))
-    assert assessment.finding(F.PANCYTOPENIA) is None
-    assert assessment.finding(F.NEUTROPENIA) and assessment.finding(F.THROMBOCYTOPENIA)
+    assert assessment.finding(FindingKind.PANCYTOPENIA) is None
+    assert assessment.finding(FindingKind.NEUTROPENIA) and assessment.finding(FindingKind.THROMBOCYTOPENIA)
 
 
 def test_no_pancytopenia_when_one_lineage_is_normal():
-    assert findings(*draw((ANC, 0.8), (HB, 14.0), (PLT, 60))).finding(F.PANCYTOPENIA) is None
+    assert findings(*draw((ANC, 0.8), (HB, 14.0), (PLT, 60))).finding(FindingKind.PANCYTOPENIA) is None
 
 
 def test_duffy_null_anc_within_its_interval_is_not_neutropenia_but_keeps_the_ctcae_grade():
@@ -138,9 +140,9 @@ def test_duffy_null_changes_nothing_for_patients_without_it():
 
 
 def test_duffy_null_wbc_within_its_interval_is_not_leukopenia():
-    finding = findings(observation(WBC, 2.9, low=4.0), condition("Duffy-null")).finding(F.LEUKOPENIA)
+    finding = findings(observation(WBC, 2.9, low=4.0), condition("Duffy-null")).finding(FindingKind.LEUKOPENIA)
     assert finding.significant is True  # 2.9 is below the Duffy-null WBC limit 3.00
-    finding = findings(observation(WBC, 3.2, low=4.0), condition("Duffy-null")).finding(F.LEUKOPENIA)
+    finding = findings(observation(WBC, 3.2, low=4.0), condition("Duffy-null")).finding(FindingKind.LEUKOPENIA)
     assert finding.grade.grade == 1 and finding.significant is False
 
 
@@ -196,53 +198,57 @@ def test_no_counts_at_all_is_said_never_normal():
 
 def test_a_preliminary_result_is_graded():
     assessment = findings(observation(ANC, 0.3, status="preliminary"), observation(WBC, 5.0))
-    assert assessment.finding(F.NEUTROPENIA).grade.grade == 4
+    assert assessment.finding(FindingKind.NEUTROPENIA).grade.grade == 4
 
 
 def test_who_anaemia_for_an_adult_man_mild_below_13():
-    finding = findings(observation(HB, 12.5), patient_resource=patient("male")).finding(F.ANAEMIA)
+    finding = findings(observation(HB, 12.5), patient_resource=patient("male")).finding(FindingKind.ANAEMIA)
     assert finding.severity == "mild" and finding.grade.grade == 1
     assert "WHO 2024 cut-off for men" in finding.lower_limit.basis
 
 
 def test_who_anaemia_boundary_for_a_woman_12_0_is_not_anaemia():
-    assert findings(observation(HB, 12.0), patient_resource=patient("female")).finding(F.ANAEMIA) is None
+    assert findings(observation(HB, 12.0), patient_resource=patient("female")).finding(FindingKind.ANAEMIA) is None
 
 
 def test_anaemia_says_pregnancy_status_was_unknown_only_for_a_woman_of_reproductive_age():
-    finding = findings(observation(HB, 11.5), patient_resource=patient("female", "1990-01-01")).finding(F.ANAEMIA)
+    finding = findings(observation(HB, 11.5), patient_resource=patient("female", "1990-01-01")).finding(
+        FindingKind.ANAEMIA
+    )
     assert "Pregnancy status not known" in finding.notes[0]
     for resource in (patient("female", "1960-01-01"), patient("male", "1990-01-01")):
-        assert findings(observation(HB, 11.5), patient_resource=resource).finding(F.ANAEMIA).notes == ()
+        assert findings(observation(HB, 11.5), patient_resource=resource).finding(FindingKind.ANAEMIA).notes == ()
 
 
 def test_anaemia_severe_ctcae_grade_3_below_8():
-    finding = findings(observation(HB, 7.2)).finding(F.ANAEMIA)
+    finding = findings(observation(HB, 7.2)).finding(FindingKind.ANAEMIA)
     assert (finding.grade.grade, finding.severity) == (3, "severe")
 
 
 def test_anaemia_in_mmol_per_litre_6_2_is_grade_1_not_2():
-    finding = findings(observation(HB_MOLAR, 6.2), patient_resource=patient("male")).finding(F.ANAEMIA)
+    finding = findings(observation(HB_MOLAR, 6.2), patient_resource=patient("male")).finding(FindingKind.ANAEMIA)
     assert finding.grade.grade == 1
 
 
 def test_child_uses_the_age_specific_who_cut_off():
-    finding = findings(observation(HB, 11.2), patient_resource=patient("female", "2020-01-01")).finding(F.ANAEMIA)
+    finding = findings(observation(HB, 11.2), patient_resource=patient("female", "2020-01-01")).finding(
+        FindingKind.ANAEMIA
+    )
     assert "children 5-11 years" in finding.lower_limit.basis
 
 
 def test_unknown_age_is_said_on_anaemia():
     finding = findings(observation(HB, 7.5), patient_resource={"resourceType": "Patient", "id": "p1"}).finding(
-        F.ANAEMIA
+        FindingKind.ANAEMIA
     )
     assert finding.grade.grade == 3 and "could not be chosen" in finding.notes[0]
 
 
 def test_platelets_grade_1_against_the_default_150_when_no_lab_range():
-    finding = findings(observation(PLT, 140)).finding(F.THROMBOCYTOPENIA)
+    finding = findings(observation(PLT, 140)).finding(FindingKind.THROMBOCYTOPENIA)
     assert finding.grade.grade == 1 and "default 150" in finding.lower_limit.basis
 
 
 def test_wbc_grade_1_is_not_assessed_without_a_lab_range():
-    assert findings(observation(WBC, 3.5)).finding(F.LEUKOPENIA) is None
-    assert findings(observation(WBC, 3.5, low=4.0)).finding(F.LEUKOPENIA).grade.grade == 1
+    assert findings(observation(WBC, 3.5)).finding(FindingKind.LEUKOPENIA) is None
+    assert findings(observation(WBC, 3.5, low=4.0)).finding(FindingKind.LEUKOPENIA).grade.grade == 1

@@ -12,8 +12,8 @@ from fhir.resources.R4B.condition import Condition
 from cards.patient_view import patient_view_cards as cytopenia_cards
 from cds_service.clinical.context import ChartCoverage, chart_context, code_rules
 from cds_service.clinical.cytopenia import assess
+from cds_service.knowledge_tables import read_table
 from fhir_mappings import read_record
-from fhir_mappings.knowledge import read_table
 from tests.conftest import FIXTURES, assert_valid, load_fixture
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"

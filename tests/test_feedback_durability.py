@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,16 +17,11 @@ import requests
 import sqlalchemy
 
 from cds_service.storage.models import FeedbackRecord
+from tests.conftest import free_port, wait_until_serving
 
 pytestmark = pytest.mark.server
 BURST = 300
 CLI = [sys.executable, "-m", "cds_service.cli", "serve", "--dev", "--workers", "3"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
@@ -39,17 +32,16 @@ class Server:
             [*CLI, "--port", str(self.port)], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=log.parent
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/cds-services", timeout=1).status_code == 200 and len(self.workers()) == 3:
-                    return
-            except requests.ConnectionError:
-                pass
-            assert self.process.poll() is None, log.read_text()
-            time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"server did not start: {log.read_text()}")
+        try:
+            wait_until_serving(
+                f"{self.url}/cds-services",
+                self.process,
+                log.read_text,
+                ready=lambda response: response.status_code == 200 and len(self.workers()) == 3,
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def workers(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")

@@ -108,7 +108,7 @@ def _sample(name: str, **labels: str) -> float:
 def test_fetch_timeouts_errors_and_latency_show_in_the_metrics(app_client, example_request):
     """An operator's dashboard sees the EHR's FHIR server misbehave; it does not stay at zero."""
     timeouts = _sample("cytopenia_fhir_fetch_timeouts_total", resource_type="Observation")
-    errors = _sample("cytopenia_fhir_fetch_errors_total", reason="failed")
+    errors = _sample("cytopenia_fhir_fetch_errors_total", reason="server_error")
     timed = _sample("cytopenia_fhir_fetch_duration_seconds_count", resource_type="Observation")
     del example_request["prefetch"]["bloodCounts"]
     with serving({"Observation": slow(5, fhir({"resourceType": "Bundle", "type": "searchset"}))}) as (base, _):
@@ -116,5 +116,5 @@ def test_fetch_timeouts_errors_and_latency_show_in_the_metrics(app_client, examp
     with serving({"Observation": fhir(SERVER_ERROR, 500)}) as (base, _):
         assert _call(app_client, dict(example_request), base)[0].status_code == 412
     assert _sample("cytopenia_fhir_fetch_timeouts_total", resource_type="Observation") == timeouts + 1
-    assert _sample("cytopenia_fhir_fetch_errors_total", reason="failed") == errors + 1
+    assert _sample("cytopenia_fhir_fetch_errors_total", reason="server_error") == errors + 1
     assert _sample("cytopenia_fhir_fetch_duration_seconds_count", resource_type="Observation") >= timed + 1

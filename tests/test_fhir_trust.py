@@ -9,8 +9,8 @@ import pytest
 from cds_service import hooks
 from cds_service.auth import Caller
 from cds_service.config import Settings
-from cds_service.data_access.fhir_client import Refused, trusted_server
-from cds_service.data_access.gather import RequiredDataUnavailable, gather
+from cds_service.data_access.fhir_trust import Refused, trusted_server
+from cds_service.data_access.gather import FhirAccess, RequiredDataUnavailable, gather
 from cds_service.data_access.templates import UnfilledToken, fill, template_problems
 from cds_service.hooks.cytopenia_review import SERVICE
 
@@ -89,7 +89,6 @@ def test_loopback_address_is_refused_outside_dev_mode(example_request):
         del example_request["prefetch"]["bloodCounts"]
         example_request.update(fhirServer=base, fhirAuthorization=TOKEN)
         with pytest.raises(RequiredDataUnavailable) as raised:
-            gather(
-                SERVICE.prefetch, example_request, Settings(fhir_server_allowlist=[base], fhir_deadline_ms=2000), CALLER
-            )
+            settings = Settings(fhir_server_allowlist=[base], fhir_deadline_ms=2000)
+            gather(SERVICE.prefetch, example_request, settings, CALLER, FhirAccess.for_settings(settings))
     assert "private, loopback or link-local" in raised.value.message

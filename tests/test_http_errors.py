@@ -85,11 +85,11 @@ def test_required_prefetch_missing_is_412_naming_the_key(client, example_request
     assert "'bloodCounts'" in outcome(client.post(URL, json=example_request), 412)
 
 
-def test_a_failing_handler_is_a_generic_500_without_internals(client, example_request, monkeypatch, caplog):
+def test_a_failing_handler_is_a_generic_500_without_internals(make_app, example_request, caplog):
     def broken(call):
         raise RuntimeError("secret internal detail /srv/app.py")
 
-    monkeypatch.setattr(hooks, "SERVICES", tuple(dataclasses.replace(s, handler=broken) for s in hooks.SERVICES))
+    client = make_app(services=tuple(dataclasses.replace(s, handler=broken) for s in hooks.SERVICES)).test_client()
     response = client.post(URL, json=example_request)
     text = outcome(response, 500)
     assert "secret" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)

@@ -85,6 +85,7 @@ def test_readiness_is_refused_while_a_table_is_broken(tmp_path, monkeypatch):
         knowledge_loaded(None)
 
 
+@pytest.mark.slow
 def test_a_corrupted_clozapine_table_stops_the_server_naming_file_and_row(tmp_path):
     """The packages copied, one number in the clozapine ANC table broken: `serve` refuses to start."""
     for package in ("cds_service", "fhir_mappings", "cards"):

@@ -5,14 +5,12 @@ from __future__ import annotations
 from fhir_mappings import Analyte
 from tests.builders import ANC, HB, PLT, WBC, day, draw, observation, record_of
 
-A = Analyte
-
 
 def test_a_final_result_keeps_value_unit_time_source_and_lab_range():
     record = record_of(observation(ANC, 900, "/uL", low=1800, id="anc-1"))
     [m] = record.measurements
     assert (m.analyte, m.value, m.unit, m.time, m.source, m.code) == (
-        A.ABSOLUTE_NEUTROPHIL_COUNT,
+        Analyte.ABSOLUTE_NEUTROPHIL_COUNT,
         0.9,
         "10*9/L",
         day(0),
@@ -25,7 +23,7 @@ def test_a_final_result_keeps_value_unit_time_source_and_lab_range():
 
 def test_amended_and_corrected_results_are_used():
     record = record_of(observation(WBC, 3.0, status="amended"), observation(WBC, 2.9, status="corrected", on=1))
-    assert [m.value for m in record.series(A.WHITE_BLOOD_CELLS)] == [3.0, 2.9]
+    assert [m.value for m in record.series(Analyte.WHITE_BLOOD_CELLS)] == [3.0, 2.9]
 
 
 def test_registered_cancelled_and_entered_in_error_results_are_not_used_and_said():
@@ -44,7 +42,7 @@ def test_registered_cancelled_and_entered_in_error_results_are_not_used_and_said
 
 def test_a_preliminary_result_is_used_and_labelled():
     record = record_of(observation(ANC, 0.3, status="preliminary"), observation(WBC, 5.0))
-    [anc] = record.series(A.ABSOLUTE_NEUTROPHIL_COUNT)
+    [anc] = record.series(Analyte.ABSOLUTE_NEUTROPHIL_COUNT)
     assert anc.value == 0.3 and anc.status_label == "preliminary"
 
 
@@ -52,8 +50,8 @@ def test_a_later_version_of_the_same_draw_replaces_the_earlier_one():
     preliminary = observation(ANC, 0.3, status="preliminary", specimen="Specimen/s1")
     final = observation(ANC, 0.4, status="final", specimen="Specimen/s1")
     corrected = observation(ANC, 0.45, status="corrected", specimen="Specimen/s1")
-    assert [m.value for m in record_of(final, preliminary).series(A.ABSOLUTE_NEUTROPHIL_COUNT)] == [0.4]
-    [latest] = record_of(corrected, final, preliminary).series(A.ABSOLUTE_NEUTROPHIL_COUNT)
+    assert [m.value for m in record_of(final, preliminary).series(Analyte.ABSOLUTE_NEUTROPHIL_COUNT)] == [0.4]
+    [latest] = record_of(corrected, final, preliminary).series(Analyte.ABSOLUTE_NEUTROPHIL_COUNT)
     assert latest.value == 0.45 and latest.status_label == "corrected"
 
 
@@ -62,7 +60,7 @@ def test_the_version_reported_last_wins_whatever_its_status():
     earlier["meta"] = {"lastUpdated": "2026-11-01T10:00:00Z"}
     later = observation(ANC, 0.35, status="preliminary", specimen="Specimen/s1")
     later["issued"] = "2026-11-01T12:00:00Z"
-    assert [m.value for m in record_of(later, earlier).series(A.ABSOLUTE_NEUTROPHIL_COUNT)] == [0.35]
+    assert [m.value for m in record_of(later, earlier).series(Analyte.ABSOLUTE_NEUTROPHIL_COUNT)] == [0.35]
 
 
 def test_unknown_status_is_a_reported_issue():

@@ -8,7 +8,7 @@ import pytest
 
 from cds_service.auth import Caller
 from cds_service.config import Settings
-from cds_service.data_access.gather import RequiredDataUnavailable, gather
+from cds_service.data_access.gather import FhirAccess, RequiredDataUnavailable, gather
 from cds_service.hooks.cytopenia_review import SERVICE
 from tests.conftest import assert_valid
 from tests.misbehaving_fhir import fhir, serving
@@ -22,7 +22,7 @@ OPERATION_OUTCOME = {
 
 
 def gathered(request, settings=DEV):
-    return gather(SERVICE.prefetch, request, settings, DEV_CALLER)
+    return gather(SERVICE.prefetch, request, settings, DEV_CALLER, FhirAccess.for_settings(settings))
 
 
 def problems(data):

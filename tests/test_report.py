@@ -7,6 +7,7 @@ import io
 import json
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import insert
 
 from cds_service.cli import main
@@ -150,6 +151,7 @@ def test_report_as_csv_and_table(database_url, monkeypatch, capsys):
     assert "never issued: 1" in text
 
 
+@pytest.mark.slow
 def test_report_chart_is_a_png(database_url, monkeypatch, capsys, tmp_path):
     seed(database_url)
     chart = tmp_path / "override-rates.png"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import shutil
 import uuid
 from datetime import timedelta
@@ -14,11 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.cli import main
-from cds_service.clinical.knowledge import install_site_thresholds
+from cds_service.clinical.knowledge import SITE_THRESHOLDS
 from cds_service.screening.evaluate import COLUMNS, screen_patient
-from cds_service.screening.ingest import connect, ingest
-from cds_service.screening.run import candidates_by_bucket
+from cds_service.screening.ingest import MAX_LINE, connect, ingest
+from cds_service.screening.run import Options, candidates_by_bucket, screen
 from tests.screening_support import AS_OF, BAD_LINES, PATIENTS, resources_by_patient, small_population, with_bad_input
+
+pytestmark = pytest.mark.slow  # whole screening runs over generated populations
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,7 @@ def test_the_sites_configuration_applies_as_in_the_hooks(population, tmp_path):
             with (out / "worklist.csv").open(encoding="utf-8") as handle:
                 counts[name] = sum(r["finding"] == "thrombocytopenia" for r in csv.DictReader(handle))
     finally:
-        install_site_thresholds({})  # the command installs the site's values in this process
+        SITE_THRESHOLDS.set({})  # the command installs the site's values in this process
     assert counts["site"] > counts["cited"]
 
 
@@ -211,3 +214,24 @@ def test_prefilter_never_drops_a_generated_patient_a_rule_flags(tmp_path, observ
     con.close()
     if screen_patient("p1", resources, AS_OF):
         assert "p1" in kept
+
+
+def test_gzipped_ndjson_gives_the_same_worklist(population, tmp_path):
+    compressed = tmp_path / "gz"
+    compressed.mkdir()
+    for path in population.glob("*.ndjson"):
+        (compressed / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+    options = Options(as_of=AS_OF, processes=1, progress=False, chart=False)
+    screen(compressed, tmp_path / "from-gz", options)
+    screen(population, tmp_path / "from-plain", options)
+    assert (tmp_path / "from-gz" / "worklist.csv").read_text() == (tmp_path / "from-plain" / "worklist.csv").read_text()
+
+
+def test_a_line_too_long_to_read_names_its_file_and_the_other_files_are_screened(population, tmp_path):
+    source = tmp_path / "with-a-huge-line"
+    shutil.copytree(population, source)
+    (source / "Huge.ndjson").write_bytes(b'{"resourceType": "Basic", "note": "' + b"x" * (MAX_LINE + 10) + b'"}\n')
+    summary = screen(source, tmp_path / "out", Options(as_of=AS_OF, processes=1, progress=False, chart=False))
+    assert summary.bad_input["file could not be read"] == 1
+    assert summary.bad_input_examples["file could not be read"][0].startswith("Huge.ndjson")
+    assert summary.patients_in == PATIENTS and summary.balanced()

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.clinical.knowledge import install_site_thresholds
+from cds_service.clinical.knowledge import SITE_THRESHOLDS
 from cds_service.hooks import cytopenia_review, febrile_neutropenia
 from cds_service.screening.evaluate import ORDER_SIGN, hook_data, renewal_bundle
 from cds_service.screening.run import Options, screen
 from tests.screening_support import AS_OF, resources_by_patient, small_population
+
+pytestmark = pytest.mark.slow  # the screen and the hooks over every fixture patient
 
 # The cards that say data are missing rather than report a finding (cards/cytopenia.py data_gap_card,
 # cards/febrile_neutropenia.py not_excluded_card without a current ANC).
@@ -45,7 +47,7 @@ SITES = {
 @pytest.fixture(scope="module", params=sorted(SITES))
 def site(request) -> dict:
     yield SITES[request.param]
-    install_site_thresholds({})  # the next test starts from the cited values
+    SITE_THRESHOLDS.set({})  # the next test starts from the cited values
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import EXAMPLES, assert_valid
+from tests.conftest import EXAMPLES, assert_valid, free_port, wait_until_serving
 
 CLI = str(Path(sys.executable).with_name("cytopenia-cds"))
 EXAMPLE = EXAMPLES / "patient-view-neutropenia.json"
@@ -25,12 +23,6 @@ def clean_env(**settings: str) -> dict[str, str]:
     """The environment without the developer's CYTOPENIA_* settings, plus the given ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CYTOPENIA_")}
     return env | {f"CYTOPENIA_{name.upper()}": value for name, value in settings.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +37,8 @@ def server(tmp_path_factory):
         stderr=log.open("w"),
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
     try:
-        while True:
-            try:
-                requests.get(f"{base}/cds-services", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"server did not start: {log.read_text()}")
-                time.sleep(0.1)
+        wait_until_serving(f"{base}/cds-services", process, log.read_text)
         yield base, log
     finally:
         process.terminate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NoReturn
 
 from flask import Request
 
@@ -48,7 +49,7 @@ class Trust:
             if self._settings.dev:
                 return Caller(issuer=None, dev=True)
             _deny(request, "no Authorization header", "missing_token")
-        scheme, _, token = authorization.partition(" ")
+        scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             _deny(request, "Authorization is not a Bearer token", "missing_token")
         base_url = self._settings.public_base_url or request.host_url.rstrip("/")
@@ -67,7 +68,7 @@ class Trust:
         )
 
 
-def _deny(request: Request, reason: str, kind: str):
+def _deny(request: Request, reason: str, kind: str) -> NoReturn:
     """401 with nothing the caller could learn from; the reason goes to the log, the token never does,
     and the metric counts a bounded `kind`, not the free-text reason."""
     AUTH_FAILURES.labels(kind).inc()

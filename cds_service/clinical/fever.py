@@ -7,7 +7,7 @@ or above 38.0 spanning at least 60 minutes with none below in between). CTCAE v5
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,15 +55,16 @@ def _celsius(m: Measurement) -> float:
     return round(m.value, 2)
 
 
-def _latest_single(readings, meets: Callable[[float], bool]) -> Measurement | None:
+def _latest_single(readings: Sequence[Measurement], meets: Callable[[float], bool]) -> Measurement | None:
     return next((m for m in reversed(readings) if meets(_celsius(m))), None)
 
 
 def _latest_sustained(
-    readings, at_least: float, long_enough: Callable[[timedelta], bool]
+    readings: Sequence[Measurement], at_least: float, long_enough: Callable[[timedelta], bool]
 ) -> tuple[Measurement, ...] | None:
     """The most recent unbroken run of readings >= `at_least` whose span satisfies `long_enough`."""
-    best, run = None, []
+    best: tuple[Measurement, ...] | None = None
+    run: list[Measurement] = []
     for m in readings:
         if _celsius(m) >= at_least:
             run.append(m)
@@ -74,7 +75,7 @@ def _latest_sustained(
     return best
 
 
-def _idsa(readings) -> FeverEpisode | None:
+def _idsa(readings: Sequence[Measurement]) -> FeverEpisode | None:
     single = fn_rule("idsa_fever_single").value
     sustained = fn_rule("idsa_fever_sustained").value
     minutes = fn_rule("idsa_fever_sustained_minutes").value
@@ -87,7 +88,7 @@ def _idsa(readings) -> FeverEpisode | None:
     return None
 
 
-def _ctcae(readings) -> FeverEpisode | None:
+def _ctcae(readings: Sequence[Measurement]) -> FeverEpisode | None:
     single = fn_rule("ctcae_fever_single").value
     sustained = fn_rule("ctcae_fever_sustained").value
     minutes = fn_rule("ctcae_fever_sustained_minutes").value

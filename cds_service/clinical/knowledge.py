@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
+from types import MappingProxyType
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import Analyte
@@ -71,7 +73,9 @@ def thresholds() -> dict[str, Threshold]:
     }
 
 
-_site_thresholds: dict[str, Threshold] = {}
+# The site's overrides for the call being evaluated, set by the HTTP layer from the app that serves it
+# (each app keeps its own: `create_app` builds them with `site_thresholds`).
+SITE_THRESHOLDS: ContextVar[Mapping[str, Threshold]] = ContextVar("site_thresholds", default=MappingProxyType({}))
 
 
 def site_threshold(cited: Threshold, value: float) -> Threshold:
@@ -82,15 +86,14 @@ def site_threshold(cited: Threshold, value: float) -> Threshold:
     return Threshold(value, cited.unit, source, cited_default=cited.value)
 
 
-def install_site_thresholds(overrides: Mapping[str, float]) -> None:
-    """Set the site's overrides (configuration, at app creation); the rules stay pure functions of the tables."""
+def site_thresholds(overrides: Mapping[str, float]) -> dict[str, Threshold]:
+    """A site's overrides (configuration) as thresholds that keep their citation."""
     table = thresholds()
-    _site_thresholds.clear()
-    _site_thresholds.update({name: site_threshold(table[name], value) for name, value in overrides.items()})
+    return {name: site_threshold(table[name], value) for name, value in overrides.items()}
 
 
 def threshold(name: str) -> Threshold:
-    return _site_thresholds.get(name) or thresholds()[name]
+    return SITE_THRESHOLDS.get().get(name) or thresholds()[name]
 
 
 def _number(text: str) -> float | None:

@@ -20,7 +20,6 @@ from fhir_mappings import Analyte, ClinicalRecord
 from fhir_mappings.medications import MedicationFact
 from fhir_mappings.orders import DraftOrder, planned_start
 
-A = Analyte
 SEVERITY = {"info": 0, "warning": 1, "critical": 2}
 COUNTS, MEDICATIONS, CONDITIONS = "counts", "medications", "conditions"
 
@@ -111,8 +110,8 @@ def patient_state(
         drafts,
         dict(unavailable),
         neutrophil_series(record),
-        direct_series(record, A.PLATELETS),
-        direct_series(record, A.BODY_WEIGHT),
+        direct_series(record, Analyte.PLATELETS),
+        direct_series(record, Analyte.BODY_WEIGHT),
     )
 
 
@@ -439,7 +438,7 @@ def cytotoxic_chemotherapy(draft: DraftOrder, s: PatientState) -> OrderAlert | N
     window = parameter("cytotoxic_chemotherapy", "count_window_days").number
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
     low = []
-    for status, analyte in ((anc, A.ABSOLUTE_NEUTROPHIL_COUNT), (platelets, A.PLATELETS)):
+    for status, analyte in ((anc, Analyte.ABSOLUTE_NEUTROPHIL_COUNT), (platelets, Analyte.PLATELETS)):
         grade = ctcae_grade(analyte, status.point.value, None) if status.point else None
         if grade and grade.grade >= grade_limit.number:
             low.append(f"{status.label} {_value(status.point)} ({grade.label})")

@@ -8,8 +8,6 @@ from datetime import datetime
 
 from fhir_mappings import Analyte, ClinicalRecord, Measurement
 
-A = Analyte
-
 
 @dataclass(frozen=True, slots=True)
 class Point:
@@ -51,23 +49,23 @@ def _derived_anc(draw: dict[Analyte, Measurement]) -> Point | None:
 
     Total neutrophil % already includes bands; bands are added only to a segmented-only %.
     """
-    wbc = draw.get(A.WHITE_BLOOD_CELLS)
-    if (segs := draw.get(A.SEGMENTED_NEUTROPHILS)) is not None:
-        bands = draw.get(A.BAND_NEUTROPHILS)
+    wbc = draw.get(Analyte.WHITE_BLOOD_CELLS)
+    if (segs := draw.get(Analyte.SEGMENTED_NEUTROPHILS)) is not None:
+        bands = draw.get(Analyte.BAND_NEUTROPHILS)
         value = segs.value + (bands.value if bands else 0.0)
         how = "segmented neutrophils" + (" + band neutrophils" if bands else " (no band count on this draw)")
         return Point(value, segs.time, tuple(filter(None, (segs, bands))), f"derived: {how}")
     if wbc is None:
         return None
-    if (neut := draw.get(A.NEUTROPHILS_PERCENT)) is not None:
+    if (neut := draw.get(Analyte.NEUTROPHILS_PERCENT)) is not None:
         return Point(
             wbc.value * neut.value / 100,
             wbc.time,
             (wbc, neut),
             f"derived: WBC {wbc.value:g} × neutrophils {neut.value:g}% / 100 (bands already included)",
         )
-    if (segs_pct := draw.get(A.SEGMENTED_NEUTROPHILS_PERCENT)) is not None:
-        bands_pct = draw.get(A.BAND_NEUTROPHILS_PERCENT)
+    if (segs_pct := draw.get(Analyte.SEGMENTED_NEUTROPHILS_PERCENT)) is not None:
+        bands_pct = draw.get(Analyte.BAND_NEUTROPHILS_PERCENT)
         total = segs_pct.value + (bands_pct.value if bands_pct else 0.0)
         bands_text = f" + bands {bands_pct.value:g}%" if bands_pct else " (no band % on this draw)"
         return Point(
@@ -83,7 +81,7 @@ def neutrophil_series(record: ClinicalRecord) -> tuple[Point, ...]:
     """ANC per draw: the lab's absolute count when reported, otherwise derived from the differential."""
     points = []
     for draw in _by_draw(record).values():
-        reported = draw.get(A.ABSOLUTE_NEUTROPHIL_COUNT)
+        reported = draw.get(Analyte.ABSOLUTE_NEUTROPHIL_COUNT)
         point = Point(reported.value, reported.time, (reported,)) if reported else _derived_anc(draw)
         if point is not None:
             points.append(point)

@@ -10,32 +10,41 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
 from cds_service.auth import Caller
 from cds_service.config import Settings
-from cds_service.data_access.fhir_client import (
-    FetchFailed,
-    FhirServer,
-    Limits,
-    Pages,
-    Refused,
-    follow_pages,
-    for_this_query,
-    resource_type_of,
-    trusted_server,
-)
+from cds_service.data_access.fhir_client import Pages, follow_pages, for_this_query, resource_type_of
+from cds_service.data_access.fhir_errors import FetchFailed, TimedOut
+from cds_service.data_access.fhir_trust import FhirServer, Refused, trusted_server
 from cds_service.data_access.prefetch import KeyState, PrefetchResult, read_key
 from cds_service.data_access.templates import UnfilledToken, fill
+from cds_service.data_access.transport import GuardedTransport, Limits, Transport
 from cds_service.observability.metrics import FHIR_FETCH_ERRORS, FHIR_FETCH_SECONDS, FHIR_FETCH_TIMEOUTS
 from cds_service.request import DataIssue, HookData, Prefetch, prefetch_source
 
 log = logging.getLogger(__name__)
 
-# Shared by all requests of a worker process; a fetch past its deadline frees its thread within one
-# read timeout, so the pool cannot fill up with hung calls.
-EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir-fetch")
+
+@dataclass(frozen=True, slots=True)
+class FhirAccess:
+    """An app's worker threads and pooled connections for reading FHIR servers (built by `create_app`).
+
+    A fetch past its deadline frees its thread within one read timeout, so the pool cannot fill up
+    with hung calls.
+    """
+
+    executor: ThreadPoolExecutor
+    transport: Transport
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> FhirAccess:
+        return cls(
+            ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir-fetch"),
+            GuardedTransport(allow_private=settings.dev or settings.allow_private_fhir_servers),
+        )
 
 
 class RequiredDataUnavailable(Exception):
@@ -47,14 +56,17 @@ class RequiredDataUnavailable(Exception):
         self.expression = [f"prefetch.{key}" for key in keys]
 
 
-def gather(templates: tuple[Prefetch, ...], request: dict[str, Any], settings: Settings, caller: Caller) -> HookData:
+def gather(
+    templates: tuple[Prefetch, ...], request: dict[str, Any], settings: Settings, caller: Caller, access: FhirAccess
+) -> HookData:
     started = time.monotonic()
-    prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
+    sent = request.get("prefetch")
+    prefetch: dict[str, Any] = sent if isinstance(sent, dict) else {}
     results = {t.key: read_key(t.key, prefetch) for t in templates}
     needs = [
         t for t in templates if results[t.key].state in (KeyState.ABSENT, KeyState.ERROR) or results[t.key].next_page
     ]
-    outcomes = _fetch(needs, results, request, settings, caller, started) if needs else {}
+    outcomes = _fetch(needs, results, request, settings, caller, access, started) if needs else {}
     by_key: dict[str, tuple] = {}
     issues: list[DataIssue] = []
     unavailable: list[Prefetch] = []
@@ -98,6 +110,7 @@ def _fetch(
     request: dict[str, Any],
     settings: Settings,
     caller: Caller,
+    access: FhirAccess,
     started: float,
 ) -> dict[str, Pages | str]:
     """Fetch every key still needed, in parallel; a key's value is its Pages or why it failed."""
@@ -107,7 +120,6 @@ def _fetch(
         FHIR_FETCH_ERRORS.labels("refused").inc(len(needs))
         return {t.key: str(refused) for t in needs}
     limits = Limits.from_settings(settings, started)
-    allow_private = settings.dev or settings.allow_private_fhir_servers
     outcomes: dict[str, Pages | str] = {}
     futures = {}
     for template in needs:
@@ -117,18 +129,22 @@ def _fetch(
             FHIR_FETCH_ERRORS.labels("unfillable_query").inc()
             outcomes[template.key] = f"the query cannot be made ({unfilled})"
             continue
-        futures[template.key] = EXECUTOR.submit(_pages, server, query, results[template.key], limits, allow_private)
+        futures[template.key] = access.executor.submit(
+            _pages, server, query, results[template.key], limits, access.transport
+        )
     done, _ = wait(futures.values(), timeout=max(0.0, limits.deadline - time.monotonic()))
     for key, future in futures.items():
-        if future not in done:
-            future.cancel()
-            FHIR_FETCH_TIMEOUTS.labels(next(resource_type_of(t.query) for t in needs if t.key == key)).inc()
-            outcomes[key] = f"not answered in time (deadline {settings.fhir_deadline_ms} ms)"
-            continue
+        resource_type = next(resource_type_of(t.query) for t in needs if t.key == key)
         try:
+            if future not in done:
+                future.cancel()
+                raise TimedOut(limits.deadline_ms)
             outcomes[key] = future.result()
+        except TimedOut as timed_out:
+            FHIR_FETCH_TIMEOUTS.labels(resource_type).inc()
+            outcomes[key] = str(timed_out)
         except FetchFailed as failed:
-            FHIR_FETCH_ERRORS.labels("failed").inc()
+            FHIR_FETCH_ERRORS.labels(failed.reason).inc()
             outcomes[key] = str(failed)
         except Exception:  # a defect must cost this key, not the whole call (and never log URLs or tokens)
             FHIR_FETCH_ERRORS.labels("defect").inc()
@@ -141,12 +157,12 @@ def _fetch(
     return outcomes
 
 
-def _pages(server: FhirServer, query: str, prefetched: PrefetchResult, limits: Limits, allow_private: bool) -> Pages:
+def _pages(server: FhirServer, query: str, prefetched: PrefetchResult, limits: Limits, transport: Transport) -> Pages:
     """The rest of a paginated prefetch, or the whole query; only what the query asked for is kept."""
     if prefetched.next_page:
         url, pages_read = urljoin(f"{server.base}/", prefetched.next_page), 1
     else:
         url, pages_read = f"{server.base}/{query}", 0
     with FHIR_FETCH_SECONDS.labels(resource_type_of(query)).time():
-        pages = follow_pages(server, url, limits, allow_private, pages_read)
+        pages = follow_pages(server, url, limits, transport, pages_read)
     return Pages(for_this_query(pages.resources, query), pages.incomplete)

@@ -47,8 +47,8 @@ def read_key(key: str, prefetch: Mapping[str, Any]) -> PrefetchResult:
     value = prefetch[key]
     if value is None:
         return PrefetchResult(KeyState.NO_DATA)
-    resources = []
-    issues = []
+    resources: list[Json] = []
+    issues: list[DataIssue] = []
     for resource in resources_in(value):
         if resource.get("resourceType") == "OperationOutcome":
             issues.extend(DataIssue(prefetch_source(key), i.problem) for i in operation_outcome_issues(resource))

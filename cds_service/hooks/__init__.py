@@ -1,5 +1,8 @@
 """The services this server hosts. Discovery and dispatch are generated from this tuple."""
 
+from collections.abc import Sequence
+
+from cds_service.config import Settings
 from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
 from cds_service.hooks.service import CdsService
 
@@ -14,23 +17,23 @@ def current_ids(service_id: str) -> tuple[str, ...]:
     return RETIRED_IDS.get(service_id, (service_id,))
 
 
-def find(service_id: str) -> list[CdsService]:
+def find(service_id: str, services: Sequence[CdsService] = SERVICES) -> list[CdsService]:
     """All declarations a called id reaches (a retired id reaches every declaration that replaced it)."""
     ids = current_ids(service_id)
-    return [s for s in SERVICES if s.id in ids]
+    return [s for s in services if s.id in ids]
 
 
-def enabled_services(settings) -> list[CdsService]:
+def enabled_services(settings: Settings, services: Sequence[CdsService] = SERVICES) -> list[CdsService]:
     """The services discovery lists: those listed by default unless `services_enabled` names the ones to list."""
     if settings.services_enabled is None:
-        return [s for s in SERVICES if s.listed_by_default]
+        return [s for s in services if s.listed_by_default]
     enabled = {i for name in settings.services_enabled for i in current_ids(name)}
-    return [s for s in SERVICES if s.id in enabled]
+    return [s for s in services if s.id in enabled]
 
 
-def answering_services(settings) -> list[CdsService]:
+def answering_services(settings: Settings, services: Sequence[CdsService] = SERVICES) -> list[CdsService]:
     """The services that answer calls: every declared one unless `services_enabled` names some. An opt-in
     service keeps answering while unlisted, so an EHR that registered it is never left without an answer."""
     if settings.services_enabled is None:
-        return list(SERVICES)
-    return enabled_services(settings)
+        return list(services)
+    return enabled_services(settings, services)

@@ -26,7 +26,7 @@ def install_cors(app: Flask, allowed_origins: list[str], *, loopback: bool = Fal
         return "*" in allowed or origin in allowed or (loopback and is_loopback_origin(origin))
 
     @app.before_request
-    def _preflight():
+    def _preflight() -> Response | None:
         if request.method == "OPTIONS":
             return Response(status=204)
         return None

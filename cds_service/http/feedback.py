@@ -36,7 +36,7 @@ def _outcome_time(item: dict, index: int) -> datetime:
 
 @blueprint.post("/cds-services/<service_id>/feedback")
 def receive_feedback(service_id: str) -> Response:
-    if not hooks.find(service_id):
+    if not hooks.find(service_id, current_app.extensions["cytopenia.declared_services"]):
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     body = json_body(request, "feedback")
     items = [(item, _outcome_time(item, i)) for i, item in enumerate(body["feedback"])]

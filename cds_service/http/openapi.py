@@ -211,8 +211,7 @@ def openapi_document(services: list[CdsService], *, dev: bool, base_url: str | N
 
 @blueprint.get("/openapi.json")
 def openapi_json() -> Response:
-    from cds_service.hooks import enabled_services
-
     settings = current_app.config["SETTINGS"]
-    document = openapi_document(enabled_services(settings), dev=settings.dev, base_url=settings.public_base_url)
+    services = current_app.extensions["cytopenia.services"]
+    document = openapi_document(services, dev=settings.dev, base_url=settings.public_base_url)
     return Response(orjson.dumps(document), mimetype="application/json")

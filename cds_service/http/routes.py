@@ -8,6 +8,7 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from cds_service import hooks
+from cds_service.clinical.knowledge import SITE_THRESHOLDS
 from cds_service.data_access.gather import gather
 from cds_service.errors import ApiError
 from cds_service.hooks.service import CdsService
@@ -28,14 +29,15 @@ def json_response(document: Any, status: int = 200) -> Response:
 
 @blueprint.get("/cds-services")
 def discovery() -> Response:
-    settings = current_app.config["SETTINGS"]
-    return json_response({"services": [service.discovery() for service in hooks.enabled_services(settings)]})
+    return json_response(
+        {"services": [service.discovery() for service in current_app.extensions["cytopenia.services"]]}
+    )
 
 
 def _enabled(service_id: str) -> list[CdsService]:
     """Declarations the called id reaches, a retired id included: it answers but is not listed."""
     ids = hooks.current_ids(service_id)
-    return [s for s in hooks.answering_services(current_app.config["SETTINGS"]) if s.id in ids]
+    return [s for s in current_app.extensions["cytopenia.answering_services"] if s.id in ids]
 
 
 def _service_for(service_id: str, hook: str) -> CdsService:
@@ -61,7 +63,13 @@ def call_service(service_id: str) -> Response:
     trail = audit.begin(service, body)
     settings = current_app.config["SETTINGS"]
     with stage("gather"):
-        data = gather(service.prefetch, body, settings, request.environ["cytopenia.caller"])
+        data = gather(
+            service.prefetch,
+            body,
+            settings,
+            request.environ["cytopenia.caller"],
+            current_app.extensions["cytopenia.fhir_access"],
+        )
     trail.note_sources(data)
     call = HookCall(
         hook=body["hook"],
@@ -72,8 +80,12 @@ def call_service(service_id: str) -> Response:
         settings=settings,
         app_launch_url=(settings.public_base_url or request.host_url.rstrip("/")) + APP_LAUNCH_PATH,
     )
-    with stage("evaluate"):
-        cards = service.handler(call)
+    site = SITE_THRESHOLDS.set(current_app.extensions["cytopenia.thresholds"])
+    try:
+        with stage("evaluate"):
+            cards = service.handler(call)
+    finally:
+        SITE_THRESHOLDS.reset(site)
     cards = trail.screen(cards)
     record_cards(service.id, trail.shown())
     return json_response({"cards": [card.to_json() for card in cards]})

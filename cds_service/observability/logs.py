@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import uuid
+from typing import Any
 
 import orjson
 import structlog
@@ -19,7 +20,7 @@ HANDLER_NAME = "cytopenia-json"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
-def _dumps(value, **_) -> str:
+def _dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
@@ -69,5 +70,5 @@ def request_id_from(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def get_logger(name: str):
+def get_logger(name: str) -> Any:
     return structlog.get_logger(name)

@@ -50,10 +50,10 @@ def percentile(values: Sequence[float], share: float) -> float | None:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def _reason_label(feedback) -> str:
+def _reason_label(feedback: FeedbackRecord) -> str:
     if feedback.override_code:
         known = {reason.code: reason.display for reason in override_reasons()}
-        return feedback.override_display or known.get(feedback.override_code, feedback.override_code)
+        return feedback.override_display or known.get(feedback.override_code) or feedback.override_code
     return "(comment only)" if feedback.user_comment else "(no reason given)"
 
 

@@ -36,6 +36,7 @@ from fhir_mappings.medications import ingredient_groups, recognise
 
 OVERLAPS = "list_has_any(list_transform(s.code.coding, lambda c: concat(c.system, '|', c.code)), [{codes}])"
 BUCKETS = 32
+MAX_LINE = 32 * 1024 * 1024  # bytes; a longer line makes its file unreadable (named in the summary)
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 QUANTITY = '{"value":"DOUBLE","unit":"VARCHAR","code":"VARCHAR"}'
 CONCEPT = '{"coding":[{"system":"VARCHAR","code":"VARCHAR"}],"text":"VARCHAR"}'
@@ -90,7 +91,6 @@ def _knowledge_tables(con: duckdb.DuckDBPyConnection) -> None:
 class Ingested:
     parquet: Path
     patients: int
-    lines: int
 
 
 def connect(work: Path, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -117,24 +117,15 @@ def ingest(
         folder.mkdir(parents=True, exist_ok=True)
     _knowledge_tables(con)
     con.create_function("medication_groups", medication_groups, ["VARCHAR"], "VARCHAR", side_effects=False)
+    unreadable = []
     for index, path in enumerate(files):
         progress(f"reading {path.name}")
-        con.execute(
-            f"""
-            COPY (
-                SELECT ? AS file, text, json_valid(text) AS ok,
-                       CASE WHEN json_valid(text) THEN json_transform(text, '{STRUCTURE}') END AS s
-                FROM (
-                    SELECT column0 AS text
-                    FROM read_csv(?, columns = {{'column0': 'VARCHAR'}}, delim = '\x1f', quote = '', escape = '',
-                                  header = false, auto_detect = false, max_line_size = 100000000)
-                )
-                WHERE trim(text) <> ''
-            ) TO '{staging / f"part-{index:05d}.parquet"}' (FORMAT parquet)
-            """,
-            [path.name, str(path)],
-        )
-    lines = con.execute(f"SELECT count(*) FROM read_parquet('{staging}/*.parquet')").fetchall()[0][0]
+        try:
+            _stage(con, path, staging / f"part-{index:05d}.parquet")
+        except duckdb.Error as error:  # e.g. a line longer than MAX_LINE: the file is named, the run goes on
+            unreadable.append((path.name, str(error).splitlines()[0][:200]))
+    if len(unreadable) == len(files):
+        raise FileNotFoundError("no file could be read: " + "; ".join(f"{f}: {e}" for f, e in unreadable))
     progress("writing Parquet")
     reference = "coalesce(s.subject.reference, s.patient.reference)"
     con.execute(
@@ -160,11 +151,39 @@ def ingest(
         _write(con, f"SELECT * FROM {name}", parquet / name)
     (parquet / "problems").mkdir(exist_ok=True)
     con.execute(f"COPY ({PROBLEMS}) TO '{parquet / 'problems' / 'part-0.parquet'}' (FORMAT parquet)")
+    if unreadable:
+        values = ", ".join("(?, ?)" for _ in unreadable)
+        con.execute(
+            f"COPY (SELECT file, CAST(NULL AS VARCHAR) AS patient, 'file could not be read' AS problem, detail, "
+            f"CAST(NULL AS VARCHAR) AS excerpt FROM (VALUES {values}) v(file, detail)) "
+            f"TO '{parquet / 'problems' / 'part-1.parquet'}' (FORMAT parquet)",
+            [value for row in unreadable for value in row],
+        )
     patients = con.execute("SELECT count(*) FROM patients").fetchall()[0][0]
     for view in ("labs", "medications", "conditions", "elements", "kept", "typed"):
         con.execute(f"DROP VIEW {view}")
     shutil.rmtree(staging)
-    return Ingested(parquet, patients, lines)
+    return Ingested(parquet, patients)
+
+
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, target: Path) -> None:
+    """One file's lines as text, whether each is JSON, and the fields the tables need."""
+    con.execute(
+        f"""
+        COPY (
+            SELECT ? AS file, text, json_valid(text) AS ok,
+                   CASE WHEN json_valid(text) THEN json_transform(text, '{STRUCTURE}') END AS s
+            FROM (
+                SELECT column0 AS text
+                FROM read_csv(?, columns = {{'column0': 'VARCHAR'}}, delim = '\x1f', quote = '', escape = '',
+                              header = false, auto_detect = false,
+                              max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})
+            )
+            WHERE trim(text) <> ''
+        ) TO '{target}' (FORMAT parquet)
+        """,
+        [path.name, str(path)],
+    )
 
 
 def _write(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from cds_service.clinical.knowledge import install_site_thresholds
+from cds_service.clinical.knowledge import SITE_THRESHOLDS, site_thresholds
 from cds_service.screening.evaluate import Row, screen_patient
 from cds_service.screening.ingest import connect, ingest
 from cds_service.screening.outputs import Summary, finding_counts, grade_chart, write_fhir, write_worklist
@@ -37,8 +37,8 @@ class Options:
     fever_lookback_hours: float | None = None
 
     def install(self) -> None:
-        """Makes the site's thresholds the ones the rules read, in this process."""
-        install_site_thresholds(dict(self.thresholds))
+        """Makes the site's thresholds the ones the rules read, in this process (its main thread runs the rules)."""
+        SITE_THRESHOLDS.set(site_thresholds(dict(self.thresholds)))
 
 
 class Timer:

@@ -1,10 +1,11 @@
 """`--engine spark`: the same Parquet layout, the same SQL, the same stage-2 functions, on Apache Spark.
 
-Spark flattens the NDJSON with `from_json` (a line Spark cannot parse lands in `_corrupt_record` and is
-counted as 'not JSON'; Spark does not number lines, so the summary names the file and the line's
-start); the tables, the prefilter and the problem list are the SQL in `tables.py` and `prefilter.py`;
-stage 2 is `applyInPandas` over the candidates grouped by patient, calling `evaluate_patients`.
-PySpark is an optional extra (`pip install 'cytopenia-cds[spark]'`, a large download with its JARs).
+Spark flattens the NDJSON with `from_json`: a line is JSON when it parses against an all-string schema
+(so a field of an unexpected type does not make a valid line 'not JSON'), and the typed parse keeps the
+fields it can read, as DuckDB's non-strict transform does. The tables, the prefilter and the problem
+list are the SQL in `tables.py` and `prefilter.py`; stage 2 is `applyInPandas` over the candidates
+grouped by patient, calling `evaluate_patients`. PySpark is an optional extra
+(`pip install 'cytopenia-cds[spark]'`, a large download with its JARs).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ SCHEMA = (
     f"component ARRAY<STRUCT<code: {CONCEPT}, valueQuantity: {QUANTITY}, referenceRange: {RANGES}>>, "
     "effectiveDateTime STRING, effectiveInstant STRING, effectivePeriod STRUCT<start: STRING>, issued STRING, "
     "authoredOn STRING, medicationCodeableConcept STRING, medicationReference STRUCT<reference: STRING>, "
-    f"clinicalStatus {CONCEPT}, _corrupt_record STRING"
+    f"clinicalStatus {CONCEPT}"
 )
 ELEMENTS = elements_sql(
     lambda column: f"CAST({column} AS TIMESTAMP)",
@@ -146,15 +147,18 @@ def ingest(spark, source: str, work: str) -> int:
     staging = f"{work}/_staging"
     spark.sql(
         f"""
-        SELECT file, value AS text, from_json(value, '{SCHEMA}',
-               map('mode', 'PERMISSIVE', 'columnNameOfCorruptRecord', '_corrupt_record')) AS s FROM lines
+        SELECT file, value AS text, from_json(value, '{SCHEMA}', map('mode', 'PERMISSIVE')) AS s,
+               from_json(value, 'resourceType STRING, _corrupt_record STRING',
+                         map('mode', 'PERMISSIVE', 'columnNameOfCorruptRecord', '_corrupt_record'))._corrupt_record
+                   IS NULL AS ok
+        FROM lines
         """
     ).write.mode("overwrite").parquet(staging)
     spark.read.parquet(staging).createOrReplaceTempView("staged")
     reference = "coalesce(s.subject.reference, s.patient.reference)"
     spark.sql(
         f"""
-        SELECT file, text, s._corrupt_record IS NULL AS ok, s, {read_by_hooks_sql(OVERLAPS)} AS read_by_hooks,
+        SELECT file, text, ok, s, {read_by_hooks_sql(OVERLAPS)} AS read_by_hooks,
                s.resourceType AS type, s.id AS id,
                CASE WHEN s.resourceType = 'Patient' THEN s.id ELSE {patient_sql(reference)} END AS patient,
                {reference} AS reference, s.status AS status, CAST(s.authoredOn AS TIMESTAMP) AS authored,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
@@ -20,7 +22,7 @@ from sqlalchemy.pool import StaticPool
 MIGRATIONS = "cds_service.storage:migrations"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers and one writer work at once across workers; FULL makes a commit survive power loss."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -70,9 +72,7 @@ class SchemaNotCurrent(Exception):
     """The database is behind this release's schema and the service may not migrate it itself."""
 
 
-def _script_directory():
-    from alembic.script import ScriptDirectory
-
+def _script_directory() -> ScriptDirectory:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     return ScriptDirectory.from_config(config)
