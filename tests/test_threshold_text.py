@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.clinical.knowledge import install_site_thresholds, thresholds
+from cds_service.clinical.knowledge import thresholds
 from cds_service.config import ConfigError, load_settings
 from tests import fn_vignettes as fv
 from tests.card_quality import _from_fn_vignette
@@ -29,8 +29,7 @@ HOURS = 60
 
 @pytest.fixture
 def client(make_app):
-    yield make_app(thresholds=UNUSUAL, fever_lookback_hours=36).test_client()
-    install_site_thresholds({})
+    return make_app(thresholds=UNUSUAL, fever_lookback_hours=36).test_client()
 
 
 def test_every_site_tunable_threshold_is_exercised_here():
