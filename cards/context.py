@@ -1,21 +1,24 @@
 """The chart around a cytopenia, as card text, and the problem-list entry as a draft FHIR Condition.
 
-The Condition is validated with fhir.resources' R4B model before it is offered, so what the EHR
-receives is valid R4: category problem-list-item, verificationStatus provisional, the verified
-ICD-10-CM code chosen by `clinical/data/problem_list_codes.csv`, and the results it rests on.
+Every Condition the code table can produce is validated with fhir.resources' R4B model when the tables
+load (`problem_list_conditions`), so what the EHR receives is valid R4: category problem-list-item,
+verificationStatus provisional, the verified ICD-10-CM code chosen by `clinical/data/problem_list_codes.csv`,
+and the results it rests on. A call only fills in references and a date, so it validates nothing again.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from fhir.resources.R4B.condition import Condition
 
 from cards.markdown import clip, escape, listed
 from cards.model import Action, Suggestion
-from cds_service.clinical.context import Contributor, Documented, FindingContext, ProblemListEntry
+from cds_service.clinical.context import Contributor, Documented, FindingContext, ProblemListEntry, code_rules
 from cds_service.clinical.knowledge import threshold
+from cds_service.knowledge_tables import knowledge_loader
 
 CAUSE_HEADINGS = {
     "chemotherapy_radiation": "Chemotherapy or radiation",
@@ -120,7 +123,7 @@ def _code_label(entry: ProblemListEntry) -> str:
 
 
 def problem_list_condition(entry: ProblemListEntry, patient_id: str, encounter_id: str | None = None) -> dict[str, Any]:
-    """A provisional problem-list Condition, validated as R4."""
+    """A provisional problem-list Condition (its shape validated at start: `problem_list_conditions`)."""
     resource: dict[str, Any] = {
         "resourceType": "Condition",
         "clinicalStatus": {
@@ -154,8 +157,29 @@ def problem_list_condition(entry: ProblemListEntry, patient_id: str, encounter_i
     evidence = [{"reference": source} for source in entry.evidence if _REFERENCE.match(source)]
     if evidence:
         resource["evidence"] = [{"detail": evidence}]
-    Condition.model_validate(resource)
     return resource
+
+
+@knowledge_loader
+def problem_list_conditions() -> tuple[dict[str, Any], ...]:
+    """Each code rule's Condition with every optional element filled, validated as R4 once, at start."""
+    entries = (
+        ProblemListEntry(
+            rule.system,
+            rule.code,
+            rule.display,
+            f"{rule.reason}: example support",
+            rule.source,
+            datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+            ("Observation/example-1", "Condition/example-2"),
+        )
+        for rules in code_rules().values()
+        for rule in rules
+    )
+    conditions = tuple(problem_list_condition(entry, "example-patient", "example-encounter") for entry in entries)
+    for condition in conditions:
+        Condition.model_validate(condition)
+    return conditions
 
 
 def problem_list_suggestions(

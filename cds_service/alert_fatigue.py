@@ -48,6 +48,7 @@ def held_back(candidate: Candidate, last: LastShown | None, now: datetime, polic
         return None
     if last.snoozed_until is not None and now < last.snoozed_until:
         return Suppressed.SNOOZED
-    if candidate.trigger_hash == last.trigger_hash and now - last.at < policy.repeat_window:
+    elapsed = max(now - last.at, timedelta(0))  # another worker's call may have taken a later timestamp
+    if candidate.trigger_hash == last.trigger_hash and elapsed < policy.repeat_window:
         return Suppressed.REPEAT
     return None

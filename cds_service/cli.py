@@ -7,21 +7,15 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 
 from cds_service.config import ConfigError, load_settings
 from cds_service.knowledge_tables import KnowledgeError
 
-if TYPE_CHECKING:  # Flask itself is imported only by the commands that build the app
-    from flask import Flask
-
 
 def _serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
-
-    from cds_service.serving import gunicorn_options, prepare_metrics_directory, remove_metrics_directory
+    from cds_service.serving import gunicorn_options, metrics_directory, run
 
     overrides = {
         k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v is not None
@@ -31,26 +25,14 @@ def _serve(args: argparse.Namespace) -> int:
     if args.as_of:
         overrides["as_of"] = args.as_of
     settings = load_settings(args.config, **overrides)
-    metrics_directory = prepare_metrics_directory()  # before the app (and prometheus_client) is imported
-    try:
+    with metrics_directory():  # before the app (and prometheus_client) is imported
         from cds_service.app import create_app
 
         app = create_app(settings)
         options = gunicorn_options(settings, args.gunicorn_config)
-
-        class Server(BaseApplication):
-            def load_config(self) -> None:
-                for name, value in options.items():
-                    if name in self.cfg.settings:
-                        self.cfg.set(name, value)
-
-            def load(self) -> Flask:
-                return app
-
+        app.extensions["cytopenia.store"].size_pool(options.get("threads", 1))
         print(f"cytopenia-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)
-        Server().run()
-    finally:
-        remove_metrics_directory(metrics_directory)
+        run(app, options)
     return 0
 
 

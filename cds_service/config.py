@@ -35,6 +35,7 @@ class ClientConfig(BaseModel):
     jku_allowlist: list[str] = Field(default_factory=list)
     tenants: list[str] = Field(default_factory=list)
     fhir_servers: list[str] = Field(default_factory=list)
+    rate_limit: str | None = None  # this issuer's own limit, e.g. "30000 per minute"; default: Settings.rate_limit
 
     @field_validator("issuer")
     @classmethod
@@ -69,6 +70,8 @@ class Deadlines(BaseModel):
     model_config = {"extra": "forbid"}
 
     request_seconds: float = Field(default=10.0, gt=0, le=300)
+    # A client has this long to send a whole request (head and body); then the connection is dropped.
+    request_read_seconds: float = Field(default=10.0, gt=0, le=300)
     readiness_check_seconds: float = Field(default=2.0, gt=0, le=60)
 
 
@@ -120,7 +123,12 @@ class Settings(BaseSettings):
     jwt_max_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     redis_url: str | None = None
     redis_key_prefix: str = "cytopenia:"
-    rate_limit: str = "600 per minute"
+    # Per issuer. One issuer can be a whole health system's EHR: a large one at peak opens perhaps 50
+    # charts a second, each calling a few services; 200 calls a second leaves room and still stops a loop.
+    rate_limit: str = "12000 per minute"
+    # While Redis is lost: keep answering with a replay cache per worker (a missing febrile-neutropenia card
+    # is the greater harm), or refuse every call with 503 until it is back. See docs/operations-resilience.md.
+    replay_cache_when_redis_lost: Literal["per-worker", "refuse-calls"] = "per-worker"
     max_json_depth: int = Field(default=100, ge=8, le=1000)
     database_url: str = Field(default_factory=default_database_url)
     # False where a separate `cytopenia-cds migrate` job owns the schema, so the service needs no DDL rights.

@@ -124,7 +124,7 @@ def _store_errors(settings: Settings) -> list[Problem]:
 
 
 def _static_errors(settings: Settings) -> list[Problem]:
-    from limits import parse_many
+    from cds_service.http.rate_limit import Limit
 
     errors = _trust_errors(settings) + _store_errors(settings)
     if settings.redis_url and urlsplit(settings.redis_url).scheme not in REDIS_SCHEMES:
@@ -145,10 +145,16 @@ def _static_errors(settings: Settings) -> list[Problem]:
                 "replay cache), or set workers = 1",
             )
         )
-    try:
-        parse_many(settings.rate_limit)
-    except ValueError as error:
-        errors.append(Problem("rate_limit", str(error)))
+    limits = {"rate_limit": settings.rate_limit} | {
+        f"clients[{index}].rate_limit": client.rate_limit
+        for index, client in enumerate(settings.clients)
+        if client.rate_limit is not None
+    }
+    for field, text in limits.items():
+        try:
+            Limit.parse(text)
+        except ValueError as error:
+            errors.append(Problem(field, str(error)))
     if settings.services_enabled:
         from cds_service import hooks  # every service module, only when the choice needs checking
 

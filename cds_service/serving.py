@@ -7,6 +7,8 @@ import os
 import runpy
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,8 @@ def available_cpus() -> int:
 
 
 def prepare_metrics_directory() -> str:
-    """Prometheus multiprocess mode needs one shared, empty directory per server run, set before import."""
+    """Prometheus multiprocess mode needs one shared, empty directory per server run, set before import.
+    Only the gunicorn master creates and cleans it (see `metrics_directory`)."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="cytopenia-metrics-")
     Path(directory).mkdir(parents=True, exist_ok=True)
     for stale in Path(directory).glob("*.db"):
@@ -39,6 +42,7 @@ def prepare_metrics_directory() -> str:
 
 
 def _worker_exited(server: Any, worker: Any) -> None:
+    """In the master, whichever way a worker went: its files stay (counters keep their counts), marked dead."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
@@ -48,6 +52,10 @@ def gunicorn_options(settings: Settings, config_file: str | None = None) -> dict
     """Built-in defaults, then the site's gunicorn config file, then bind and workers from our settings."""
     options: dict[str, Any] = {
         "workers": available_cpus(),
+        # Threads overlap the waits of a call (FHIR reads, the database); the worker reads each request
+        # whole in its event loop first, so slow or stalled clients hold no thread (cds_service/worker.py).
+        "worker_class": "cds_service.worker.WholeRequestWorker",
+        "threads": 4,
         "preload_app": True,  # tables load once in the master; workers share them copy-on-write
         "timeout": max(30, math.ceil(2 * settings.deadlines.request_seconds)),
         "graceful_timeout": 10,
@@ -67,9 +75,38 @@ def gunicorn_options(settings: Settings, config_file: str | None = None) -> dict
     return options
 
 
+@contextmanager
+def metrics_directory() -> Iterator[str]:
+    """The metrics folder for one server run, removed when the master leaves. Forked workers leave through
+    the same stack (gunicorn ends them with SystemExit): they must not remove what the others still write to."""
+    directory = prepare_metrics_directory()
+    master = os.getpid()
+    try:
+        yield directory
+    finally:
+        if os.getpid() == master:
+            remove_metrics_directory(directory)
+
+
 def remove_metrics_directory(directory: str) -> None:
     """Undo `prepare_metrics_directory`: the temporary directory and the variable that points at it."""
     if directory.startswith(tempfile.gettempdir()) and Path(directory).name.startswith("cytopenia-metrics-"):
         shutil.rmtree(directory, ignore_errors=True)
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == directory:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def run(app: Any, options: dict[str, Any]) -> None:
+    """Serve a WSGI app under gunicorn with these options (`gunicorn_options`), until it is stopped."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in options.items():
+                if name in self.cfg.settings:
+                    self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()

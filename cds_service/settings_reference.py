@@ -30,7 +30,10 @@ MEANING = {
     "jwt_max_lifetime_seconds": "tokens living longer than this are refused",
     "redis_url": "shared jti replay cache and rate limits; required outside dev with more than one worker",
     "redis_key_prefix": "prefix of every Redis key the service writes",
-    "rate_limit": "per-client limit, in the `limits` notation (e.g. `600 per minute`)",
+    "rate_limit": "calls per EHR client (issuer) in a window, e.g. `12000 per minute` (also per second, hour, "
+    "day); over it 429 with Retry-After. Probes are never limited",
+    "replay_cache_when_redis_lost": "while Redis is lost: `per-worker` (each worker keeps its own jti cache; calls "
+    "answered, counted, logged) or `refuse-calls` (503 with Retry-After). See Operations, Resilience",
     "max_json_depth": "deeper JSON request bodies get 400",
     "database_url": "SQLAlchemy URL of the audit trail, feedback and alert-fatigue store "
     "(PostgreSQL: `postgresql+psycopg://...`). Default: SQLite in the per-user data directory "
@@ -47,7 +50,8 @@ MEANING = {
     "fhir_connect_timeout_ms": "connect timeout of one FHIR request",
     "fhir_read_timeout_ms": "read timeout of one FHIR request",
     "fhir_max_pages": "Bundle pages followed per search",
-    "fhir_max_entries": "entries read per search",
+    "fhir_max_entries": "entries read per search and per prefetch key (a longer prefetch: the newest, and the "
+    "card says how many were left out)",
     "fhir_max_bytes": "bytes read per FHIR response",
     "fhir_server_allowlist": "FHIR servers a caller without its own `fhir_servers` may name (http warned outside dev)",
     "allow_private_fhir_servers": "allow `fhirServer` on private addresses outside dev (warned)",
@@ -62,6 +66,7 @@ MEANING = {
     "clients.jku_allowlist": "other key-set URLs the client's `jku` header may name",
     "clients.tenants": "accepted `tenant` claims; empty: any",
     "clients.fhir_servers": "FHIR base URLs this client's `fhirServer` may name",
+    "clients.rate_limit": "this client's own limit (as `rate_limit`); unset: the global one",
     "smart_app": "the SMART app under `/app/` (`[smart_app]`, below)",
     "smart_app.client_id": "the app's client id at the EHR",
     "smart_app.introspection_url": "where the app's access tokens are checked (RFC 7662 token introspection); "
@@ -72,6 +77,8 @@ MEANING = {
     "smart_app.introspection_timeout_seconds": "timeout of one introspection call",
     "deadlines.request_seconds": "budget of one hook call (also sets gunicorn's worker timeout)",
     "deadlines.readiness_check_seconds": "timeout of each `/readyz` dependency check",
+    "deadlines.request_read_seconds": "time a client has to send a whole request (head and body); then the "
+    "connection is dropped, so slow clients hold no thread",
 }
 
 

@@ -1,7 +1,8 @@
 """Gunicorn settings for the container, applied by `cytopenia-cds serve --gunicorn-config` over its defaults.
 
-The defaults (cds_service/serving.py) already give one worker per CPU the container may use,
-preload, timeouts from the request deadline and no control socket (gunicorn >= 27 needs a writable
+The defaults (cds_service/serving.py) already give one worker per CPU the container may use, each
+the whole-request threaded worker (cds_service/worker.py) with four threads, preload, timeouts from
+the request deadline and no control socket (gunicorn >= 27 needs a writable
 home directory for it; the image's user has none). Bind address, port and worker count come from
 CYTOPENIA_HOST / CYTOPENIA_PORT / CYTOPENIA_WORKERS.
 """

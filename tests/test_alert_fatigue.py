@@ -13,8 +13,8 @@ from cards import Card, Source
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
 from cds_service.http.audit import issued_card
 from cds_service.storage import Store
-from cds_service.storage.alert_state import screen_card
-from cds_service.storage.engine import upgrade
+from cds_service.storage.alert_state import Screened, screen_cards
+from cds_service.storage.engine import in_transaction, upgrade
 from cds_service.storage.models import CardRecord
 from tests.conftest import AS_OF
 from tests.storage_helpers import cards_for, rows, summaries
@@ -28,6 +28,15 @@ def example_request(example_request: dict) -> dict:
     entries = example_request["prefetch"]["bloodCounts"]["entry"]
     entries[:] = [e for e in entries if not e["resource"]["id"].startswith(("hb-", "plt-"))]
     return example_request
+
+
+def screen_card(store: Store, service_id: str, card: Card, now, policy: Policy = POLICY) -> Screened:
+    """One card screened in its own transaction, as a hook call does with all of its cards."""
+    (screened,) = in_transaction(
+        store.engine,
+        lambda connection: screen_cards(connection, service_id, "patient-key", [issued_card(card)], now, policy),
+    )
+    return screened
 
 
 def with_anc(request: dict, value: float, observation_id: str = "anc-20261119") -> dict:
@@ -114,17 +123,7 @@ def test_critical_cards_are_shown_every_time_through_the_database(database_url):
     store = Store(database_url)
     try:
         upgrade(store.engine)
-        results = [
-            screen_card(
-                store.engine,
-                "fn",
-                "patient-key",
-                issued_card(febrile_neutropenia()),
-                AS_OF + timedelta(minutes=i),
-                POLICY,
-            )
-            for i in range(3)
-        ]
+        results = [screen_card(store, "fn", febrile_neutropenia(), AS_OF + timedelta(minutes=i)) for i in range(3)]
         assert all(r.shown for r in results)
         assert results[2].shown_before == AS_OF + timedelta(minutes=1)
     finally:
@@ -149,9 +148,7 @@ def test_concurrent_workers_show_a_repeat_once(database_url):
 
     def worker(store: Store) -> None:
         start.wait()
-        shown.append(
-            screen_card(store.engine, "cytopenia-review", "patient-key", issued_card(warning), AS_OF, POLICY).shown
-        )
+        shown.append(screen_card(store, "cytopenia-review", warning, AS_OF).shown)
 
     threads = [threading.Thread(target=worker, args=(s,)) for s in stores]
     try:

@@ -7,12 +7,14 @@ import hashlib
 import hmac
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, event, text
 
 from cds_service.app import create_app
-from cds_service.config import ConfigError, Settings
+from cds_service.config import ClientConfig, ConfigError, Settings
 from cds_service.storage.models import CardRecord, HookCallRecord
-from tests.storage_helpers import cards_for, rows
+from tests.conftest import AS_OF
+from tests.jwt_support import BASE_URL, EHR_ISSUER, SERVICE_PATH, SigningKey, bearer, claims, write_jwks
+from tests.storage_helpers import cards_for, rows, summaries
 
 
 def test_a_hook_call_is_audited_with_its_cards_and_data_sources(app, example_request):
@@ -82,3 +84,87 @@ def test_production_refuses_to_start_without_an_audit_key():
     )
     with pytest.raises(ConfigError, match="audit_key"):
         create_app(settings)
+
+
+@pytest.fixture
+def signed_app(database_url, tmp_path):
+    """Production mode on the test database: calls carry a token an EHR signed, with whatever claims it puts in."""
+    key = SigningKey.generate("ES256")
+    client = ClientConfig(issuer=EHR_ISSUER, jwks_file=write_jwks(tmp_path / "jwks.json", key), algorithms=["ES256"])
+    settings = Settings(
+        dev=False, workers=1, public_base_url=BASE_URL, clients=[client], database_url=database_url, audit_key="k"
+    )
+    application = create_app(settings, clock=lambda: AS_OF)
+    yield application, key
+    application.extensions["cytopenia.store"].engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "claim, hook_instance, stored_tenant, stored_instance",
+    [
+        ("t" * 300, "plain", "t" * 200, "plain"),
+        ({"id": "hospital-a"}, "plain", None, "plain"),
+        ("hospital-a", "before\x00after", "hospital-a", "before\ufffdafter"),
+    ],
+    ids=["300-character tenant", "object tenant", "NUL in hookInstance"],
+)
+def test_every_answered_call_has_its_audit_row_whatever_its_text_holds(
+    signed_app, example_request, claim, hook_instance, stored_tenant, stored_instance
+):
+    application, key = signed_app
+    example_request["hookInstance"] = hook_instance
+    token = key.mint(claims(tenant=claim))
+    response = application.test_client().post(SERVICE_PATH, json=example_request, headers=bearer(token))
+    assert response.status_code == 200 and response.get_json()["cards"]
+    (call,) = rows(application, HookCallRecord)
+    assert (call.status, call.client_tenant, call.hook_instance) == (200, stored_tenant, stored_instance)
+    assert len(rows(application, CardRecord)) == len(response.get_json()["cards"])
+
+
+def test_an_audit_row_the_database_refuses_is_logged_and_counted_and_the_cards_still_shown(
+    app, example_request, caplog
+):
+    from prometheus_client import REGISTRY
+
+    def failures() -> float:
+        return REGISTRY.get_sample_value("cytopenia_audit_write_failures_total", {"service": "cytopenia-review"}) or 0
+
+    with app.extensions["cytopenia.store"].engine.begin() as connection:
+        connection.execute(text("DROP TABLE card"))
+    before = failures()
+    cards = cards_for(app.test_client(), example_request)
+    assert "Pancytopenia" in summaries(cards), "no alert-fatigue state: every card is shown"
+    assert failures() == before + 1
+    assert "audit trail could not be written (status 200)" in caplog.text
+
+
+def test_a_hook_call_takes_one_connection_and_commits_once(app, example_request):
+    """Alert state and audit row in one short transaction: one pool checkout, one commit per call."""
+    engine = app.extensions["cytopenia.store"].engine
+    seen = {"checkout": 0, "commit": 0}
+    event.listen(engine, "checkout", lambda *_: seen.__setitem__("checkout", seen["checkout"] + 1))
+    event.listen(engine, "commit", lambda *_: seen.__setitem__("commit", seen["commit"] + 1))
+    assert cards_for(app.test_client(), example_request)
+    assert seen == {"checkout": 1, "commit": 1}
+    assert cards_for(app.test_client(), example_request) == [], "the repeat is held back, in one transaction too"
+    assert seen == {"checkout": 2, "commit": 2}
+
+
+def test_a_connection_the_database_dropped_is_replaced_and_the_call_still_screened(
+    app, database_url, example_request, caplog
+):
+    """No ping per checkout: a PostgreSQL restart is met by running the call's transaction once more."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("about PostgreSQL server connections")
+    client = app.test_client()
+    engine = app.extensions["cytopenia.store"].engine
+    assert cards_for(client, example_request)
+    with engine.connect() as connection:
+        pooled = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled})
+    admin.dispose()
+    assert cards_for(client, example_request) == [], "screened against the stored state: a repeat"
+    assert "not stored" not in caplog.text and "could not be written" not in caplog.text
+    assert len(rows(app, HookCallRecord)) == 2

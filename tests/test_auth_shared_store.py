@@ -29,7 +29,7 @@ def key() -> SigningKey:
 
 @pytest.fixture
 def workers(make_app, key, tmp_path, prefix):
-    def factory(rate_limit: str = "600 per minute"):
+    def factory(rate_limit: str = "600 per minute", **more):
         client = ClientConfig(
             issuer=EHR_ISSUER, jwks_file=write_jwks(tmp_path / "jwks.json", key), algorithms=["ES384"]
         )
@@ -41,6 +41,7 @@ def workers(make_app, key, tmp_path, prefix):
             redis_url=REDIS_URL,
             redis_key_prefix=prefix,
             rate_limit=rate_limit,
+            **more,
         )
         return make_app(**settings).test_client(), make_app(**settings).test_client()
 
@@ -68,8 +69,10 @@ def test_the_rate_limit_is_shared_by_workers_and_answers_429_operation_outcome(w
     assert int(limited.headers["Retry-After"]) > 0
 
 
-def test_when_redis_fails_mid_run_calls_fail_closed_with_503(workers, key, example_request, monkeypatch):
-    first, _ = workers()
+def test_when_redis_fails_mid_run_and_calls_are_refused_they_fail_closed_with_503(
+    workers, key, example_request, monkeypatch
+):
+    first, _ = workers(replay_cache_when_redis_lost="refuse-calls")
 
     def unavailable(*args, **kwargs):
         raise redis.ConnectionError("connection lost")
@@ -78,3 +81,4 @@ def test_when_redis_fails_mid_run_calls_fail_closed_with_503(workers, key, examp
     response = first.post(SERVICE_PATH, json=example_request, headers=bearer(key.mint(claims())))
     assert response.status_code == 503
     assert response.get_json()["resourceType"] == "OperationOutcome"
+    assert response.headers["Retry-After"] == "5"

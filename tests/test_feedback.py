@@ -99,3 +99,11 @@ def test_feedback_to_an_unknown_service_is_404(app):
     item = {"card": "x", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:05:00Z"}
     response = app.test_client().post("/cds-services/nope/feedback", json={"feedback": [item]})
     assert response.status_code == 404 and response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_feedback_to_a_service_switched_off_is_404_like_its_calls(make_app):
+    client = make_app(services_enabled=["febrile-neutropenia"]).test_client()
+    item = {"card": "x", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:05:00Z"}
+    assert client.post("/cds-services/cytopenia-review", json={}).status_code == 404
+    response = client.post(FEEDBACK, json={"feedback": [item]})
+    assert response.status_code == 404 and response.get_json()["resourceType"] == "OperationOutcome"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 
 import pytest
 
@@ -97,3 +98,36 @@ def test_logs_of_a_full_run_hold_no_token_and_no_phi(http, key, example_request,
     for token in tokens:
         for part in token.split("."):
             assert part not in logged
+
+
+# Any malformed claim of a correctly signed token is a 401, never a 500: the signature proves who signed,
+# not that what they signed is well formed.
+NOW = int(time.time())
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        {"exp": str(NOW + 300)},
+        {"iat": str(NOW)},
+        {"exp": str(NOW + 300), "iat": str(NOW)},
+        {"nbf": str(NOW)},
+        {"exp": True},
+        {"exp": [NOW + 300]},
+        {"iat": None},
+        {"jti": 42},
+        {"tenant": {"id": "hospital-a"}},
+        {"tenant": "t" * 300},
+        {"tenant": "hospital\x00a"},
+    ],
+)
+def test_a_signed_token_with_a_malformed_claim_is_401(http, key, example_request, malformed):
+    token = key.mint({**claims(), **malformed})
+    response = http.post(SERVICE_PATH, json=example_request, headers=bearer(token))
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_same_token_well_formed_is_accepted(http, key, example_request):
+    response = http.post(SERVICE_PATH, json=example_request, headers=bearer(key.mint(claims(tenant="hospital-a"))))
+    assert response.status_code == 200

@@ -7,9 +7,11 @@ from importlib import resources
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from cds_service.auth.keys import FileKeySet, UrlKeySet
-from cds_service.auth.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from cds_service.auth.replay import MemoryReplayCache, RedisReplayCache, ReplayCache, WorkerFallbackReplayCache
 from cds_service.auth.tokens import TrustedClient
 from cds_service.config import ClientConfig, Settings
 
@@ -46,10 +48,26 @@ def trusted_clients(settings: Settings) -> dict[str, TrustedClient]:
     return clients
 
 
+REDIS_TIMEOUT_SECONDS = 1  # a Redis that does not answer in this time is treated as lost
+
+
+def redis_client(settings: Settings) -> redis.Redis | None:
+    """Shared store for replay protection and rate limits (the pre-flight checked at start-up that it answers)."""
+    if not settings.redis_url:
+        return None
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1),  # one retry on a fresh connection, not redis-py's ten with backoff
+    )
+
+
 def replay_cache(settings: Settings) -> ReplayCache:
     """Shared through Redis when configured (the pre-flight checked it answers and that a single worker
     is all that runs without it)."""
-    if not settings.redis_url:
+    client = redis_client(settings)
+    if client is None:
         return MemoryReplayCache()
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    return RedisReplayCache(client, settings.redis_key_prefix)
+    shared = RedisReplayCache(client, settings.redis_key_prefix)
+    return shared if settings.replay_cache_when_redis_lost == "refuse-calls" else WorkerFallbackReplayCache(shared)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from typing import Protocol
 
 import redis
+
+from cds_service.observability.metrics import REPLAY_CACHE_FALLBACKS
+
+log = logging.getLogger(__name__)
+RETRY_REDIS_AFTER_SECONDS = 5
 
 
 class ReplayStoreUnavailable(Exception):
@@ -57,3 +63,28 @@ class RedisReplayCache:
             )
         except redis.RedisError as error:
             raise ReplayStoreUnavailable(type(error).__name__) from None
+
+
+class WorkerFallbackReplayCache:
+    """Redis while it answers; while it does not, this worker's own cache, loudly (an error log line and
+    `cytopenia_replay_cache_fallbacks_total`). A token replayed to the same worker is still refused; one
+    replayed to another worker during the outage is not. Chosen because failing closed would withhold
+    every card, febrile neutropenia included, for as long as Redis is down (docs/operations-resilience.md)."""
+
+    def __init__(self, shared: RedisReplayCache, clock=time.monotonic):
+        self._shared = shared
+        self._own = MemoryReplayCache(clock)
+        self._clock = clock
+        self._shared_lost_until = 0.0
+
+    def first_use(self, issuer: str, jti: str, ttl_seconds: int) -> bool:
+        if self._clock() >= self._shared_lost_until:
+            try:
+                return self._shared.first_use(issuer, jti, ttl_seconds)
+            except ReplayStoreUnavailable as error:
+                # Ask Redis again only after a pause: a Redis that drops packets costs each call its timeout.
+                self._shared_lost_until = self._clock() + RETRY_REDIS_AFTER_SECONDS
+                log.error("replay cache unavailable (%s)", error)
+        REPLAY_CACHE_FALLBACKS.inc()
+        log.error("replay cache unavailable: checking this token against this worker's cache only")
+        return self._own.first_use(issuer, jti, ttl_seconds)

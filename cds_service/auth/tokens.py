@@ -5,16 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jwt
 from jwt import PyJWK
+from sqlalchemy import String
 
 from cds_service.auth.keys import KeyNotFound, KeySet
 from cds_service.auth.replay import ReplayCache
 from cds_service.config import ClientConfig
+from cds_service.storage.models import HookCallRecord
 
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]
+TENANT_LIMIT = cast(String, HookCallRecord.__table__.c.client_tenant.type).length  # kept in every audit row
 KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 
@@ -99,6 +102,8 @@ def verify(
         raise Rejected(f"{type(error).__name__}: {error}") from None
     _check_times(claims, policy)
     tenant = claims.get("tenant")
+    if tenant is not None and not _storable(tenant, TENANT_LIMIT):
+        raise Rejected(f"tenant is not a string of at most {TENANT_LIMIT} characters without NUL")
     if client.config.tenants and tenant not in client.config.tenants:
         raise Rejected(f"tenant {str(tenant)[:200]!r} is not allowed for {client.issuer!r}")
     jti = claims["jti"]
@@ -116,8 +121,17 @@ def _key_fits(key: PyJWK, alg: str) -> bool:
     return key.key_type == KEY_TYPES.get(alg[:2])
 
 
+def _storable(value: Any, limit: int | None) -> bool:
+    return isinstance(value, str) and (limit is None or len(value) <= limit) and "\x00" not in value
+
+
 def _check_times(claims: dict[str, Any], policy: Policy) -> None:
-    """PyJWT refuses a past exp and a future nbf or iat; an overlong lifetime is ours to refuse, as it
-    would keep the jti in the replay cache for as long."""
+    """PyJWT refuses a past exp and a future nbf or iat, but reads numeric strings as numbers; RFC 7519
+    makes them NumericDate (JSON numbers), so anything else is malformed. An overlong lifetime is ours to
+    refuse, as it would keep the jti in the replay cache for as long."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if (name in claims and type(value) not in (int, float)) or value != value:
+            raise Rejected(f"{name} is not a number (RFC 7519 NumericDate)")
     if claims["exp"] - claims["iat"] > policy.max_lifetime_seconds:
         raise Rejected(f"token lifetime exceeds {policy.max_lifetime_seconds} s")

@@ -11,6 +11,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -45,6 +46,9 @@ class FhirAccess:
             ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir-fetch"),
             GuardedTransport(allow_private=settings.dev or settings.allow_private_fhir_servers),
         )
+
+
+UNDATED = datetime.min.replace(tzinfo=UTC)
 
 
 class RequiredDataUnavailable(Exception):
@@ -92,11 +96,56 @@ def gather(
             else:
                 issues.extend(result.issues)
                 issues.append(DataIssue(source, f"{why}; findings that depend on it may be incomplete"))
+    for key, resources in by_key.items():
+        if len(resources) > settings.fhir_max_entries:
+            by_key[key] = newest(resources, settings.fhir_max_entries)
+            issues.append(
+                DataIssue(
+                    prefetch_source(key),
+                    f"{len(resources)} entries were sent; only the newest {settings.fhir_max_entries} were read",
+                )
+            )
     if unavailable:
         raise RequiredDataUnavailable(
             "required FHIR data could not be obtained: " + "; ".join(reasons), [t.key for t in unavailable]
         )
     return HookData(by_key=by_key, issues=tuple(issues))
+
+
+# When a resource was true of the patient, by type: the first of these it has decides its place in time.
+TIMES = (
+    "effectiveDateTime",
+    "effectiveInstant",
+    "effectivePeriod",
+    "issued",
+    "authoredOn",
+    "recordedDate",
+    "onsetDateTime",
+)
+
+
+PARTIAL_DATES = {4: "-01-01", 7: "-01"}  # FHIR allows "2026" and "2026-11"
+
+
+def _moment(value: Any) -> datetime | None:
+    text = value.get("start") if isinstance(value, dict) else value
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text + PARTIAL_DATES.get(len(text), ""))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _time(resource: dict[str, Any]) -> datetime:
+    return next((m for name in TIMES if (m := _moment(resource.get(name))) is not None), UNDATED)
+
+
+def newest(resources: tuple, count: int) -> tuple:
+    """The `count` most recent resources (undated ones last): a long stay's chart beyond what one call
+    reads keeps its latest results, and the card says how many were left out."""
+    return tuple(sorted(resources, key=_time, reverse=True)[:count])
 
 
 def _described(query: str) -> str:

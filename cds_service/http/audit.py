@@ -1,7 +1,9 @@
 """The audit trail of every hook call, and alert-fatigue screening of its cards.
 
-A `Trail` lives in `flask.g` for one request: it times each stage, notes where the data came from,
-screens the cards, and is written after the response is built (whatever its status, 200 or 4xx).
+A `Trail` lives in `flask.g` for one request: it times each stage and notes where the data came from.
+A call that reaches its cards screens them and writes its row (and the alert state) in one transaction,
+committed before the response; any other call (4xx) is written once its response exists. A row that
+cannot be written is logged and counted (`cytopenia_audit_write_failures_total`), never silent.
 Stored: time, service, hook, hookInstance, client issuer/tenant, a keyed hash of the patient id,
 resource ids (never the Patient's), latencies, status and per card uuid/finding/indicator/suggestion
 uuids. Never stored: tokens, names, resource bodies, error messages (they may echo request content).
@@ -22,17 +24,17 @@ from cards import Card
 from cds_service.alert_fatigue import Policy
 from cds_service.hooks.service import CdsService
 from cds_service.issued_card import IssuedCard
-from cds_service.observability.metrics import SUPPRESSED_REPEATS
+from cds_service.observability.metrics import AUDIT_WRITE_FAILURES, SUPPRESSED_REPEATS
 from cds_service.observability.requests import stage
 from cds_service.request import HookData
 from cds_service.storage import Store
-from cds_service.storage.alert_state import Screened, screen_card
+from cds_service.storage.alert_state import Screened, screen_cards
 from cds_service.storage.audit import record_call
+from cds_service.storage.engine import in_transaction
 from cds_service.storage.patient_key import patient_key
 
 log = logging.getLogger(__name__)
 AUDITED_ENDPOINT = "call_service"
-TEXT_LIMIT = 200
 
 
 def store() -> Store:
@@ -42,10 +44,6 @@ def store() -> Store:
 def fatigue_policy() -> Policy:
     settings = current_app.config["SETTINGS"]
     return Policy(timedelta(hours=settings.repeat_window_hours), timedelta(hours=settings.override_snooze_hours))
-
-
-def _clip(value: Any) -> str | None:
-    return value[:TEXT_LIMIT] if isinstance(value, str) else None
 
 
 def _reference(resource: dict[str, Any]) -> str:
@@ -82,6 +80,7 @@ class Trail:
     patient_key: str | None = None
     sources: dict[str, Any] = field(default_factory=dict)
     cards: list[Screened] = field(default_factory=list)
+    recorded: bool = False
 
     def note_sources(self, data: HookData) -> None:
         """Per prefetch key: whether the EHR sent it or the service fetched it, and which resources."""
@@ -95,20 +94,27 @@ class Trail:
         }
 
     def screen(self, cards: list[Card]) -> list[Card]:
-        """Hold back repeats and snoozed cards; return those to show (with "Shown before on ...")."""
+        """Hold back repeats and snoozed cards and write this call's audit row, in one transaction; return
+        the cards to show (with "Shown before on ..."). Without the database every card is shown."""
         now = current_app.config["CLOCK"]()
-        engine, policy = store().engine, fatigue_policy()
+        policy, service_id = fatigue_policy(), self.service.id
         records = [issued_card(card) for card in cards]
-        try:
+
+        def screen_and_record(connection) -> list[Screened]:
             with stage("fatigue"):
-                self.cards = [
-                    screen_card(engine, self.service.id, self.patient_key, record, now, policy) for record in records
-                ]
+                screened = screen_cards(connection, service_id, self.patient_key, records, now, policy)
+            record_call(connection, self.row(200), screened)
+            return screened
+
+        try:
+            with stage("store"):
+                self.cards = in_transaction(store().engine, screen_and_record)
+            self.recorded = True
         except SQLAlchemyError:
-            log.exception("alert-fatigue state unavailable: showing every card")
+            log.exception("alert-fatigue state and audit row not stored: showing every card")
             self.cards = [Screened(record) for record in records]
         if held := sum(not s.shown for s in self.cards):
-            SUPPRESSED_REPEATS.labels(self.service.id).inc(held)
+            SUPPRESSED_REPEATS.labels(service_id).inc(held)
         return [with_history(card, s.shown_before) for card, s in zip(cards, self.cards, strict=True) if s.shown]
 
     def shown(self) -> list[IssuedCard]:
@@ -119,9 +125,9 @@ class Trail:
         total = round((time.perf_counter() - self.started) * 1000, 3)
         return {
             "received_at": self.received_at,
-            "service_id": self.service.id if self.service else _clip((request.view_args or {}).get("service_id")) or "",
-            "hook": _clip(self.body.get("hook")),
-            "hook_instance": _clip(self.body.get("hookInstance")),
+            "service_id": self.service.id if self.service else (request.view_args or {}).get("service_id") or "",
+            "hook": self.body.get("hook"),
+            "hook_instance": self.body.get("hookInstance"),
             "client_issuer": getattr(caller, "issuer", None),
             "client_tenant": getattr(caller, "tenant", None),
             "patient_key": self.patient_key,
@@ -152,9 +158,10 @@ def install(blueprint: Blueprint) -> None:
     @blueprint.after_request
     def _write_trail(response: Response) -> Response:
         trail = g.pop("audit_trail", None)
-        if trail is not None:
+        if trail is not None and not trail.recorded:
             try:
-                record_call(store().engine, trail.row(response.status_code), trail.cards)
+                in_transaction(store().engine, lambda c: record_call(c, trail.row(response.status_code), trail.cards))
             except SQLAlchemyError:
+                AUDIT_WRITE_FAILURES.labels(trail.service.id if trail.service else "unknown").inc()
                 log.exception("audit trail could not be written (status %s)", response.status_code)
         return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -27,7 +28,11 @@ def nesting_exceeds(document: Any, limit: int) -> bool:
     return bool(level)
 
 
-def json_body(request: Request, schema: str, what: str = "CDS Hooks request") -> dict[str, Any]:
+def json_body(
+    request: Request, schema: str, what: str = "CDS Hooks request", cap: Callable[[Any], None] | None = None
+) -> dict[str, Any]:
+    """The parsed, schema-valid body. `cap` looks at the parsed document first, so a request over a cap
+    is refused before the schema walks every one of its items."""
     mimetype = request.mimetype
     if mimetype not in ("application/json", "application/fhir+json"):
         raise ApiError(415, "the request body must be JSON (Content-Type: application/json)")
@@ -44,6 +49,8 @@ def json_body(request: Request, schema: str, what: str = "CDS Hooks request") ->
     depth_limit = current_app.config["SETTINGS"].max_json_depth
     if nesting_exceeds(document, depth_limit):
         raise ApiError(400, f"the request body is nested deeper than {depth_limit} levels")
+    if cap is not None:
+        cap(document)
     if (problem := first_error(schema, document)) is not None:
         message, expression = problem
         raise ApiError(400, f"invalid {what}: {message}", expression)

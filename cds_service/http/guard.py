@@ -1,48 +1,48 @@
-"""The gate in front of every CDS Hooks path and the SMART app's endpoint: who is calling first, then
-the caller's rate limit."""
+"""The gate in front of every CDS Hooks path and the SMART app's endpoint: who is calling first, then the
+caller's rate limit.
+
+Probes, metrics and the OpenAPI description are outside it: an orchestrator polling through one address
+must never be throttled, and none of them touches patient data.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, g, request
-from flask_limiter import Limiter
+from flask import Flask, request
 
 from cds_service.auth import CallRefused, Trust, TrustUnavailable
 from cds_service.auth.introspection import AppTrust
+from cds_service.auth.registry import redis_client
 from cds_service.config import Settings
 from cds_service.errors import ApiError
+from cds_service.http.rate_limit import Limit, RateLimiter
 
 # Checked by path, not per blueprint, so every route under it (discovery, services, feedback) is covered.
 PROTECTED_PREFIX = "/cds-services"
 APP_API_PREFIX = "/app/api/"  # the SMART app's endpoint: its SMART access token, by introspection
+RETRY_AFTER_SECONDS = 5  # Redis comes back within seconds after a restart or fail-over
 
 
 def _protected(path: str) -> bool:
     return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
 
 
-def _rate_limit_key() -> str:
-    return g.get("rate_limit_key") or f"address:{request.remote_addr}"
-
-
-def _limiter(app: Flask, settings: Settings) -> Limiter:
-    return Limiter(
-        _rate_limit_key,
-        app=app,
-        default_limits=[settings.rate_limit],
-        storage_uri=settings.redis_url or "memory://",
-        key_prefix=f"{settings.redis_key_prefix}ratelimit",
-        headers_enabled=True,
-    )
+def _limits(settings: Settings) -> tuple[Limit, dict[str, Limit]]:
+    """Checked by the pre-flight (cds_service/preflight.py), which names a limit that cannot be read."""
+    default = Limit.parse(settings.rate_limit)
+    per_issuer = {client.issuer: Limit.parse(client.rate_limit) for client in settings.clients if client.rate_limit}
+    return default, per_issuer
 
 
 def install_guard(app: Flask, settings: Settings) -> None:
-    """Authenticate, then rate-limit per client (issuer) so one EHR cannot starve another. The limiter's
-    own check is registered after ours, so it sees who the caller is."""
+    """Authenticate, then rate-limit per client (issuer) so one EHR cannot starve another; calls without an
+    issuer (development mode) are counted per address, the SMART app's per session."""
+    default, per_issuer = _limits(settings)
     trust = Trust(settings)
     app_trust = AppTrust(settings)
+    limiter = RateLimiter(redis_client(settings), settings.redis_key_prefix)
 
     @app.before_request
-    def _authenticate():
+    def _authenticate_then_limit():
         if request.method == "OPTIONS":
             return None
         app_call = request.path.startswith(APP_API_PREFIX)
@@ -53,14 +53,18 @@ def install_guard(app: Flask, settings: Settings) -> None:
         except CallRefused as refused:
             raise ApiError(401, str(refused), headers={"WWW-Authenticate": "Bearer"}) from None
         except TrustUnavailable as unavailable:
-            raise ApiError(503, str(unavailable)) from None
+            raise ApiError(503, str(unavailable), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         if app_call:
             request.environ["cytopenia.app_caller"] = caller
-            g.rate_limit_key = caller.rate_limit_key
-            return None
-        request.environ["cytopenia.caller"] = caller
-        if caller.issuer is not None:
-            g.rate_limit_key = f"client:{caller.issuer}"
+            key, limit = caller.rate_limit_key, default
+        else:
+            request.environ["cytopenia.caller"] = caller
+            key = f"client:{caller.issuer}" if caller.issuer is not None else f"address:{request.remote_addr}"
+            limit = per_issuer.get(caller.issuer, default)
+        if (wait := limiter.retry_after(key, limit)) is not None:
+            raise ApiError(
+                429,
+                f"too many calls from this client: at most {limit.calls} per {limit.seconds} s; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         return None
-
-    _limiter(app, settings)

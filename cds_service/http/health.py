@@ -1,8 +1,10 @@
 """Probes for the orchestrator: `/healthz` (the process answers) and `/readyz` (it can do its job).
 
 Readiness is a registry of named checks so each backing service registers its own (the knowledge
-tables and Redis here; the database where storage is set up). A check returns a short status when
-ready and raises `NotReady` with a reason that names no secret when not.
+tables, Redis, the database). A check returns a short status when ready, raises `Degraded` when the
+service still answers hook calls without it (HTTP 200, status "degraded"), and `NotReady` when it
+should get no traffic (HTTP 503). Reasons name what is down and no secret. Liveness (`/healthz`) checks
+nothing but the process: restarting it would not bring a lost dependency back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ blueprint = Blueprint("health", __name__)
 
 class NotReady(Exception):
     """The dependency a check looks after cannot serve; the message is shown on /readyz."""
+
+
+class Degraded(Exception):
+    """The dependency is lost but the service answers without it (the message says how)."""
 
 
 def readiness_check(name: str) -> Callable[[ReadinessCheck], ReadinessCheck]:
@@ -58,7 +64,10 @@ def redis_reachable(settings: Settings) -> str:
         with redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout) as client:
             client.ping()
     except redis.RedisError as error:
-        raise NotReady(f"Redis unreachable: {type(error).__name__}") from None
+        reason = f"Redis unreachable: {type(error).__name__}"
+        if settings.replay_cache_when_redis_lost == "refuse-calls":
+            raise NotReady(f"{reason}; hook calls are refused until it is back") from None
+        raise Degraded(f"{reason}; replay cache and rate limits per worker") from None
     return "ok"
 
 
@@ -71,25 +80,33 @@ def healthz() -> Response:
 def readyz() -> Response:
     settings = current_app.config["SETTINGS"]
     results: dict[str, str] = {}
-    ready = True
     for name, check in READINESS_CHECKS.items():
         try:
             results[name] = check(settings)
         except NotReady as problem:
             results[name] = f"failing: {problem}"
-            ready = False
-    return _json({"status": "ready" if ready else "not ready", "checks": results}, 200 if ready else 503)
+        except Degraded as problem:
+            results[name] = f"degraded: {problem}"
+    if any(result.startswith("failing:") for result in results.values()):
+        return _json({"status": "not ready", "checks": results}, 503)
+    degraded = any(result.startswith("degraded:") for result in results.values())
+    return _json({"status": "degraded" if degraded else "ready", "checks": results}, 200)
 
 
 @readiness_check("database")
 def database_reachable(settings: Settings) -> str:
-    """The audit trail, feedback and repeat control all need the store; without it the service is not ready."""
-    from sqlalchemy import text
+    """The audit trail, feedback and repeat control all need the store, at the schema this code expects;
+    without it the service is not ready (hook calls that still reach it are answered: see the docs)."""
     from sqlalchemy.exc import SQLAlchemyError
+
+    from cds_service.storage.schema import schema_problem
 
     try:
         with current_app.extensions["cytopenia.store"].engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+            problem = schema_problem(connection)
+            connection.rollback()
     except SQLAlchemyError as error:
         raise NotReady(f"database unreachable: {type(error).__name__}") from None
+    if problem:
+        raise NotReady(problem)
     return "ok"

@@ -18,15 +18,22 @@ from cds_service.hooks.service import CdsService
 from cds_service.http.schemas import schema
 
 Json = dict[str, Any]
-SCHEMAS = {"request": "CdsHooksRequest", "response": "CdsHooksResponse", "discovery": "CdsHooksDiscovery"}
+SCHEMAS = {
+    "request": "CdsHooksRequest",
+    "response": "CdsHooksResponse",
+    "discovery": "CdsHooksDiscovery",
+    "feedback": "CdsHooksFeedback",
+}
 OUTCOME_STATUSES = {
     "400": "The body is not a valid CDS Hooks request for this service",
     "401": "No valid credentials from a trusted EHR client",
     "403": "The caller is not allowed this call",
     "412": "Required FHIR data was neither prefetched nor obtainable",
-    "413": "The body is larger than the configured limit",
+    "404": "No enabled CDS service with this id",
+    "413": "The body is larger than the configured limit, or carries more items than a request may (named)",
     "415": "The body is not JSON",
-    "429": "Too many calls from this client",
+    "429": "Too many calls from this client (Retry-After says when to call again)",
+    "503": "A dependency is lost and this request cannot be served now (Retry-After says when to retry)",
 }
 OPERATION_OUTCOME: Json = {
     "type": "object",
@@ -98,7 +105,7 @@ def _service_path(services: list[CdsService], dev: bool) -> Json:
     first = services[0]
     hooks = sorted({s.hook for s in services})
     body = {"allOf": [_ref("CdsHooksRequest"), {"properties": {"hook": {"enum": hooks}}}]}
-    statuses = ("400", "412", "413", "415") if dev else ("400", "401", "403", "412", "413", "415", "429")
+    statuses = ("400", "412", "413", "415") if dev else ("400", "401", "403", "412", "413", "415", "429", "503")
     return {
         "post": {
             "operationId": f"call-{first.id}",
@@ -113,6 +120,21 @@ def _service_path(services: list[CdsService], dev: bool) -> Json:
                 },
                 **_outcomes(statuses),
             },
+        }
+    }
+
+
+def _feedback_path(service: CdsService, dev: bool) -> Json:
+    statuses = ("400", "404", "413", "415", "503") if dev else ("400", "401", "403", "404", "413", "415", "429", "503")
+    return {
+        "post": {
+            "operationId": f"feedback-{service.id}",
+            "summary": f"Feedback on the cards of {service.title}",
+            "description": "What the clinician did with cards: accepted (with the suggestions taken) or overridden "
+            "(with a reason). Stored durably before the 200; a resent item is stored once.",
+            "tags": ["CDS Hooks"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CdsHooksFeedback")}}},
+            "responses": {"200": {"description": "Stored"}, **_outcomes(statuses)},
         }
     }
 
@@ -160,6 +182,10 @@ def openapi_document(services: list[CdsService], *, dev: bool, base_url: str | N
             }
         },
         **{f"/cds-services/{service_id}": _service_path(declared, dev) for service_id, declared in by_id.items()},
+        **{
+            f"/cds-services/{service_id}/feedback": _feedback_path(declared[0], dev)
+            for service_id, declared in by_id.items()
+        },
         "/healthz": _plain("Liveness: the process answers", {"200": _probe_response("Alive")}),
         "/readyz": _plain(
             "Readiness: knowledge tables loaded and backing services reachable",

@@ -14,6 +14,7 @@ from cds_service.errors import ApiError
 from cds_service.hooks.service import CdsService
 from cds_service.http import audit, feedback
 from cds_service.http.body import json_body
+from cds_service.http.caps import check_draft_orders
 from cds_service.observability.requests import mark_hook_call, record_cards, stage
 from cds_service.request import HookCall
 
@@ -56,7 +57,7 @@ def call_service(service_id: str) -> Response:
     if not _enabled(service_id):
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     mark_hook_call(service_id)
-    body = json_body(request, "request")
+    body = json_body(request, "request", cap=check_draft_orders)
     mark_hook_call(service_id, hook_instance=body["hookInstance"])
     service = _service_for(service_id, body["hook"])
     mark_hook_call(service_id, service.hook)

@@ -48,9 +48,22 @@ FHIR_FETCH_TIMEOUTS = Counter(
     "cytopenia_fhir_fetch_timeouts", "FHIR reads that ran out of time, by resource type", ("resource_type",)
 )
 AUTH_FAILURES = Counter("cytopenia_auth_failures", "Rejected CDS Hooks calls, by reason", ("reason",))
+REPLAY_CACHE_FALLBACKS = Counter(
+    "cytopenia_replay_cache_fallbacks",
+    "Tokens checked against this worker's own replay cache because Redis could not answer (alert on any)",
+)
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "cytopenia_rate_limit_storage_errors", "Calls counted by this worker alone because Redis could not count them"
+)
 SUPPRESSED_REPEATS = Counter(
     "cytopenia_suppressed_repeats",
     "Cards not repeated because the clinician already saw them, by service",
+    ("service",),
+)
+
+AUDIT_WRITE_FAILURES = Counter(
+    "cytopenia_audit_write_failures",
+    "Answered CDS Hooks calls whose audit row could not be written (each one is also logged), by service",
     ("service",),
 )
 

@@ -1,6 +1,8 @@
 """Storing CDS Hooks feedback: once per distinct item, flagged when the card is not one we issued.
 
-An override with a reason snoozes the card's finding for that patient (see `alert_state.snooze`).
+One request's items go in together: one read of the cards they name, one INSERT for all of them. An
+override with a reason snoozes the card's finding for that patient (see `alert_state.snooze`).
+`TEXT_LIMITS` is what the columns hold; the request layer refuses anything longer (one source for both).
 """
 
 from __future__ import annotations
@@ -16,7 +18,29 @@ from sqlalchemy import Engine, select
 
 from cds_service.storage.alert_state import snooze
 from cds_service.storage.models import CardRecord, FeedbackRecord
-from cds_service.storage.sql import insert_unless_present
+from cds_service.storage.sql import insert_new
+
+FEEDBACK = FeedbackRecord.__table__
+TEXT_LIMITS = {column.name: column.type.length for column in FEEDBACK.columns if getattr(column.type, "length", None)}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """One feedback item as the request layer checked and normalised it; `received` is the item as sent."""
+
+    received: dict[str, Any]
+    card: str
+    outcome: str
+    outcome_at: datetime
+    accepted_suggestions: tuple[str, ...]
+    override_system: str | None
+    override_code: str | None
+    override_display: str | None
+    user_comment: str | None
+
+    @property
+    def has_reason(self) -> bool:
+        return bool(self.override_code or self.override_system or self.user_comment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,57 +57,53 @@ def fingerprint(service_id: str, item: dict[str, Any]) -> str:
     return hashlib.sha256(service_id.encode() + b"\0" + orjson.dumps(item, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def override_reason(item: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """(reason Coding, userComment); also reads the old Sandbox shape without the `reason` wrapper."""
-    given = item.get("overrideReason") or {}
-    reason = given.get("reason") or (given if "code" in given else {})
-    comment = given.get("userComment")
-    return reason, comment if isinstance(comment, str) and comment.strip() else None
-
-
 def record_feedback(
     engine: Engine,
     service_id: str,
-    items: Sequence[tuple[dict[str, Any], datetime]],
+    items: Sequence[FeedbackItem],
     *,
     now: datetime,
     snooze_for: timedelta,
     issuer: str | None,
     tenant: str | None,
 ) -> Outcome:
-    """Store (item, parsed outcomeTimestamp) pairs in one transaction; returns only after the commit."""
-    stored = duplicates = unknown = 0
+    """Store the items in one transaction; returns only after the commit."""
+    by_fingerprint = {fingerprint(service_id, item.received): item for item in items}
     with engine.begin() as connection:
-        for item, outcome_at in items:
-            card = connection.execute(
-                select(CardRecord).where(CardRecord.uuid == item["card"], CardRecord.service_id == service_id)
-            ).first()
-            reason, comment = override_reason(item)
-            unknown += card is None
-            inserted = insert_unless_present(
-                connection,
-                FeedbackRecord.__table__,
-                {
-                    "fingerprint": fingerprint(service_id, item),
-                    "received_at": now,
-                    "service_id": service_id,
-                    "card_uuid": item["card"],
-                    "known_card": card is not None,
-                    "outcome": item["outcome"],
-                    "outcome_at": outcome_at,
-                    "accepted_suggestions": [s["id"] for s in item.get("acceptedSuggestions") or ()],
-                    "override_system": reason.get("system"),
-                    "override_code": reason.get("code"),
-                    "override_display": reason.get("display"),
-                    "user_comment": comment,
-                    "client_issuer": issuer,
-                    "client_tenant": tenant,
-                },
+        cards = {
+            row.uuid: row
+            for row in connection.execute(
+                select(CardRecord.uuid, CardRecord.finding, CardRecord.patient_key).where(
+                    CardRecord.uuid.in_({item.card for item in items}), CardRecord.service_id == service_id
+                )
             )
-            if not inserted:
-                duplicates += 1
-                continue
-            stored += 1
-            if card and item["outcome"] == "overridden" and (reason or comment) and card.finding and card.patient_key:
-                snooze(connection, service_id, card.finding, card.patient_key, now + snooze_for)
-    return Outcome(stored, duplicates, unknown)
+        }
+        rows = [
+            {
+                "fingerprint": key,
+                "received_at": now,
+                "service_id": service_id,
+                "card_uuid": item.card,
+                "known_card": item.card in cards,
+                "outcome": item.outcome,
+                "outcome_at": item.outcome_at,
+                "accepted_suggestions": list(item.accepted_suggestions),
+                "override_system": item.override_system,
+                "override_code": item.override_code,
+                "override_display": item.override_display,
+                "user_comment": item.user_comment,
+                "client_issuer": issuer,
+                "client_tenant": tenant,
+            }
+            for key, item in by_fingerprint.items()
+        ]
+        inserted = insert_new(connection, FEEDBACK, rows, FEEDBACK.c.fingerprint)
+        snoozes = {
+            (card.finding, card.patient_key)
+            for key in inserted
+            if (item := by_fingerprint[key]).outcome == "overridden" and item.has_reason
+            if (card := cards.get(item.card)) is not None and card.finding and card.patient_key
+        }
+        for finding, patient_key in sorted(snoozes):
+            snooze(connection, service_id, finding, patient_key, now + snooze_for)
+    return Outcome(len(inserted), len(items) - len(inserted), sum(item.card not in cards for item in items))
