@@ -36,6 +36,11 @@ def reason(**coding) -> dict:
             "string",
         ),
         (item(overrideReason={"code": {"x": 1}}), "feedback[1].overrideReason.code", "string"),
+        (
+            item(outcomeTimestamp="0001-01-01T00:00:00+05:00"),
+            "feedback[1].outcomeTimestamp",
+            "UTC equivalent",
+        ),
     ],
 )
 def test_feedback_the_database_cannot_hold_is_a_400_naming_the_item_and_nothing_is_stored(app, bad, named, said):

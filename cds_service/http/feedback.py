@@ -52,11 +52,13 @@ def _text(value: Any, where: str, column: str | None = None) -> str:
 
 
 def _outcome_time(value: str, where: str) -> datetime:
+    """The outcome time in UTC; a time that has no UTC equivalent (year 1 east of Greenwich) is refused here,
+    not by the database."""
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        _refuse(where, "is not an ISO 8601 date-time")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        _refuse(where, "is not an ISO 8601 date-time with a UTC equivalent")
 
 
 def _reason(given: dict[str, Any], where: str) -> dict[str, str | None]:
