@@ -99,23 +99,33 @@ def signed_app(database_url, tmp_path):
     application.extensions["cytopenia.store"].engine.dispose()
 
 
-def test_every_answered_call_has_its_audit_row_whatever_its_text_holds(signed_app, example_request):
-    """A NUL byte in hookInstance (PostgreSQL cannot store one) is replaced, and the row is written."""
+@pytest.mark.parametrize(
+    "claim, hook_instance, stored_tenant, stored_instance",
+    [
+        ("t" * 300, "plain", "t" * 200, "plain"),
+        ("t" * 200, "plain", "t" * 200, "plain"),
+        ("hospital-a", "i" * 300, "hospital-a", "i" * 200),
+        ("hospital-a", "before\x00after", "hospital-a", "before\ufffdafter"),
+    ],
+    ids=["300-character tenant", "tenant at the column's length", "300-character hookInstance", "NUL in hookInstance"],
+)
+def test_every_answered_call_has_its_audit_row_whatever_its_text_holds(
+    signed_app, example_request, claim, hook_instance, stored_tenant, stored_instance
+):
     application, key = signed_app
-    example_request["hookInstance"] = "before\x00after"
-    token = key.mint(claims(tenant="hospital-a"))
+    example_request["hookInstance"] = hook_instance
+    token = key.mint(claims(tenant=claim))
     response = application.test_client().post(SERVICE_PATH, json=example_request, headers=bearer(token))
     assert response.status_code == 200 and response.get_json()["cards"]
     (call,) = rows(application, HookCallRecord)
-    assert (call.status, call.client_tenant, call.hook_instance) == (200, "hospital-a", "before\ufffdafter")
+    assert (call.status, call.client_tenant, call.hook_instance) == (200, stored_tenant, stored_instance)
     assert len(rows(application, CardRecord)) == len(response.get_json()["cards"])
 
 
-@pytest.mark.parametrize("claim", ["t" * 300, {"id": "hospital-a"}], ids=["300-character tenant", "object tenant"])
-def test_a_tenant_the_audit_trail_cannot_hold_is_refused_not_answered_unaudited(signed_app, example_request, claim):
-    """A signed token whose tenant is not a string the audit row can keep is a malformed claim: 401, no cards."""
+def test_a_tenant_that_is_not_a_string_is_a_malformed_claim_refused_not_answered_unaudited(signed_app, example_request):
+    """CDS Hooks 2.0 defines `tenant` as a string: a signed token with an object there is a 401, no cards."""
     application, key = signed_app
-    token = key.mint(claims(tenant=claim))
+    token = key.mint(claims(tenant={"id": "hospital-a"}))
     response = application.test_client().post(SERVICE_PATH, json=example_request, headers=bearer(token))
     assert response.status_code == 401
     assert not rows(application, CardRecord)

@@ -81,3 +81,25 @@ def test_a_lost_database_is_503_with_retry_after(app):
     app.extensions["cytopenia.store"] = Store("postgresql+psycopg://cds@127.0.0.1:1/gone")
     response = app.test_client().post(FEEDBACK, json={"feedback": [item()]})
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("tenant, stored", [("t" * 300, "t" * 200), ("nul\x00tenant", "nul\ufffdtenant")])
+def test_feedback_under_a_token_with_an_odd_tenant_is_stored(database_url, tmp_path, tenant, stored):
+    """The tenant claim comes from the EHR's signed token: kept as the audit trail keeps it, never a 503."""
+    from cds_service.app import create_app
+    from cds_service.config import ClientConfig, Settings
+    from tests.jwt_support import BASE_URL, EHR_ISSUER, SigningKey, bearer, claims, write_jwks
+
+    key = SigningKey.generate("ES256")
+    client = ClientConfig(issuer=EHR_ISSUER, jwks_file=write_jwks(tmp_path / "jwks.json", key), algorithms=["ES256"])
+    app = create_app(
+        Settings(
+            dev=False, workers=1, public_base_url=BASE_URL, clients=[client], database_url=database_url, audit_key="k"
+        )
+    )
+    token = key.mint(claims(aud=BASE_URL + FEEDBACK, tenant=tenant))
+    response = app.test_client().post(FEEDBACK, json={"feedback": [item()]}, headers=bearer(token))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (row,) = rows(app, FeedbackRecord)
+    assert row.client_tenant == stored
+    app.extensions["cytopenia.store"].engine.dispose()

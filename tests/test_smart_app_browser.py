@@ -40,7 +40,7 @@ COPD_CODES = {"13645005", "J44.9", "J44.1", "J44.0", "J43.9"}
 
 
 def _preliminary_wbc(patient_id: str) -> dict:
-    """A preliminary WBC after the fixture's last CBC, added by the test: shown hollow, graded as the cards grade it."""
+    """A preliminary WBC after the fixture's last CBC, added by the test: shown hollow, graded, said preliminary."""
     return {
         "resourceType": "Observation",
         "id": "preliminary-wbc",

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NoReturn
 
 import requests
 from flask import Request
@@ -71,8 +72,8 @@ class AppTrust:
         a token against); otherwise a token must be sent, and must introspect as active, for this app,
         for a patient."""
         authorization = request.headers.get("Authorization")
-        configured = self._config.introspection_url is not None
-        if self._settings.dev and not configured:
+        endpoint = self._config.introspection_url
+        if self._settings.dev and endpoint is None:
             return AppCaller(patient=None, client_id=None, session="dev")
         if authorization is None:
             _deny(request, "no Authorization header", "missing_token")
@@ -80,12 +81,12 @@ class AppTrust:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             _deny(request, "Authorization is not a Bearer token", "missing_token")
-        if not configured:
+        if endpoint is None:
             _deny(request, "smart_app.introspection_url is not configured: app tokens cannot be checked", "app_config")
         session = hashlib.sha256(token.encode()).hexdigest()[:32]
         if (cached := self._cached(session)) is not None:
             return cached
-        answer = self._introspect(token)
+        answer = self._introspect(endpoint, token)
         now = time.time()
         problem = self._problem(answer, now)
         if problem:
@@ -110,7 +111,7 @@ class AppTrust:
             return "token's scopes do not read Observations"
         return None
 
-    def _introspect(self, token: str) -> dict:
+    def _introspect(self, endpoint: str, token: str) -> dict:
         config = self._config
         auth = None
         if config.introspection_client_id:
@@ -118,7 +119,7 @@ class AppTrust:
             auth = (config.introspection_client_id, secret)
         try:
             response = requests.post(
-                config.introspection_url,
+                endpoint,
                 data={"token": token},
                 auth=auth,
                 headers={"Accept": "application/json"},
@@ -161,7 +162,7 @@ class AppTrust:
                 self._cache.popitem(last=False)
 
 
-def _deny(request: Request, reason: str, kind: str):
+def _deny(request: Request, reason: str, kind: str) -> NoReturn:
     AUTH_FAILURES.labels(kind).inc()
     log.warning("SMART app call refused: %s (%s %s)", reason, request.method, request.path[:200])
     raise CallRefused("authentication required")

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import redis
@@ -32,7 +33,7 @@ def _fingerprint(issuer: str, jti: str) -> str:
 class MemoryReplayCache:
     """For a single process (tests, one worker): expired entries are swept as new ones arrive."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._seen: dict[str, float] = {}
         self._clock = clock
         self._lock = threading.Lock()
@@ -71,7 +72,7 @@ class WorkerFallbackReplayCache:
     replayed to another worker during the outage is not. Chosen because failing closed would withhold
     every card, febrile neutropenia included, for as long as Redis is down (docs/operations-resilience.md)."""
 
-    def __init__(self, shared: RedisReplayCache, clock=time.monotonic):
+    def __init__(self, shared: RedisReplayCache, clock: Callable[[], float] = time.monotonic) -> None:
         self._shared = shared
         self._own = MemoryReplayCache(clock)
         self._clock = clock

@@ -31,17 +31,17 @@ def pregnancy(record: ClinicalRecord, on: date) -> Pregnancy:
         and (c.since is None or c.since <= on)
     ]
     stated = [o for o in record.pregnancy_status if o.since is None or o.since <= on]
-    latest_statement = max(stated, key=lambda o: o.since, default=None)
+    latest_statement = max(stated, key=lambda o: o.since or date.min, default=None)
     latest_coded = max(coded, key=lambda c: c.since or date.min, default=None)
     if latest_statement and latest_statement.category != "pregnant":
-        if latest_coded is None or (latest_coded.since or date.min) <= latest_statement.since:
+        if latest_coded is None or (latest_coded.since or date.min) <= (latest_statement.since or date.min):
             return Pregnancy(latest_statement.category, None, latest_statement.source)
-    if latest_coded is None and latest_statement is None:
+    newest = latest_coded or latest_statement
+    if newest is None:
         return Pregnancy("unknown")
     staged = [c for c in coded if c.category in TRIMESTER_CATEGORIES]
     trimester = TRIMESTER_CATEGORIES[max(staged, key=lambda c: c.since or date.min).category] if staged else None
-    evidence = latest_coded.source if latest_coded else latest_statement.source
-    return Pregnancy("pregnant", trimester, evidence)
+    return Pregnancy("pregnant", trimester, newest.source)
 
 
 def pregnancy_possible(demographics: Demographics, on: date) -> bool:

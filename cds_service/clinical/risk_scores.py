@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from cds_service.clinical.knowledge import PACKAGE, mascc_points, risk_cutoff
+from cds_service.clinical.knowledge import PACKAGE, fn_rule, mascc_points, risk_cutoff
 from cds_service.knowledge_tables import knowledge_loader, read_table
 
 
@@ -255,7 +255,7 @@ def _caveat_rows() -> dict[str, dict[str, str]]:
 def mascc_caveats(age_years: int | None, haematological_malignancy: bool) -> tuple[Caveat, ...]:
     """The limits of MASCC (`data/risk_score_caveats.csv`), each marked when this patient falls under it."""
     rows = _caveat_rows()
-    adults_from = risk_cutoff("mascc_adults_from").value
+    adults_from = fn_rule("adult_from_years").value
     child = age_years is not None and age_years < adults_from
     return (
         Caveat(

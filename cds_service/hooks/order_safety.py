@@ -14,7 +14,7 @@ from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, InvalidRequest, Prefetch
 from fhir_mappings import read_record
 from fhir_mappings.knowledge import lab_codes
-from fhir_mappings.orders import UnknownSelection, read_draft_orders, selected
+from fhir_mappings.orders import DraftOrder, UnknownSelection, read_draft_orders, selected
 
 SERVICE_IDS = {"order-select": "myelotoxic-order-select", "order-sign": "myelotoxic-order-sign"}
 # Listed under one id for both hooks until 0.2.0; it still answers (dispatch on the body's hook) but is not
@@ -54,7 +54,7 @@ PREFETCH = (
 )
 
 
-def _drafts_to_check(call: HookCall):
+def _drafts_to_check(call: HookCall) -> tuple[tuple[DraftOrder, ...], tuple[DraftOrder, ...]]:
     drafts = read_draft_orders(call.context.get("draftOrders"))
     if call.hook != "order-select" or not drafts:
         return drafts, drafts

@@ -45,19 +45,19 @@ def _points(analyte: Analyte, record: ClinicalRecord) -> tuple[Point, ...]:
 
 
 def _status(point: Point) -> str:
-    """A point is preliminary when any result it rests on is (an ANC derived from a preliminary differential)."""
-    statuses = [m.status for m in point.evidence]
-    return "preliminary" if "preliminary" in statuses else statuses[0]
+    """'preliminary' when any result it rests on is, else 'corrected' when one is, else 'final'."""
+    labels = {m.status_label for m in point.evidence}
+    return next((label for label in ("preliminary", "corrected") if label in labels), "final")
 
 
-def _point(analyte: Analyte, point: Point, record: ClinicalRecord, as_of: datetime, status: str) -> Json:
-    limit = lower_limit(record, analyte, point, as_of)
-    grade = point_grade(analyte, point, limit)
+def _point(analyte: Analyte, point: Point, record: ClinicalRecord, as_of: datetime) -> Json:
+    """A point graded as the cards grade it (a preliminary result is used, and said to be preliminary)."""
+    grade = point_grade(analyte, point, lower_limit(record, analyte, point, as_of))
     return {
         "time": _time(point.time),
         "value": round(point.value, 4),
         "text": number(point.value),
-        "status": status,
+        "status": _status(point),
         "grade": grade.grade if grade else None,
         "gradeLabel": grade.label if grade else None,
         "sources": [m.source for m in point.evidence],
@@ -105,10 +105,15 @@ def _series(analyte: Analyte, short: str, record: ClinicalRecord, as_of: datetim
         "label": short,
         "name": spec.label,
         "unit": UNIT_TEXT.get(spec.canonical_unit, spec.canonical_unit),
-        "points": [_point(analyte, p, record, as_of, _status(p)) for p in points],
+        "points": [_point(analyte, p, record, as_of) for p in points],
         "bands": _bands(analyte, spec.canonical_unit, limit.value if limit else None),
         "lowerLimit": {"value": limit.value, "basis": limit.basis} if limit else None,
-        "nadir": {"time": _time(nadir.time), "value": round(nadir.value, 4), "text": number(nadir.value)}
+        "nadir": {
+            "time": _time(nadir.time),
+            "value": round(nadir.value, 4),
+            "text": number(nadir.value),
+            "status": _status(nadir),
+        }
         if nadir
         else None,
         "recorded": bool(points),
@@ -137,21 +142,21 @@ def _score(score: ScoreRange) -> Json:
 
 
 def _mascc(record: ClinicalRecord, score: ScoreRange | None, answers: ClinicianAnswers, as_of: datetime) -> Json:
-    """The MASCC view; for a child the score is not computed (an adult score), and the caveat says so."""
+    """The score with the clinician's answers, its cut-off and its caveats; for a child the FN rules give
+    no MASCC, and the adult-only caveat says why."""
     age_months = record.demographics.age_in_months(as_of.date())
+    caveats = mascc_caveats(
+        None if age_months is None else age_months // 12, record.has_condition("haematological_malignancy")
+    )
     cut = risk_cutoff("mascc_low_risk_from")
-    if score is None:
-        view: Json = {"name": "MASCC", "items": [], "low": None, "high": None, "score": None, "riskGroup": None}
-        view["notApplicable"] = "not computed: MASCC is an adult score"
-    else:
+    if score is not None:
         view = _score(answered(score, answers))
+    else:
+        adults_only = caveats[0]
+        view = {"name": "MASCC", "items": [], "low": None, "high": None, "score": None, "riskGroup": None}
+        view["notApplicable"] = adults_only.text
     view["cutOff"] = {"lowRiskFrom": cut.value, "source": cut.source}
-    view["caveats"] = [
-        {"text": c.text, "applies": c.applies, "source": c.source}
-        for c in mascc_caveats(
-            None if age_months is None else age_months // 12, record.has_condition("haematological_malignancy")
-        )
-    ]
+    view["caveats"] = [{"text": c.text, "applies": c.applies, "source": c.source} for c in caveats]
     return view
 
 

@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Engine, select
 
 from cds_service.storage.alert_state import snooze
+from cds_service.storage.audit import storable_text
 from cds_service.storage.models import CardRecord, FeedbackRecord
 from cds_service.storage.sql import insert_new
 
@@ -65,7 +66,7 @@ def record_feedback(
     now: datetime,
     snooze_for: timedelta,
     issuer: str | None,
-    tenant: str | None,
+    tenant: Any,
 ) -> Outcome:
     """Store the items in one transaction; returns only after the commit."""
     by_fingerprint = {fingerprint(service_id, item.received): item for item in items}
@@ -92,8 +93,8 @@ def record_feedback(
                 "override_code": item.override_code,
                 "override_display": item.override_display,
                 "user_comment": item.user_comment,
-                "client_issuer": issuer,
-                "client_tenant": tenant,
+                "client_issuer": storable_text(issuer, TEXT_LIMITS["client_issuer"]),
+                "client_tenant": storable_text(tenant, TEXT_LIMITS["client_tenant"]),  # the token's, as sent
             }
             for key, item in by_fingerprint.items()
         ]

@@ -180,7 +180,7 @@ function valueTable(series) {
   const rows = series.points.map((p) => element('tr', { class: 'point', 'data-status': p.status },
     element('td', { text: utc(p.time) }),
     element('td', { class: 'value', text: p.text }),
-    element('td', { text: p.gradeLabel || (p.status === 'preliminary' ? 'not graded (preliminary)' : 'not graded') }),
+    element('td', { text: p.gradeLabel || 'not graded' }),
     element('td', { text: [p.status, p.time === nadirTime ? 'nadir' : null].filter(Boolean).join(', ') }),
     element('td', { class: 'source', text: p.sources.join(', ') + (p.derivation ? ` (${p.derivation})` : '') })));
   return element('details', { class: 'values' },
@@ -204,7 +204,10 @@ function renderTrend(view) {
       continue;
     }
     const facts = [];
-    if (series.nadir) facts.push(element('span', { class: 'nadir', text: `▼ Nadir ${series.nadir.text} ${series.unit} on ${utc(series.nadir.time)}` }));
+    if (series.nadir) {
+      const preliminary = series.nadir.status === 'preliminary' ? ' (preliminary result)' : '';
+      facts.push(element('span', { class: 'nadir', text: `▼ Nadir ${series.nadir.text} ${series.unit} on ${utc(series.nadir.time)}${preliminary}` }));
+    }
     const limit = series.lowerLimit;
     facts.push(element('span', { class: 'lln', text: limit && limit.value !== null ? `Lower limit ${limit.value} ${series.unit} (${limit.basis})` : `No lower limit (${limit ? limit.basis : 'no result'})` }));
     figure.append(element('p', { class: 'facts' }, ...facts.flatMap((f, i) => (i ? [' · ', f] : [f]))));
@@ -239,7 +242,7 @@ function answerControl(item) {
 }
 
 function scoreText(score) {
-  if (score.notApplicable) return `${score.name} not applicable: ${score.notApplicable}.`;
+  if (score.notApplicable) return `${score.name} not applicable: ${score.notApplicable.replace(/\.$/, '')}.`;
   const value = score.score !== null ? `${score.name} score ${score.score}` : `${score.name} range ${score.low}–${score.high}`;
   return `${value}: ${score.riskGroup || 'risk group not decided by the items known so far'}.`;
 }
