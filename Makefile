@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test test-fast test-spark lint docs bench bench-screen clean image chromium
+.PHONY: run test test-fast test-spark lint docs bench bench-screen clean image chromium card-quality card-pictures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,15 @@ lint: $(VENV)/.installed-test
 
 docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Cards per chart opening, repeated orders, summary and detail lengths, forbidden strings over the corpus
+# (docs/card-quality.md); tests/test_card_quality.py fails `make test` when a limit is broken.
+card-quality: $(VENV)/.installed-test
+	$(BIN)/python -m tests.card_quality
+
+# The cards of three typical patients as HTML and headless-Chromium PNGs in docs/cards/ (needs chromium).
+card-pictures: $(VENV)/.installed-test
+	$(BIN)/python -m tests.card_pictures
 
 bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks

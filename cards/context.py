@@ -14,9 +14,10 @@ from typing import Any
 
 from fhir.resources.R4B.condition import Condition
 
-from cards.markdown import bullets, escape
+from cards.markdown import clip, escape, listed
 from cards.model import Action, Suggestion
 from cds_service.clinical.context import Contributor, Documented, FindingContext, ProblemListEntry, code_rules
+from cds_service.clinical.knowledge import threshold
 from cds_service.knowledge_tables import knowledge_loader
 
 CAUSE_HEADINGS = {
@@ -48,77 +49,72 @@ def _code_text(code: str | None) -> str:
 
 
 def _documented_text(d: Documented) -> str:
-    since = f"since {d.since:%Y-%m-%d}" if d.since else "date not recorded"
-    code = _code_text(d.code)
-    return f"{escape(d.display)} {since}" + (
-        f" ({escape(code)}; {escape(d.source)})" if code else f" ({escape(d.source)})"
+    since = f" since {d.since:%Y-%m-%d}" if d.since else ""
+    where = "; ".join(filter(None, (_code_text(d.code), d.source)))
+    return f"{escape(clip(d.display, 80))}{since} ({escape(where)})"
+
+
+def _contributor_text(c: Contributor, heading: bool = True) -> str:
+    text = f"**{escape(clip(c.what, 70))}**"
+    if heading:
+        text = f"{CAUSE_HEADINGS.get(c.cause, c.cause)}: {text}"
+    if c.cause == "medication" and c.why != c.what:  # why this drug: its known effect on the counts
+        text += f", {escape(clip(c.why, 60))}"
+    dated = (
+        f"last ordered {c.last_ordered:%Y-%m-%d}" if c.last_ordered else f"since {c.since:%Y-%m-%d}" if c.since else ""
     )
-
-
-def _contributor_text(c: Contributor) -> str:
-    parts = [f"{CAUSE_HEADINGS.get(c.cause, c.cause)}: **{escape(c.what)}**"]
-    if c.what != c.why:
-        parts.append(f" ({escape(c.why)})")
-    if c.last_ordered:
-        parts.append(f", last ordered {c.last_ordered:%Y-%m-%d}")
-    if c.since:
-        parts.append(f", since {c.since:%Y-%m-%d}")
-    if code := _code_text(c.code):
-        parts.append(f", {escape(code)}")
-    return "".join(parts) + f"; source: {escape(', '.join(c.sources))}"
+    return text + f" ({', '.join(filter(None, (dated, escape(c.sources[0]) if c.sources else '')))})"
 
 
 def context_blocks(context: FindingContext | None) -> list[str]:
-    """Markdown blocks: documented, contributors, what was not checked, unexplained next steps, problem list."""
+    """Short lines, most useful first: what was not read, documented, possible causes, next steps, the
+    problem-list entry."""
     if context is None:
         return []
+    days = threshold("persistent_cytopenia_days").value
     blocks = []
-    if band := context.clozapine:
+    if context.known_and_stable:
+        blocks.append(
+            f"Documented for over {days:g} days and no worse than before: shown as information; the work-up "
+            "(smear, haematology referral) is not suggested again."
+        )
+    if context.not_checked:
+        blocks.append("**Not checked:** " + listed([escape(clip(n, 90)) for n in context.not_checked], 2) + ".")
+    if (band := context.clozapine) and not band.interrupt:  # a hold band has its own drug-safety card
         blocks.append(
             f"**On clozapine: {escape(band.label)}.** {escape(band.action_text)} Monitoring: {escape(band.monitoring)}"
         )
     if context.documented:
-        blocks.append("**Documented:** " + "; ".join(_documented_text(d) for d in context.documented) + ".")
-    if context.known_and_stable:
-        blocks.append(
-            "Documented for over 4 weeks and no worse than before: shown as information; the work-up (smear, "
-            "haematology referral) is not suggested again."
-        )
-    if context.previously_documented:
-        blocks.append(
-            "Previously documented, now resolved: "
-            + "; ".join(_documented_text(d) for d in context.previously_documented)
-            + "."
-        )
+        blocks.append("**Documented:** " + listed([_documented_text(d) for d in context.documented], 2) + ".")
     if context.contributors:
         blocks.append(
-            "**Possible contributors on the chart:**\n" + bullets([_contributor_text(c) for c in context.contributors])
+            "**Possible causes on the chart:** " + listed([_contributor_text(c) for c in context.contributors], 3) + "."
         )
     elif context.unexplained:
-        blocks.append(
-            "**Nothing on the chart explains this:** no cause found on the problem list or in the active "
-            "medication orders."
-        )
-    if context.treatments:
-        blocks.append("Also on the chart:\n" + bullets([_contributor_text(c) for c in context.treatments]))
-    if context.not_checked:
-        blocks.append("**Not checked:** " + "; ".join(context.not_checked) + ".")
+        blocks.append("**Nothing on the chart explains this** (problem list and active medications read).")
     if context.next_steps:
         blocks.append(
-            "**Persisting over 4 weeks and unexplained.** To consider:\n"
-            + bullets([escape(s.text) for s in context.next_steps])
-            + "\n\nSources: "
-            + escape(" | ".join(dict.fromkeys(s.source for s in context.next_steps)))
+            f"**Persisting over {days:g} days and unexplained.** To consider: "
+            + "; ".join(escape(s.short) for s in context.next_steps)
+            + "."
         )
     if context.problem_list:
         entry = context.problem_list
-        blocks.append(
-            f"**Not on the problem list.** Suggested entry: {escape(_code_label(entry))}, because "
-            f"{escape(entry.reason)} "
-            f"(code source: {escape(entry.source)})."
-        )
+        blocks.append(f"**Not on the problem list:** suggested entry {escape(_code_label(entry))}.")
     elif context.problem_list_note:
         blocks.append(escape(context.problem_list_note))
+    if context.previously_documented:
+        blocks.append(
+            "Previously documented, now resolved: "
+            + listed([_documented_text(d) for d in context.previously_documented], 2)
+            + "."
+        )
+    if context.treatments:
+        blocks.append(
+            "Treatment on the chart: "
+            + listed([_contributor_text(c, heading=False) for c in context.treatments], 3)
+            + "."
+        )
     return blocks
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 _SPECIAL = str.maketrans({**{c: "\\" + c for c in "\\`*_{}[]()#+!|~"}, "&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -18,6 +19,7 @@ def when(moment: datetime) -> str:
 
 
 def number(value: float) -> str:
+    """A plain number for the review app's axis labels: at most two decimals, no trailing zeros."""
     return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:.0f}"
 
 
@@ -27,5 +29,29 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def bullets(items: list[str]) -> str:
-    return "\n".join(f"- {item}" for item in items)
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0] if " " in text[: limit - 1] else text[: limit - 1]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def listed(items: list[str], most: int, joiner: str = "; ") -> str:
+    """The first `most` items, then how many more."""
+    shown = joiner.join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def fit(blocks: Iterable[str | None], limit: int) -> str:
+    """Blocks in order of importance, joined, never longer than `limit`: a block that would break the
+    limit is left out (the next, shorter ones may still fit); the first block is clipped, never dropped."""
+    kept: list[str] = []
+    for block in blocks:
+        if not block:
+            continue
+        if len("\n\n".join([*kept, block])) <= limit:
+            kept.append(block)
+        elif not kept:
+            kept.append(clip(block, limit))
+    return "\n\n".join(kept)

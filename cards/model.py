@@ -10,7 +10,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+Indicator = Literal["info", "warning", "critical"]
 SUMMARY_MAX = 139
+DETAIL_MAX = {"info": 700, "warning": 700, "critical": 1500}
+"""Hard maxima of a card's detail in characters; the card-quality report checks them over the corpus."""
+REPEAT_NOTE_RESERVE = 50
+DETAIL_BUDGET = {indicator: limit - REPEAT_NOTE_RESERVE for indicator, limit in DETAIL_MAX.items()}
+"""What a card builder may fill: the alert-fatigue layer may append "Shown before on …" to a repeat."""
 
 
 def _compact(members: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +71,8 @@ class Suggestion:
     actions: tuple[Action, ...] = ()
     is_recommended: bool | None = None
     uuid: str = field(default_factory=new_uuid)
+    # Internal, never serialised: the catalogue orders it drafts, so one response offers each order once.
+    orders: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return _compact(
@@ -91,7 +99,7 @@ class Link:
 @dataclass(frozen=True, slots=True)
 class Card:
     summary: str
-    indicator: Literal["info", "warning", "critical"]
+    indicator: Indicator
     source: Source
     detail: str | None = None
     suggestions: tuple[Suggestion, ...] = ()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from cards.catalogue import OVERRIDE_REASON_SYSTEM, card_source
-from cards.markdown import bullets, escape, table, when
-from cards.model import SUMMARY_MAX, Action, Card, Coding, Suggestion
+from cards.catalogue import OVERRIDE_REASON_SYSTEM, card_links, card_source
+from cards.markdown import clip, escape, fit, listed, table
+from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Coding, Suggestion
+from cards.numbers import with_unit
 from cards.orders import draft_order, order_label
 from cds_service.clinical.order_safety import CountStatus, OrderAlert
 from cds_service.knowledge_tables import knowledge_loader, read_table
-from fhir_mappings import DataIssue
-
-DISCLAIMER = "Suggestions only: the prescriber decides."
+from fhir_mappings import Analyte, DataIssue
 
 
 @knowledge_loader
@@ -26,35 +25,44 @@ def _short(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
+ANALYTES = {
+    "ANC": Analyte.ABSOLUTE_NEUTROPHIL_COUNT,
+    "platelets": Analyte.PLATELETS,
+    "body weight": Analyte.BODY_WEIGHT,
+}
+
+
 def _evidence_row(status: CountStatus) -> tuple[str, ...]:
     point = status.point
+    label = status.label[0].upper() + status.label[1:]
     if point is None:
-        return (status.label, "–", "–", "–", escape(status.gap() or ""))
-    age = f"{status.age_days:.1f} days" + (" (**not current**)" if status.stale else "")
-    measured = point.evidence[0]
-    how = (
-        escape(point.derivation) if point.derivation else f"{escape(measured.reported)}, {escape(measured.system_code)}"
-    )
-    sources = ", ".join(escape(m.source) for m in point.evidence)
-    label = f" **{point.status_label}**" if point.status_label else ""
-    return (status.label, f"{point.value:.3g} {status.unit}{label}", when(point.time), age, f"{how}; {sources}")
+        return (label, "–", "–", escape(status.gap() or ""))
+    age = f"{status.age_days:.0f} days" + (" (**not current**)" if status.stale else "")
+    analyte = ANALYTES.get(status.label)
+    value = with_unit(analyte, point.value) if analyte else f"{point.value:g} {status.unit}"
+    if point.status_label:
+        value += f" **{point.status_label}**"
+    origin = f"computed: {escape(point.derivation)}" if point.derivation else escape(point.evidence[0].source)
+    return (label, value, f"{point.time:%Y-%m-%d %H:%M} ({age})", origin)
 
 
 def _detail(alert: OrderAlert, issues: tuple[DataIssue, ...]) -> str:
     medication = alert.draft.medication
+    first, *rest = [escape(s) for s in alert.statements]
     blocks = [
         f"**Draft order:** {escape(medication.text)} ({escape(alert.draft.reference)}), recognised by "
-        f"{escape(medication.recognised_by)}.",
-        bullets([escape(s) for s in alert.statements]),
-        table(("Result", "Value", "Time", "Age", "Source"), [_evidence_row(s) for s in alert.evidence]),
+        f"{escape(clip(medication.recognised_by, 80))}.",
+        first,
+        table(("Count", "Result", "Drawn (UTC, age)", "Result from"), [_evidence_row(s) for s in alert.evidence]),
+        *rest,
     ]
     if issues:
         blocks.append(
-            "**Data not used or not sent:**\n"
-            + bullets([f"{escape(i.source)}: {escape(i.problem)}" for i in issues[:8]])
+            "**Data not used or not sent:** "
+            + listed([f"{escape(i.source)}: {escape(i.problem)}" for i in issues], 3)
+            + "."
         )
-    blocks.append(f"Rule source: {escape(alert.source)}. {DISCLAIMER}")
-    return "\n\n".join(blocks)
+    return fit(blocks, DETAIL_BUDGET[alert.indicator])
 
 
 def _suggestions(alert: OrderAlert, patient_id: str, encounter_id: str | None) -> tuple[Suggestion, ...]:
@@ -110,6 +118,7 @@ def order_card(
         suggestions=suggestions,
         selection_behavior="any" if suggestions else None,
         override_reasons=_override_reasons().get(alert.rule, ()),
+        links=card_links(f"order_{alert.rule}"),
     )
 
 

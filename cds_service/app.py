@@ -90,6 +90,7 @@ def create_app(
     install_guard(app, settings)
     app.extensions["cytopenia.declared_services"] = tuple(services)
     app.extensions["cytopenia.services"] = tuple(hooks.enabled_services(settings, services))
+    app.extensions["cytopenia.answering_services"] = tuple(hooks.answering_services(settings, services))
     app.extensions["cytopenia.thresholds"] = site_thresholds(settings.thresholds)
     app.extensions["cytopenia.fhir_access"] = FhirAccess.for_settings(settings)
     app.extensions["cytopenia.audit_secret"] = audit_secret(settings)

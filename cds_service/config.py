@@ -97,10 +97,14 @@ def default_database_url() -> str:
 
 
 def _known_thresholds() -> set[str]:
-    """The names in the clinical threshold table, read as a table: configuration sits below the clinical layer."""
+    return set(_cited_values())
+
+
+def _cited_values() -> dict[str, float]:
+    """The clinical threshold table read as a table: configuration sits below the clinical layer."""
     from cds_service.knowledge_tables import read_table
 
-    return {row["name"] for row in read_table("cds_service.clinical", "thresholds.csv")}
+    return {row["name"]: float(row["value"]) for row in read_table("cds_service.clinical", "thresholds.csv")}
 
 
 class Settings(BaseSettings):
@@ -161,6 +165,12 @@ class Settings(BaseSettings):
         bad = sorted(name for name, number in value.items() if not number > 0)
         if bad:
             raise ValueError(f"threshold {', '.join(bad)} must be a positive number")
+        effective = {name: value.get(name, cited) for name, cited in _cited_values().items()}
+        if effective["history_lookback_days"] < effective["stale_result_days"]:
+            raise ValueError(
+                "history_lookback_days must be at least stale_result_days: a count is 'not current' before it "
+                "becomes history"
+            )
         return value
 
     @field_validator("as_of")

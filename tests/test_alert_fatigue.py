@@ -7,6 +7,8 @@ import copy
 import threading
 from datetime import timedelta
 
+import pytest
+
 from cards import Card, Source
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
 from cds_service.http.audit import issued_card
@@ -18,6 +20,14 @@ from tests.conftest import AS_OF
 from tests.storage_helpers import cards_for, rows, summaries
 
 POLICY = Policy(repeat_window=timedelta(hours=24), override_snooze=timedelta(hours=72))
+
+
+@pytest.fixture
+def example_request(example_request: dict) -> dict:
+    """The example patient's white cells only: a neutropenia card whose grade follows the ANC."""
+    entries = example_request["prefetch"]["bloodCounts"]["entry"]
+    entries[:] = [e for e in entries if not e["resource"]["id"].startswith(("hb-", "plt-"))]
+    return example_request
 
 
 def screen_card(store: Store, service_id: str, card: Card, now, policy: Policy = POLICY) -> Screened:

@@ -23,19 +23,36 @@ from tests.fn_vignettes import (
     weight,
 )
 
-FN = "Febrile neutropenia"
-EMPIRICAL = [
+FN = "Febrile neutropenia: "
+FIRST_HOUR = ", 2 blood cultures, daily CBC"
+CULTURES_ONLY = "2 blood cultures and daily CBC only (antibiotic ordered separately)"
+CEFEPIME, MEROPENEM, PIPTAZ, CEFTAZIDIME = (
     "Cefepime 2 g IV every 8 hours",
     "Meropenem 1 g IV every 8 hours",
     "Piperacillin-tazobactam 4.5 g IV every 6 hours",
-    "Ceftazidime 2 g IV every 8 hours (not in IDSA 2010 list)",
-]
-BOUNDARY = "FN definitions missed at the boundary"
+    "Ceftazidime 2 g IV every 8 hours",
+)
+AZTREONAM_VANCOMYCIN = "Aztreonam IV (dose per local protocol) + Vancomycin 15-20 mg/kg IV every 8-12 hours"
+CIPRO_CLINDAMYCIN = (
+    "Ciprofloxacin (dose and route per local protocol) + Clindamycin (dose and route per local protocol)"
+)
+
+
+def order_sets(*regimens: str, flagged: tuple[str, ...] = ()) -> list[str]:
+    """The FN card's first-hour order sets: each regimen with the cultures and daily CBC, then cultures only."""
+    flags = {r: "check allergy" for r in flagged}
+    return [
+        r + FIRST_HOUR + (f" ({flags.get(r) or FLAGS[r]})" if r in flags or r in FLAGS else "") for r in regimens
+    ] + [CULTURES_ONLY]
+
+
+FLAGS = {CEFTAZIDIME: "not in IDSA 2010 list"}
+EMPIRICAL = order_sets(CEFEPIME, MEROPENEM, PIPTAZ, CEFTAZIDIME)
+ALTERNATIVES = order_sets(AZTREONAM_VANCOMYCIN, CIPRO_CLINDAMYCIN)
+WITH_VANCOMYCIN = order_sets(*(r + " + vancomycin" for r in (CEFEPIME, MEROPENEM, PIPTAZ, CEFTAZIDIME)))
+IN_SHOCK = order_sets(*(r + " + vancomycin" for r in (CEFEPIME, MEROPENEM, PIPTAZ)))  # ceftazidime withheld
+BOUNDARY = "febrile neutropenia definitions missed at the boundary"
 CONSIDER = [f"Consider: {label}" for label in EMPIRICAL]
-ALTERNATIVES = [
-    "Aztreonam IV (dose per local protocol) + Vancomycin 15-20 mg/kg IV every 8-12 hours",
-    "Ciprofloxacin (dose and route per local protocol) + Clindamycin (dose and route per local protocol)",
-]
 
 # (id, rule exercised, resources, expected first-card summary fragment, indicator, suggestion labels, detail fragments)
 VIGNETTES = [
@@ -52,28 +69,28 @@ VIGNETTES = [
         "single-38.3-idsa-not-ctcae",
         "IDSA single >=38.3 vs CTCAE single >38.3",
         [temp(38.3, 30), anc(0.3, 2)],
-        "Febrile neutropenia (IDSA)",
+        FN,
         "critical",
         EMPIRICAL,
-        ["IDSA 2010 FN: met", "CTCAE v5.0 FN: not met"],
+        ["IDSA 2010 (ANC <0.5): **met**", "CTCAE v5.0 (ANC <1.0): not met"],
     ),
     (
         "38.0-38.1-65-min",
         "IDSA >=38.0 sustained over 1 h (65 min span); CTCAE >1 h",
         [temp(38.0, 95), temp(38.1, 30), anc(0.3, 2)],
-        "Febrile neutropenia (IDSA+CTCAE)",
+        FN,
         "critical",
         EMPIRICAL,
-        ["sustained over 60 min"],
+        ["sustained over 60 min", "IDSA 2010 (ANC <0.5): **met**; CTCAE v5.0 (ANC <1.0): **met**"],
     ),
     (
         "38.0-38.1-60-min",
         "IDSA 'over a 1-h period' met at exactly 60 min; CTCAE 'more than one hour' not",
         [temp(38.0, 90), temp(38.1, 30), anc(0.3, 2)],
-        "Febrile neutropenia (IDSA)",
+        FN,
         "critical",
         EMPIRICAL,
-        ["CTCAE v5.0 FN: not met"],
+        ["CTCAE v5.0 (ANC <1.0): not met"],
     ),
     (
         "38.0-37.6-38.1-broken-run",
@@ -100,7 +117,7 @@ VIGNETTES = [
         "38.6 °C",
         "critical",
         EMPIRICAL,
-        ["| 101.5 ", "site not coded"],
+        ["**Fever 38.6 °C**, reported 101.5 \\[degF\\]"],
     ),
     (
         "fahrenheit-100.9",
@@ -115,19 +132,19 @@ VIGNETTES = [
         "anc-exactly-0.5",
         "IDSA ANC <0.5 (0.5 is not); CTCAE ANC <1.0 fires alone",
         [temp(38.6, 30), anc(0.5, 2)],
-        "Febrile neutropenia (CTCAE)",
+        FN,
         "critical",
         EMPIRICAL,
-        ["IDSA 2010 FN: not met", "CTCAE v5.0 FN: met"],
+        ["IDSA 2010 (ANC <0.5): not met", "CTCAE v5.0 (ANC <1.0): **met**"],
     ),
     (
         "falling-series-predicts",
         "IDSA ANC expected <0.5 within 48 h (least-squares projection)",
         [temp(38.4, 30), anc(2.0, 50), anc(1.6, 26), anc(1.1, 2)],
-        "Febrile neutropenia (IDSA)",
+        FN,
         "critical",
         EMPIRICAL,
-        ["ANC expected <0.5 within 48 h", "least-squares line through the 3 ANC results"],
+        ["IDSA 2010 (ANC <0.5): **met**", "48 h after the latest (3 results, least squares)"],
     ),
     (
         "single-anc-never-projected",
@@ -142,10 +159,10 @@ VIGNETTES = [
         "anc-0.7-ctcae-38.5",
         "CTCAE FN: ANC <1.0 and >38.3",
         [temp(38.5, 30), anc(0.7, 2)],
-        "Febrile neutropenia (CTCAE)",
+        FN,
         "critical",
         EMPIRICAL,
-        ["IDSA 2010 FN: not met"],
+        ["IDSA 2010 (ANC <0.5): not met"],
     ),
     (
         "stable-anc-1.8-fever",
@@ -171,7 +188,9 @@ VIGNETTES = [
         [temp(38.6, 30), anc(0.2, 2), allergy("amoxicillin", "maculopapular rash")],
         FN,
         "critical",
-        [EMPIRICAL[0], EMPIRICAL[1], EMPIRICAL[2] + " (check allergy)", EMPIRICAL[3], *ALTERNATIVES],
+        order_sets(
+            CEFEPIME, MEROPENEM, PIPTAZ, CEFTAZIDIME, AZTREONAM_VANCOMYCIN, CIPRO_CLINDAMYCIN, flagged=(PIPTAZ,)
+        ),
         ["tolerate cephalosporins"],
     ),
     (
@@ -180,8 +199,10 @@ VIGNETTES = [
         [temp(38.6, 30), anc(0.2, 2), PENICILLIN_ALLERGY_STATUS],
         FN,
         "critical",
-        [EMPIRICAL[0], EMPIRICAL[1], EMPIRICAL[2] + " (check allergy)", EMPIRICAL[3], *ALTERNATIVES],
-        ["reaction type unknown"],
+        order_sets(
+            CEFEPIME, MEROPENEM, PIPTAZ, CEFTAZIDIME, AZTREONAM_VANCOMYCIN, CIPRO_CLINDAMYCIN, flagged=(PIPTAZ,)
+        ),
+        ["Allergy status to penicillin (type unknown)"],
     ),
     (
         "quinolone-prophylaxis",
@@ -198,7 +219,7 @@ VIGNETTES = [
         [temp(38.6, 30), anc(0.2, 2), allergy("Penicillins", "hives"), medication("2551", "ciprofloxacin")],
         FN,
         "critical",
-        [ALTERNATIVES[0]],
+        order_sets(AZTREONAM_VANCOMYCIN),
         ["fluoroquinolone prophylaxis was given before the fever"],
     ),
     (
@@ -208,8 +229,8 @@ VIGNETTES = [
         [temp(38.6, 30), anc(0.2, 2), bp(85), COPD, LYMPHOMA, encounter("IMP", 3000)],
         FN,
         "critical",
-        EMPIRICAL[:3],
-        ["possible range **6–14**: high risk (not low risk)"],
+        IN_SHOCK,
+        ["MASCC 6–14: high risk (not low risk)."],
     ),
     (
         "mascc-low-possible",
@@ -218,7 +239,7 @@ VIGNETTES = [
         FN,
         "critical",
         EMPIRICAL,
-        ["possible range **18–26**: not decided", "Oral outpatient regimen", "CISNE"],
+        ["MASCC 18–26: not decided", "(low risk ≥21)", "Oral outpatient regimen", "CISNE"],
     ),
     (
         "aml-no-mascc",
@@ -227,7 +248,7 @@ VIGNETTES = [
         FN,
         "critical",
         EMPIRICAL,
-        ["MASCC**: not applied"],
+        ["MASCC: not applied (acute leukaemia coded"],
     ),
     (
         "septic-shock-vancomycin",
@@ -235,7 +256,7 @@ VIGNETTES = [
         [temp(38.9, 30), anc(0.1, 2), SEPTIC_SHOCK, weight(80)],
         FN,
         "critical",
-        EMPIRICAL[:3],
+        IN_SHOCK,
         ["Vancomycin indicated: haemodynamic instability or severe sepsis"],
     ),
     (
@@ -245,7 +266,7 @@ VIGNETTES = [
         FN,
         "critical",
         EMPIRICAL,
-        ["Vancomycin is **not routine**"],
+        ["Vancomycin: not routine, no documented indication"],
     ),
     (
         "severe-neutropenia-no-gcsf-from-count",
@@ -287,7 +308,7 @@ VIGNETTES = [
         "missing-temperature-severe",
         "missing temperature: FN cannot be excluded",
         [anc(0.3, 2)],
-        "no temperature: FN not excluded",
+        "no temperature recorded: check for fever",
         "warning",
         ["Repeat CBC with differential"],
         ["febrile neutropenia cannot be excluded"],
@@ -296,7 +317,7 @@ VIGNETTES = [
         "missing-temperature-moderate",
         "missing temperature with ANC <1.0: FN cannot be excluded",
         [anc(0.8, 2)],
-        "No temperature in the last 24 h: febrile neutropenia cannot be excluded",
+        "No temperature in the last 24 h: febrile neutropenia not excluded (ANC 0.8)",
         "info",
         [],
         [],
@@ -305,17 +326,17 @@ VIGNETTES = [
         "fever-no-anc",
         "fever without a current ANC: FN cannot be excluded",
         [temp(38.7, 30), anc(0.3, 24 * 5)],
-        "Fever 38.7 °C with no current ANC",
+        "Fever 38.7 °C, no current ANC: febrile neutropenia not excluded",
         "warning",
         ["CBC with differential now"],
         ["not current"],
     ),
     (
         "nothing-recorded",
-        "no ANC and no temperature: not assessed, said",
+        "no ANC and no temperature, nothing on the chart that calls for counts: no card",
         [],
-        "Febrile neutropenia not assessed",
-        "info",
+        "No card",
+        None,
         [],
         [],
     ),
@@ -331,8 +352,15 @@ VIGNETTES = [
 ]
 
 
-def _post(client, body):
-    response = client.post("/cds-services/febrile-neutropenia", json=body)
+def _as_complete_review(body: dict) -> dict:
+    """The same chart as `cytopenia-review` prefetches it: counts in bloodCounts, temperatures in vitals."""
+    prefetch = dict(body["prefetch"])
+    prefetch["bloodCounts"] = prefetch.pop("neutrophils")
+    return {**body, "prefetch": prefetch}
+
+
+def _post(client, body, service="febrile-neutropenia"):
+    response = client.post(f"/cds-services/{service}", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     document = response.get_json()
     assert_valid("response", document)
@@ -356,12 +384,18 @@ def test_vignette(client, rule, resources, summary, indicator, labels, details):
     for fragment in details:
         assert fragment in first["detail"], (rule, fragment)
     if first["indicator"] == "critical":
+        assert all(c["summary"].startswith("Febrile neutropenia: consider adding") for c in cards[1:]), (
+            "the first-hour orders live on the febrile-neutropenia card; at most one companion, for additions"
+        )
+        assert len(cards) <= 2
         assert first["selectionBehavior"] == "at-most-one"
-        assert "antibiotics within 1 hour" in first["summary"] and "ANC" in first["summary"]
-        workup = cards[1]
-        assert workup["indicator"] == "critical" and workup["selectionBehavior"] == "any"
-        cultures = workup["suggestions"][0]["actions"]
-        assert [a["resource"]["code"]["coding"][0]["code"] for a in cultures] == ["600-7", "600-7"]
+        assert first["summary"].endswith("— start empirical IV antibiotics within 1 h") and "ANC" in first["summary"]
+        cultures_only = first["suggestions"][-1]["actions"]
+        codes = [a["resource"]["code"]["coding"][0]["code"] for a in cultures_only if a["type"] == "create"]
+        assert codes == ["600-7", "600-7", "57021-8"]
+        assert cultures_only[2]["resource"]["occurrenceTiming"]["repeat"]["period"] == 1
+        complete = _post(client, _as_complete_review(request(*resources)), "cytopenia-review")
+        assert complete[0]["summary"] == first["summary"] and complete[0]["detail"] == first["detail"]
 
 
 def test_fn_antibiotic_orders_are_structured_and_renal_adjusted(client):
@@ -385,11 +419,11 @@ def test_fn_antibiotic_orders_are_structured_and_renal_adjusted(client):
     assert meropenem["medicationCodeableConcept"]["coding"][0]["code"] == "1165713"
 
 
-def test_vancomycin_indication_adds_weight_based_order_to_the_workup_card(client):
+def test_vancomycin_indication_adds_weight_based_vancomycin_to_each_order_set(client):
     cards = _post(client, request(temp(38.9, 30), anc(0.1, 2), bp(82), weight(80)))
-    vancomycin = next(s for s in cards[1]["suggestions"] if "vancomycin" in s["label"])
-    assert vancomycin["label"] == "Consider adding vancomycin (haemodynamic instability)"
-    dosage = vancomycin["actions"][0]["resource"]["dosageInstruction"][0]
+    first_set = cards[0]["suggestions"][0]
+    assert first_set["label"] == CEFEPIME + " + vancomycin" + FIRST_HOUR
+    dosage = first_set["actions"][1]["resource"]["dosageInstruction"][0]
     assert dosage["text"].startswith("1200-1600 mg for 80 kg")
     assert dosage["doseAndRate"][0]["doseRange"]["low"]["value"] == 15.0
 
@@ -406,7 +440,14 @@ def test_missing_required_prefetch_is_412(client):
     assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
-def test_discovery_describes_the_service(client):
+def test_the_narrower_service_is_opt_in_unlisted_by_default_and_keeps_answering(client):
+    listed = {s["id"] for s in client.get("/cds-services").get_json()["services"]}
+    assert "cytopenia-review" in listed and "febrile-neutropenia" not in listed
+    assert _post(client, request(temp(38.6, 30), anc(0.2, 2)))[0]["indicator"] == "critical"
+
+
+def test_discovery_describes_the_service_when_a_site_enables_it(make_app):
+    client = make_app(services_enabled=["cytopenia-review", "febrile-neutropenia"]).test_client()
     document = client.get("/cds-services").get_json()
     assert_valid("discovery", document)
     service = next(s for s in document["services"] if s["id"] == "febrile-neutropenia")

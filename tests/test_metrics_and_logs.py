@@ -37,7 +37,7 @@ def test_metrics_count_latency_cards_and_errors(client, example_request):
     assert value(after, bucket, le="10.0", **ok) == value(before, bucket, le="10.0", **ok) + 1
     bad = {"service": "cytopenia-review", "hook": "unknown", "status": "400"}
     assert value(after, HOOK_COUNT, **bad) == value(before, HOOK_COUNT, **bad) + 1
-    cards = {"service": "cytopenia-review", "finding": "neutropenia", "indicator": "warning"}
+    cards = {"service": "cytopenia-review", "finding": "pancytopenia", "indicator": "warning"}
     assert value(after, "cytopenia_cards_total", **cards) == value(before, "cytopenia_cards_total", **cards) + 1
 
 

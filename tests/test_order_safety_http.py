@@ -332,14 +332,14 @@ def test_contained_medication_and_single_object_category_are_read(client):
 def test_imatinib_stop_below_anc_1_0_and_resume_at_1_5_and_75(client):
     card = one_card(client, request([medication("tki", "282388")], [anc(0.9), platelets(120)]))
     assert card["indicator"] == "warning"
-    assert "ANC 0.9 (<1.0)" in card["summary"]
+    assert card["summary"].startswith("Imatinib: ANC 0.9 ×10⁹/L (stop below 1.0): ELN 2016 says stop")
     assert "ANC ≥1.5 and platelets ≥75" in plain(card)
     assert cards(client, request([medication("tki", "282388")], [anc(1.0), platelets(50)])) == []
 
 
 def test_nilotinib_stop_for_platelets_below_50(client):
     card = one_card(client, request([medication("tki", "662281")], [anc(2.0), platelets(45)]))
-    assert "platelets 45 (<50)" in card["summary"]
+    assert "platelets 45 ×10⁹/L (stop below 50)" in card["summary"]
     assert "ANC >1.0 and platelets >50" in plain(card)
 
 
@@ -387,7 +387,7 @@ def test_a_preliminary_count_is_used_by_the_order_check_and_labelled(client):
     preliminary = anc(0.9)
     preliminary["status"] = "preliminary"
     card = one_card(client, request([medication("tki", "282388")], [preliminary, platelets(120)]))
-    assert "ANC 0.9 (<1.0)" in card["summary"] and "0.9 ×10⁹/L **preliminary**" in card["detail"]
+    assert "ANC 0.9 ×10⁹/L (stop below 1.0)" in card["summary"] and "0.9 ×10⁹/L **preliminary**" in card["detail"]
 
 
 def test_tki_first_start_at_anc_1_2_is_not_a_restart(client):

@@ -17,15 +17,16 @@ def test_discovery_lists_the_cytopenia_review_service(client):
     assert "_sort=-date" in service["prefetch"]["bloodCounts"]
 
 
-def test_example_request_gets_a_graded_neutropenia_card(client, example_request):
+def test_example_request_gets_one_pancytopenia_card_with_its_graded_lineages(client, example_request):
     response = client.post("/cds-services/cytopenia-review", json=example_request)
     assert response.status_code == 200, response.get_data(as_text=True)
     document = response.get_json()
     assert_valid("response", document)
-    card = next(c for c in document["cards"] if c["summary"].startswith("Neutropenia"))
-    assert "ANC 0.4" in card["summary"] and "CTCAE v5 grade 4" in card["summary"]
+    [card] = document["cards"]
+    assert card["summary"].startswith("Pancytopenia: ANC 0.4, Hb 9.6 g/dL, platelets 68 — watch for fever")
     assert card["indicator"] == "warning"
-    assert "Observation/anc-20261119" in card["detail"]
+    assert "| ANC | 0.4 ×10⁹/L | 4 | Observation/anc-20261119 |" in card["detail"]
+    assert "Afebrile over the last 24 h (latest 37.1 °C at 2026-11-20 08:00 UTC)" in card["detail"]
 
 
 def test_unknown_service_is_404_operation_outcome(client, example_request):
@@ -58,6 +59,5 @@ def test_unread_medications_are_named_on_the_card_without_a_data_gap_card(client
     assert_valid("response", document)
     summaries = [c["summary"] for c in document["cards"]]
     assert not any(s.startswith("Blood counts partly unusable") for s in summaries), summaries
-    neutropenia = next(c for c in document["cards"] if c["summary"].startswith("Neutropenia"))
-    assert "active medications (MedicationRequests could not be read)" in neutropenia["detail"]
-    assert "prefetch 'medications'" in neutropenia["detail"]
+    [pancytopenia] = document["cards"]
+    assert "**Not checked:** active medications \\(MedicationRequests could not be read\\)" in pancytopenia["detail"]

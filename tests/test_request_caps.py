@@ -35,6 +35,6 @@ def test_a_prefetch_longer_than_the_service_reads_uses_the_newest_and_says_so(cl
     example_request["prefetch"]["bloodCounts"]["entry"] = old + recent
     response = client.post("/cds-services/cytopenia-review", json=example_request)
     assert response.status_code == 200
-    card = next(c for c in response.get_json()["cards"] if c["summary"].startswith("Neutropenia"))
-    assert "CTCAE v5 grade 4" in card["summary"]
+    card = next(c for c in response.get_json()["cards"] if c["summary"].startswith("Pancytopenia"))
+    assert "| ANC | 0.4 ×10⁹/L | 4 |" in card["detail"]
     assert f"{len(old) + len(recent)} entries were sent; only the newest 1000 were read" in card["detail"]

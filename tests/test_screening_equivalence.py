@@ -25,6 +25,7 @@ DATA_GAP_SUMMARIES = (
     "Cytopenia not assessed",
     "Blood counts partly unusable",
     "Febrile neutropenia not assessed",
+    "No blood count in the last",
 )
 
 

@@ -314,13 +314,16 @@ def test_the_endpoint_is_rate_limited_per_launch(ehr):
 def test_febrile_neutropenia_and_neutropenia_cards_carry_the_smart_link(client):
     fn = client.post("/cds-services/febrile-neutropenia", json=request(temp(38.6, 30), anc(0.3, 1))).get_json()
     for card in fn["cards"]:
-        (link,) = card["links"]
+        (link,) = [link for link in card["links"] if link["type"] == "smart"]  # beside the guideline links
         assert link["type"] == "smart" and link["url"] == "http://localhost/app/launch.html"
         assert json.loads(link["appContext"]) == {"finding": "febrile_neutropenia"}
     review = _review_request(observation("751-8", 0.4, "10*9/L", 60), observation("718-7", 9.5, "g/dL", 60))
     cards = client.post("/cds-services/cytopenia-review", json=review).get_json()["cards"]
     linked = {
-        c["summary"].split(":")[0]: [json.loads(link["appContext"]) for link in c.get("links", [])] for c in cards
+        c["summary"].split(":")[0]: [
+            json.loads(link["appContext"]) for link in c.get("links", []) if link["type"] == "smart"
+        ]
+        for c in cards
     }
     assert linked["Neutropenia"] == [{"finding": "neutropenia"}]
     assert linked["Anaemia"] == []
@@ -329,7 +332,7 @@ def test_febrile_neutropenia_and_neutropenia_cards_carry_the_smart_link(client):
 def test_the_link_uses_the_public_base_url_when_configured():
     client = _app(public_base_url="https://cds.hospital.example").test_client()
     fn = client.post("/cds-services/febrile-neutropenia", json=request(temp(38.6, 30), anc(0.3, 1))).get_json()
-    assert fn["cards"][0]["links"][0]["url"] == "https://cds.hospital.example/app/launch.html"
+    assert fn["cards"][0]["links"][-1]["url"] == "https://cds.hospital.example/app/launch.html"
 
 
 def _review_request(*observations):

@@ -111,7 +111,7 @@ def _card_link(world, patient_id: str) -> dict:
     }
     response = requests.post(f"{world['service']}/cds-services/febrile-neutropenia", json=call, timeout=60)
     assert response.status_code == 200, response.text
-    links = [link for card in response.json()["cards"] for link in card.get("links", [])]
+    links = [link for card in response.json()["cards"] for link in card.get("links", []) if link["type"] == "smart"]
     assert links, response.json()
     return links[0]
 

@@ -51,6 +51,7 @@ class CodeRule:
 
 @dataclass(frozen=True, slots=True)
 class NextStep:
+    short: str  # a few words, for a card line; `text` says it in full
     text: str
     source: str
 
@@ -98,7 +99,9 @@ def code_rules() -> dict[FindingKind, tuple[CodeRule, ...]]:
 
 @knowledge_loader
 def unexplained_next_steps() -> tuple[NextStep, ...]:
-    return tuple(NextStep(r["text"], r["source"]) for r in read_table(PACKAGE, "unexplained_next_steps.csv"))
+    return tuple(
+        NextStep(r["short"], r["text"], r["source"]) for r in read_table(PACKAGE, "unexplained_next_steps.csv")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,13 +381,3 @@ def chart_context(
         f.kind: finding_context(f, record, assessment.as_of, coverage, significant - {f.kind})
         for f in assessment.findings
     }
-
-
-def settled_indicator(indicator: str, context: FindingContext | None) -> str:
-    """A documented chronic cytopenia no worse than before is information, never a warning.
-
-    `critical` is left alone: it is reserved for febrile neutropenia, which a documented diagnosis does not make safe.
-    """
-    if context is not None and context.known_and_stable and indicator == "warning":
-        return "info"
-    return indicator

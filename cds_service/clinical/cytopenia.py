@@ -80,6 +80,7 @@ def _finding(kind, analyte, points, lower_limit, grade, as_of, lower_of=None, **
         persistent=bool(series_trend and series_trend.persistent(latest, threshold("persistent_cytopenia_days").value)),
         age_days=age_days,
         stale=age_days > threshold("stale_result_days").value,
+        history=age_days > threshold("history_lookback_days").value,
         **extra,
     )
 
@@ -246,6 +247,7 @@ def _pancytopenia(findings: dict[FindingKind, Finding], as_of) -> Finding | None
         lower_limit=white.lower_limit,
         age_days=white.age_days,
         stale=white.stale,
+        history=white.history,
         persistent=all(f.persistent for f in lineages),
         lineages=lineages,
     )

@@ -39,6 +39,7 @@ class Finding:
     persistent: bool = False
     age_days: float = 0.0
     stale: bool = False
+    history: bool = False
     notes: tuple[str, ...] = ()
     lineages: tuple[Finding, ...] = ()
     significant: bool = True

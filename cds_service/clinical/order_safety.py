@@ -120,7 +120,11 @@ def _name(draft: DraftOrder) -> str:
 
 
 def _value(point: Point) -> str:
-    return f"{point.value:.2f}".rstrip("0").rstrip(".")
+    """A count as clinicians write it: ANC 1.0, 0.3, 0.495 (never rounded onto a limit), platelets 45."""
+    if point.value >= 10:
+        return f"{point.value:.0f}"
+    text = f"{point.value:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def _gaps(*statuses: CountStatus) -> list[str]:
@@ -296,15 +300,15 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             )
     low = []
     if anc.point and anc.point.value < t.stop_anc_below:
-        low.append(f"ANC {_value(anc.point)} (<{t.stop_anc_below:.1f})")
+        low.append(f"ANC {_value(anc.point)} ×10⁹/L (stop below {t.stop_anc_below:.1f})")
     if platelets.point and platelets.point.value < t.stop_platelets_below:
-        low.append(f"platelets {_value(platelets.point)} (<{t.stop_platelets_below:g})")
+        low.append(f"platelets {_value(platelets.point)} ×10⁹/L (stop below {t.stop_platelets_below:g})")
     if low:
         return OrderAlert(
             "bcr_abl_tki",
             draft,
             "warning",
-            f"{_name(draft)}: {', '.join(low)} ×10⁹/L: ELN 2016 says stop until counts recover",
+            f"{_name(draft)}: {', '.join(low)}: ELN 2016 says stop until counts recover",
             (t.resume_text, setting, *(f"Note: {g}." for g in _gaps(anc, platelets))),
             (anc, platelets),
             t.source,

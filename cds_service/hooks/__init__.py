@@ -24,8 +24,16 @@ def find(service_id: str, services: Sequence[CdsService] = SERVICES) -> list[Cds
 
 
 def enabled_services(settings: Settings, services: Sequence[CdsService] = SERVICES) -> list[CdsService]:
-    """The declared services this site switched on: all of them unless `services_enabled` names some."""
+    """The services discovery lists: those listed by default unless `services_enabled` names the ones to list."""
     if settings.services_enabled is None:
-        return list(services)
+        return [s for s in services if s.listed_by_default]
     enabled = {i for name in settings.services_enabled for i in current_ids(name)}
     return [s for s in services if s.id in enabled]
+
+
+def answering_services(settings: Settings, services: Sequence[CdsService] = SERVICES) -> list[CdsService]:
+    """The services that answer calls: every declared one unless `services_enabled` names some. An opt-in
+    service keeps answering while unlisted, so an EHR that registered it is never left without an answer."""
+    if settings.services_enabled is None:
+        return list(services)
+    return enabled_services(settings, services)

@@ -22,6 +22,7 @@ class CdsService:
     handler: Callable[[HookCall], list[Card]]
     prefetch: tuple[Prefetch, ...] = ()
     usage_requirements: str | None = None
+    listed_by_default: bool = True  # False: an opt-in alternative, listed only when a site enables it by name
 
     @property
     def smart_scopes(self) -> tuple[str, ...]:

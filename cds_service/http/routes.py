@@ -38,7 +38,7 @@ def discovery() -> Response:
 def _enabled(service_id: str) -> list[CdsService]:
     """Declarations the called id reaches, a retired id included: it answers but is not listed."""
     ids = hooks.current_ids(service_id)
-    return [s for s in current_app.extensions["cytopenia.services"] if s.id in ids]
+    return [s for s in current_app.extensions["cytopenia.answering_services"] if s.id in ids]
 
 
 def _service_for(service_id: str, hook: str) -> CdsService:

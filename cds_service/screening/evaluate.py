@@ -13,19 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
-from cards.cytopenia import cytopenia_cards
 from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cards.model import Card
 from cards.order_safety import order_cards
 from cds_service.clinical import febrile_neutropenia as fn
-from cds_service.clinical.context import ChartCoverage, chart_context
 from cds_service.clinical.cytopenia import assess
 from cds_service.clinical.order_safety import check_orders, patient_state
 from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
 from cds_service.hooks.service import CdsService
-from cds_service.request import HookData
+from cds_service.request import HookCall, HookData
 from cds_service.screening.rules import held_tki_orders
 from fhir_mappings import read_record
 from fhir_mappings.observations import effective_time
@@ -123,23 +122,35 @@ def _row(patient_id: str, service: str, finding: str, card: Card, point, unit: s
     )
 
 
-def cytopenia_rows(patient_id: str, resources: list[Json], as_of: datetime) -> list[Row]:
-    data = hook_data(cytopenia_review.SERVICE, resources, patient_id)
+def cytopenia_rows(
+    patient_id: str, resources: list[Json], as_of: datetime, fever_lookback_hours: float | None = None
+) -> list[Row]:
+    """The cytopenia-review hook's own answer (one card per problem, each order once), a row per card; a
+    data-gap card is not a worklist row."""
+    service = cytopenia_review.SERVICE
+    data = hook_data(service, resources, patient_id)
     keys = cytopenia_review.CONTEXT_KEYS
     record = read_record(
         data.first("patient", "Patient"), data.resources("bloodCounts", *keys), patient_id, data.issues_except(*keys)
     )
-    assessment = assess(record, as_of)
-    contexts = chart_context(assessment, record, ChartCoverage())
-    cards = {c.finding: c for c in cytopenia_cards(assessment, patient_id, None, contexts)}
+    findings = {f.kind.value: f for f in assess(record, as_of).findings}
+    call = HookCall(
+        "patient-view",
+        "screen",
+        {"patientId": patient_id},
+        data,
+        as_of,
+        SimpleNamespace(fever_lookback_hours=fever_lookback_hours),  # type: ignore[arg-type]  # the one setting read
+    )
     rows = []
-    for finding in assessment.findings:
-        card = cards[finding.kind.value]
-        point = finding.latest
-        unit = point.evidence[0].unit if not point.derivation else "10*9/L"
-        rows.append(
-            _row(patient_id, cytopenia_review.SERVICE.id, finding.kind.value, card, point, unit, finding.grade_number)
-        )
+    for card in cytopenia_review.review(call):
+        if card.finding == "data_gap":
+            continue
+        finding = findings.get(card.finding or "")
+        point = finding.latest if finding else None
+        unit = point.evidence[0].unit if point and not point.derivation else "10*9/L"
+        grade = finding.grade_number if finding else None
+        rows.append(_row(patient_id, service.id, card.finding or "", card, point, unit, grade))
     return rows
 
 
@@ -185,7 +196,7 @@ def screen_patient(
 ) -> list[Row]:
     """Every worklist row for one patient; the look-back is the site's `fever_lookback_hours`, as in the hook."""
     return [
-        *cytopenia_rows(patient_id, resources, as_of),
+        *cytopenia_rows(patient_id, resources, as_of, fever_lookback_hours),
         *febrile_neutropenia_rows(patient_id, resources, as_of, fever_lookback_hours),
         *order_rows(patient_id, resources, as_of),
         *held_order_rows(patient_id, resources, as_of),
