@@ -67,7 +67,7 @@ def in_process() -> bool:
         dev=True, database_url=f"sqlite:///{database}", repeat_window_hours=0, rate_limit="1000000 per minute"
     )
     service = create_app(settings, clock=lambda: as_of)
-    floor = floor_app()
+    floor = floor_app(settings)
     print(
         f"in process: patient-view {Path(SOURCE).name} -> {URL}, SQLite, dev mode, {RUNS} calls each after "
         f"{WARMUP} warm-up, ours and floor alternating, evaluated as of {as_of:%Y-%m-%d}; "

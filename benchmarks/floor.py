@@ -12,11 +12,15 @@ import argparse
 import orjson
 from flask import Flask, Response, request
 
+from cds_service.config import Settings
+
 URL = "/cds-services/cytopenia-review"
 
 
-def floor_app() -> Flask:
+def floor_app(settings: Settings) -> Flask:
+    """The floor carries the same settings as ours: the gunicorn worker reads its read deadline and body cap."""
     app = Flask("floor")
+    app.config["SETTINGS"] = settings
 
     @app.post(URL)
     def parse_only() -> Response:
@@ -31,7 +35,6 @@ def floor_app() -> Flask:
 
 
 def main() -> None:
-    from cds_service.config import Settings
     from cds_service.serving import gunicorn_options, run
 
     parser = argparse.ArgumentParser()
@@ -39,9 +42,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--gunicorn-config")
     args = parser.parse_args()
-    options = gunicorn_options(Settings(dev=True, port=args.port, workers=args.workers), args.gunicorn_config)
+    settings = Settings(dev=True, port=args.port, workers=args.workers)
+    options = gunicorn_options(settings, args.gunicorn_config)
     options.pop("child_exit", None)  # the floor keeps no metrics
-    run(floor_app(), options)
+    run(floor_app(settings), options)
 
 
 if __name__ == "__main__":
