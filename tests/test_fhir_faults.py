@@ -11,9 +11,9 @@ from tests.conftest import assert_valid
 from tests.misbehaving_fhir import dripping, endless_next, fhir, huge, refused_base, send, serving, slow
 
 DEADLINE_MS = 300
-MARGIN_S = (
-    1.5  # thread hand-over, Flask, audit and repeat-control writes on a shared 2-core machine; the faults take 5 s
-)
+# Thread hand-over, Flask, the audit write on a loaded 2-core CI machine; still well short of the faults' 5 s,
+# so a call that waited for the fault instead of its deadline fails.
+MARGIN_S = 3.0
 SERVER_ERROR = {
     "resourceType": "OperationOutcome",
     "issue": [{"severity": "error", "code": "exception", "details": {"text": "database unavailable"}}],
