@@ -14,11 +14,14 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.conftest import SERVER_START_S
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
 # What a chart holds that the services read or a Sandbox user expects to see.
@@ -36,15 +39,17 @@ class FhirEngine:
         self.base = f"http://127.0.0.1:{port}"
 
     @classmethod
-    def start(cls, timeout_s: float = 60, port: int = 0) -> FhirEngine:
+    def start(cls, timeout_s: float = SERVER_START_S, port: int = 0) -> FhirEngine:
+        """Generous start-up wait (a loaded machine starts Node slowly); a failed start says what Node said."""
         if not (SERVER_DIR / "node_modules").is_dir():
             raise RuntimeError(f"run `npm ci --prefix {SERVER_DIR}` first (make test does)")
+        errors = tempfile.TemporaryFile(mode="w+")
         process = subprocess.Popen(
             ["node", "--experimental-websocket", "server.mjs"],
             cwd=SERVER_DIR,
             env=os.environ | {"PORT": str(port)},
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=errors,
             text=True,
         )
         first_line: list[str] = []
@@ -53,7 +58,10 @@ class FhirEngine:
         reader.join(timeout_s)
         if not first_line or not first_line[0].strip():
             process.kill()
-            raise RuntimeError("the test FHIR server did not start")
+            process.wait()
+            errors.seek(0)
+            raise RuntimeError(f"the test FHIR server did not start within {timeout_s:g} s:\n{errors.read()}")
+        errors.close()
         return cls(process, json.loads(first_line[0])["port"])
 
     def stop(self) -> None:
