@@ -18,15 +18,13 @@ from cds_service.clinical.knowledge import ctcae_cuts, neutropenia_bands, thresh
 from fhir_mappings import Analyte, DataIssue
 from fhir_mappings.knowledge import unit_key
 
-F = FindingKind
-
 TITLES = {
-    F.NEUTROPENIA: "Neutropenia",
-    F.LEUKOPENIA: "Leukopenia",
-    F.LYMPHOPENIA: "Lymphopenia",
-    F.ANAEMIA: "Anaemia",
-    F.THROMBOCYTOPENIA: "Thrombocytopenia",
-    F.PANCYTOPENIA: "Pancytopenia",
+    FindingKind.NEUTROPENIA: "Neutropenia",
+    FindingKind.LEUKOPENIA: "Leukopenia",
+    FindingKind.LYMPHOPENIA: "Lymphopenia",
+    FindingKind.ANAEMIA: "Anaemia",
+    FindingKind.THROMBOCYTOPENIA: "Thrombocytopenia",
+    FindingKind.PANCYTOPENIA: "Pancytopenia",
 }
 MOST_ISSUES = 3
 UNIT_TEXT = {"10*9/L": "×10⁹/L", "g/dL": "g/dL", "%": "%"}  # UCUM unit -> as printed
@@ -67,15 +65,18 @@ def _ask(finding: Finding) -> str:
         return "no work-up for this count alone"
     if finding.stale:
         return "not current: repeat CBC"
-    if kind is F.PANCYTOPENIA:
+    if kind is FindingKind.PANCYTOPENIA:
         return "smear review and haematology referral"
     asks = []
-    if kind is F.ANAEMIA:
+    if kind is FindingKind.ANAEMIA:
         rbc = threshold("red_cell_transfusion_hemoglobin").value
         asks.append("consider red-cell transfusion" if finding.latest.value < rbc else "anaemia work-up")
-    elif kind is F.THROMBOCYTOPENIA and finding.latest.value < threshold("platelet_transfusion").value:
+    elif kind is FindingKind.THROMBOCYTOPENIA and finding.latest.value < threshold("platelet_transfusion").value:
         asks.append("consider platelet transfusion")
-    elif kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.LEUKOPENIA) and finding.grade_number >= 2:
+    elif (
+        kind in (FindingKind.NEUTROPENIA, FindingKind.THROMBOCYTOPENIA, FindingKind.LEUKOPENIA)
+        and finding.grade_number >= 2
+    ):
         asks.append("repeat CBC and smear")
     else:
         asks.append("repeat CBC with differential")
@@ -86,7 +87,7 @@ def _ask(finding: Finding) -> str:
 
 def summary(finding: Finding, ask: str | None = None) -> str:
     ask = ask or _ask(finding)
-    if finding.kind is F.PANCYTOPENIA:
+    if finding.kind is FindingKind.PANCYTOPENIA:
         text = "Pancytopenia: " + ", ".join(headline(f, unit=False) for f in finding.lineages)
     elif not finding.significant:
         text = f"{headline(finding)}: within the Duffy-null reference interval"
@@ -107,7 +108,7 @@ def indicator(finding: Finding, context: FindingContext | None = None) -> Indica
     neutropenia and drug holds. A documented chronic cytopenia no worse than before is information."""
     if not finding.significant or (context is not None and context.known_and_stable):
         return "info"
-    if finding.kind is F.PANCYTOPENIA or finding.grade_number >= 3:
+    if finding.kind is FindingKind.PANCYTOPENIA or finding.grade_number >= 3:
         return "warning"
     return "info"
 
@@ -139,7 +140,7 @@ def evidence_table(findings: tuple[Finding, ...]) -> str:
 
 def _limit_text(finding: Finding) -> str | None:
     limit = finding.lower_limit
-    if finding.kind is F.PANCYTOPENIA or limit.value is None:
+    if finding.kind is FindingKind.PANCYTOPENIA or limit.value is None:
         return None
     if limit.basis.startswith("the lab"):
         return f"Lower limit {limit_text(limit.value)} {unit_of(finding.analyte)} (the lab's reference range)."
@@ -209,12 +210,13 @@ def suggestions(
     work_up = not settled
     if (
         work_up
-        and kind in (F.NEUTROPENIA, F.THROMBOCYTOPENIA, F.PANCYTOPENIA, F.LEUKOPENIA)
+        and kind
+        in (FindingKind.NEUTROPENIA, FindingKind.THROMBOCYTOPENIA, FindingKind.PANCYTOPENIA, FindingKind.LEUKOPENIA)
         and finding.grade_number >= 2
     ):
         offered.append(offer(("peripheral_smear",)))
     lineages = {f.kind: f for f in (finding.lineages or (finding,))}
-    if (anaemia := lineages.get(F.ANAEMIA)) and work_up:
+    if (anaemia := lineages.get(FindingKind.ANAEMIA)) and work_up:
         offered.append(
             offer(
                 ("reticulocytes", "ferritin", "vitamin_b12", "folate"),
@@ -226,13 +228,13 @@ def suggestions(
             offered.append(
                 offer(("red_cell_transfusion",), f"Consider red-cell transfusion (Hb below {rbc.value:g} g/dL)")
             )
-    if (platelets := lineages.get(F.THROMBOCYTOPENIA)) and platelets.latest.value < (
+    if (platelets := lineages.get(FindingKind.THROMBOCYTOPENIA)) and platelets.latest.value < (
         limit := threshold("platelet_transfusion")
     ).value:
         offered.append(
             offer(("platelet_transfusion",), f"Consider platelet transfusion (below {limit.value:g} ×10⁹/L)")
         )
-    if work_up and (kind is F.PANCYTOPENIA or finding.persistent):
+    if work_up and (kind is FindingKind.PANCYTOPENIA or finding.persistent):
         offered.append(offer(("haematology_referral",)))
     return tuple(offered)
 

@@ -20,6 +20,7 @@ from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
 from cards.numbers import duration, limit_text, named, value_text
 from cards.orders import draft_order
 from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState, RegimenChoice
+from cds_service.clinical.fever import FeverEpisode
 from cds_service.clinical.knowledge import fn_rule, prophylaxis, risk_cutoff, seed_guidance
 from cds_service.clinical.risk_scores import ScoreRange
 from cds_service.clinical.series import Point
@@ -51,6 +52,18 @@ def _within() -> str:
     return duration(rule.value, rule.unit)
 
 
+def _episode(a: FnAssessment) -> FeverEpisode:
+    episode = a.fever.episode
+    assert episode is not None, "the fever cards are built only when a fever episode was found"
+    return episode
+
+
+def _latest(a: FnAssessment) -> Point:
+    latest = a.neutrophils.latest
+    assert latest is not None, "the ANC cards are built only when an ANC is on record"
+    return latest
+
+
 def _anc_source(point: Point) -> str:
     if point.derivation:
         return f"computed: {escape(point.derivation)}"
@@ -58,13 +71,14 @@ def _anc_source(point: Point) -> str:
 
 
 def _evidence_line(a: FnAssessment) -> str:
-    episode = a.fever.episode
+    episode = _episode(a)
     n = a.neutrophils
+    latest = _latest(a)
     peak = episode.peak
     reported = f", reported {escape(peak.reported)}" if peak.reported_unit not in ("Cel", "°C") else ""
     text = (
         f"**Fever {temperature_text(peak)}**{reported} at {when(peak.time)} ({escape(episode.rule)}: "
-        f"{escape(episode.description)}); **{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)})."
+        f"{escape(episode.description)}); **{anc_text(latest)}** at {when(latest.time)} ({_anc_source(latest)})."
     )
     if n.prediction and not n.below_idsa:
         p = n.prediction
@@ -197,7 +211,7 @@ def _until() -> str:
 
 
 def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
-    onset = a.fever.episode.onset
+    onset = _episode(a).onset
     elapsed = (a.as_of - onset).total_seconds() / 60
     blocks = [
         _seed("shock") if a.shock else None,
@@ -318,8 +332,8 @@ def _order_sets(a: FnAssessment, reason: str, patient_id: str, encounter_id: str
 def fn_summary(a: FnAssessment) -> str:
     falling = " and falling" if not a.neutrophils.below_ctcae and a.neutrophils.predicted_below_idsa else ""
     text = (
-        f"Febrile neutropenia: {anc_text(a.neutrophils.latest, unit=False)}{falling}, "
-        f"{temperature_text(a.fever.episode.peak)} — start empirical IV antibiotics within {_within()}"
+        f"Febrile neutropenia: {anc_text(_latest(a), unit=False)}{falling}, "
+        f"{temperature_text(_episode(a).peak)} — start empirical IV antibiotics within {_within()}"
     )
     return clip(text, SUMMARY_MAX)
 
@@ -398,8 +412,8 @@ def fn_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str
         links=card_links("febrile_neutropenia"),
         finding="febrile_neutropenia",
         trigger=";".join(
-            [f"{m.source}={m.value:g}" for m in a.fever.episode.readings]
-            + [f"{m.source}={m.value:g}" for m in a.neutrophils.latest.evidence]
+            [f"{m.source}={m.value:g}" for m in _episode(a).readings]
+            + [f"{m.source}={m.value:g}" for m in _latest(a).evidence]
         ),
         grade=4,
     )
@@ -459,15 +473,15 @@ def _prophylaxis_lines(a: FnAssessment) -> list[str]:
 
 def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
     """The narrower service's card for ANC below the IDSA limit without fever."""
-    n = a.neutrophils
+    latest = _latest(a)
     no_temp = not a.fever.readings
-    summary = f"Severe neutropenia without fever: {anc_text(n.latest, unit=False)}" + (
+    summary = f"Severe neutropenia without fever: {anc_text(latest, unit=False)}" + (
         " — no temperature recorded: check for fever" if no_temp else " — watch for fever"
     )
     prophylaxis_first = _prophylaxis_lines(a) if a.profound else []  # what changes management comes first
     blocks = [
         *prophylaxis_first,
-        f"**{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)}).",
+        f"**{anc_text(latest)}** at {when(latest.time)} ({_anc_source(latest)}).",
         fever_watch(a),
         *gaps,
         *([] if a.profound else _prophylaxis_lines(a)),
@@ -489,8 +503,9 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
 
 
 def fever_without_anc_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_id: str | None) -> Card:
+    episode = _episode(a)
     summary = (
-        f"Fever {temperature_text(a.fever.episode.peak)}, no current ANC: febrile neutropenia not excluded "
+        f"Fever {temperature_text(episode.peak)}, no current ANC: febrile neutropenia not excluded "
         "— CBC with differential now"
     )
     n = a.neutrophils
@@ -499,8 +514,7 @@ def fever_without_anc_card(a: FnAssessment, gaps: list[str], patient_id: str, en
         f"Latest {anc_text(n.latest)} at {when(n.latest.time)} is older than {hours:g} h: not current."
         if n.latest
         else "No ANC or differential on record.",
-        f"**Fever {temperature_text(a.fever.episode.peak)}** at {when(a.fever.episode.peak.time)} "
-        f"({escape(a.fever.episode.rule)}).",
+        f"**Fever {temperature_text(episode.peak)}** at {when(episode.peak.time)} ({escape(episode.rule)}).",
         f"If neutropenic, treat as febrile neutropenia: IV antibiotics within {_within()}.",
         *gaps,
     ]
@@ -522,8 +536,9 @@ def boundary_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_i
     offered as a consideration (at-most-one)."""
     peak = max(a.fever.readings, key=lambda m: m.value)
     n = a.neutrophils
+    latest = _latest(a)
     summary = (
-        f"Fever {temperature_text(peak)} with {anc_text(n.latest, unit=False)}: febrile neutropenia definitions "
+        f"Fever {temperature_text(peak)} with {anc_text(latest, unit=False)}: febrile neutropenia definitions "
         "missed at the boundary — consider treating as febrile neutropenia"
     )
     projection = (
@@ -535,7 +550,7 @@ def boundary_card(a: FnAssessment, gaps: list[str], patient_id: str, encounter_i
     blocks = [
         *(f"Not met: {escape(m)}." for m in a.boundary_misses),
         projection,
-        f"**{anc_text(n.latest)}** at {when(n.latest.time)} ({_anc_source(n.latest)}).",
+        f"**{anc_text(latest)}** at {when(latest.time)} ({_anc_source(latest)}).",
         *_child_lines(a),
         "Consider the first-hour set: blood cultures, then one empirical regimen.",
         *gaps,
@@ -562,7 +577,7 @@ def not_excluded_card(a: FnAssessment, gaps: list[str]) -> Card:
     if n.current:
         summary = (
             f"No temperature in the last {hours:g} h: febrile neutropenia not excluded "
-            f"({anc_text(n.latest, unit=False)}) — take a temperature"
+            f"({anc_text(_latest(a), unit=False)}) — take a temperature"
         )
     else:
         summary = (

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from cards.catalogue import OVERRIDE_REASON_SYSTEM, card_links, card_source
 from cards.markdown import clip, escape, fit, listed, table
-from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Coding, Suggestion
+from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Coding, Indicator, Suggestion
 from cards.numbers import with_unit
 from cards.orders import draft_order, order_label
 from cds_service.clinical.order_safety import CountStatus, OrderAlert
 from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings import Analyte, DataIssue
+from fhir_mappings.medications import MedicationFact
 
 
 @knowledge_loader
@@ -46,8 +49,14 @@ def _evidence_row(status: CountStatus) -> tuple[str, ...]:
     return (label, value, f"{point.time:%Y-%m-%d %H:%M} ({age})", origin)
 
 
-def _detail(alert: OrderAlert, issues: tuple[DataIssue, ...]) -> str:
+def _medication(alert: OrderAlert) -> MedicationFact:
     medication = alert.draft.medication
+    assert medication is not None, "order-safety rules raise alerts only on drafts with a recognised medication"
+    return medication
+
+
+def _detail(alert: OrderAlert, issues: tuple[DataIssue, ...]) -> str:
+    medication = _medication(alert)
     first, *rest = [escape(s) for s in alert.statements]
     blocks = [
         f"**Draft order:** {escape(medication.text)} ({escape(alert.draft.reference)}), recognised by "
@@ -96,7 +105,7 @@ def _suggestions(alert: OrderAlert, patient_id: str, encounter_id: str | None) -
             )
         )
     if alert.hold and alert.draft.has_id:
-        name = alert.draft.medication.ingredients[0]
+        name = _medication(alert).ingredients[0]
         suggestions.append(
             Suggestion(
                 f"Remove the draft {name} order (hold)",
@@ -112,7 +121,8 @@ def order_card(
     suggestions = _suggestions(alert, patient_id, encounter_id)
     return Card(
         summary=_short(alert.summary),
-        indicator=alert.indicator,
+        # OrderAlert.indicator is typed `str` upstream; the rules only ever set an Indicator value.
+        indicator=cast(Indicator, alert.indicator),
         source=card_source(f"order_{alert.rule}"),
         detail=_detail(alert, issues),
         suggestions=suggestions,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from cds_service.clinical.anaemia import (
     pregnancy,
@@ -13,14 +15,13 @@ from cds_service.clinical.anaemia import (
     youngest_who_months,
 )
 from cds_service.clinical.findings import Assessment, Finding, FindingKind, LowerLimit
-from cds_service.clinical.grading import ctcae_grade, neutropenia_band
+from cds_service.clinical.grading import Grade, ctcae_grade, neutropenia_band
 from cds_service.clinical.knowledge import AnaemiaCutoff, threshold
 from cds_service.clinical.series import Point, direct_series, neutrophil_series
 from cds_service.clinical.trends import trend
 from fhir_mappings import Analyte, ClinicalRecord
 
-A = Analyte
-COUNT_ANALYTES = (A.WHITE_BLOOD_CELLS, A.ABSOLUTE_NEUTROPHIL_COUNT, A.HEMOGLOBIN, A.PLATELETS)
+COUNT_ANALYTES = (Analyte.WHITE_BLOOD_CELLS, Analyte.ABSOLUTE_NEUTROPHIL_COUNT, Analyte.HEMOGLOBIN, Analyte.PLATELETS)
 
 
 def as_of_view(record: ClinicalRecord, as_of: datetime) -> ClinicalRecord:
@@ -35,15 +36,15 @@ def _lab_or(point: Point, default: float | None, default_basis: str) -> LowerLim
 
 
 DEFAULT_LOWER_LIMITS = {
-    A.ABSOLUTE_NEUTROPHIL_COUNT: "default_lln_absolute_neutrophil_count",
-    A.PLATELETS: "default_lln_platelets",
+    Analyte.ABSOLUTE_NEUTROPHIL_COUNT: "default_lln_absolute_neutrophil_count",
+    Analyte.PLATELETS: "default_lln_platelets",
 }
 
 
 def lower_limit(record: ClinicalRecord, analyte: Analyte, point: Point, as_of: datetime) -> LowerLimit:
     """The limit a result is read against: the lab's own, else the cited default (the WHO 2024 cut-off
     for age, sex and pregnancy for haemoglobin); WBC and lymphocytes have no default."""
-    if analyte is A.HEMOGLOBIN:
+    if analyte is Analyte.HEMOGLOBIN:
         cutoff, _notes = haemoglobin_cutoff(record, as_of)
         basis = (
             f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL"
@@ -57,14 +58,25 @@ def lower_limit(record: ClinicalRecord, analyte: Analyte, point: Point, as_of: d
     return _lab_or(point, None, "no lab range sent: grade 1 not assessed")
 
 
-def point_grade(analyte: Analyte, point: Point, lower_limit: LowerLimit):
+def point_grade(analyte: Analyte, point: Point, lower_limit: LowerLimit) -> Grade | None:
     """CTCAE grade of a point, in the unit the lab reported it where CTCAE prints cut-offs for it."""
     measured = point.evidence[0]
-    reported = None if point.derivation else (measured.reported_value, measured.reported_unit)
+    value, unit = measured.reported_value, measured.reported_unit
+    # A missing unit grades in the canonical unit either way; a measurement always carries both.
+    reported = None if point.derivation or value is None or unit is None else (value, unit)
     return ctcae_grade(analyte, point.value, lower_limit.value, reported)
 
 
-def _finding(kind, analyte, points, lower_limit, grade, as_of, lower_of=None, **extra) -> Finding:
+def _finding(
+    kind: FindingKind,
+    analyte: Analyte,
+    points: tuple[Point, ...],
+    lower_limit: LowerLimit,
+    grade: Grade | None,
+    as_of: datetime,
+    lower_of: Callable[[Point], float | None] | None = None,
+    **extra: Any,
+) -> Finding:
     """Wraps the latest point with its trend, persistence and age."""
     latest = points[-1]
     limit_for = lower_of or (lambda p: lower_limit.value)
@@ -91,8 +103,8 @@ def _neutropenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
         return None
     latest = points[-1]
     default = threshold("default_lln_absolute_neutrophil_count")
-    limit = lower_limit(record, A.ABSOLUTE_NEUTROPHIL_COUNT, latest, as_of)
-    grade = point_grade(A.ABSOLUTE_NEUTROPHIL_COUNT, latest, limit)
+    limit = lower_limit(record, Analyte.ABSOLUTE_NEUTROPHIL_COUNT, latest, as_of)
+    grade = point_grade(Analyte.ABSOLUTE_NEUTROPHIL_COUNT, latest, limit)
     if grade is None:
         return None
     band = neutropenia_band(latest.value)
@@ -113,7 +125,7 @@ def _neutropenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
             )
     return _finding(
         FindingKind.NEUTROPENIA,
-        A.ABSOLUTE_NEUTROPHIL_COUNT,
+        Analyte.ABSOLUTE_NEUTROPHIL_COUNT,
         points,
         limit,
         grade,
@@ -125,7 +137,13 @@ def _neutropenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
     )
 
 
-def _graded(record, as_of, kind, analyte, default_name=None) -> Finding | None:
+def _graded(
+    record: ClinicalRecord,
+    as_of: datetime,
+    kind: FindingKind,
+    analyte: Analyte,
+    default_name: str | None = None,
+) -> Finding | None:
     points = direct_series(record, analyte)
     if not points:
         return None
@@ -146,8 +164,8 @@ def _graded(record, as_of, kind, analyte, default_name=None) -> Finding | None:
     )
 
 
-def _leukopenia(record, as_of) -> Finding | None:
-    finding = _graded(record, as_of, FindingKind.LEUKOPENIA, A.WHITE_BLOOD_CELLS)
+def _leukopenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
+    finding = _graded(record, as_of, FindingKind.LEUKOPENIA, Analyte.WHITE_BLOOD_CELLS)
     if finding and record.has_condition("duffy_null"):
         lower = threshold("duffy_null_lln_white_blood_cells").value
         if finding.latest.value >= lower:
@@ -192,19 +210,19 @@ def haemoglobin_cutoff(record: ClinicalRecord, as_of: datetime) -> tuple[Anaemia
 
 
 def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
-    points = direct_series(record, A.HEMOGLOBIN)
+    points = direct_series(record, Analyte.HEMOGLOBIN)
     if not points:
         return None
     latest = points[-1]
     cutoff, notes = haemoglobin_cutoff(record, as_of)
-    limit = lower_limit(record, A.HEMOGLOBIN, latest, as_of)
-    grade = point_grade(A.HEMOGLOBIN, latest, limit)
+    limit = lower_limit(record, Analyte.HEMOGLOBIN, latest, as_of)
+    grade = point_grade(Analyte.HEMOGLOBIN, latest, limit)
     severity = who_severity(latest.value, cutoff) if cutoff else None
     if grade is None and severity is None:
         return None
     return _finding(
         FindingKind.ANAEMIA,
-        A.HEMOGLOBIN,
+        Analyte.HEMOGLOBIN,
         points,
         limit,
         grade,
@@ -218,7 +236,7 @@ def _anaemia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
 def _ungraded_infant_hb(record: ClinicalRecord, as_of: datetime) -> list[str]:
     """Below 6 months WHO has no cut-off: a haemoglobin without the lab's range cannot be graded, and is said."""
     months = record.demographics.age_in_months(as_of.date())
-    points = direct_series(record, A.HEMOGLOBIN)
+    points = direct_series(record, Analyte.HEMOGLOBIN)
     if months is None or months >= youngest_who_months() or not points or points[-1].reference_low is not None:
         return []
     return [
@@ -227,7 +245,7 @@ def _ungraded_infant_hb(record: ClinicalRecord, as_of: datetime) -> list[str]:
     ]
 
 
-def _pancytopenia(findings: dict[FindingKind, Finding], as_of) -> Finding | None:
+def _pancytopenia(findings: dict[FindingKind, Finding], as_of: datetime) -> Finding | None:
     """All three lineages low on the same draw (white: ANC, or WBC when no ANC was reported)."""
     red = findings.get(FindingKind.ANAEMIA)
     platelets = findings.get(FindingKind.THROMBOCYTOPENIA)
@@ -261,11 +279,11 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
         for kind, finding in (
             (FindingKind.NEUTROPENIA, _neutropenia(record, as_of)),
             (FindingKind.LEUKOPENIA, _leukopenia(record, as_of)),
-            (FindingKind.LYMPHOPENIA, _graded(record, as_of, FindingKind.LYMPHOPENIA, A.LYMPHOCYTES)),
+            (FindingKind.LYMPHOPENIA, _graded(record, as_of, FindingKind.LYMPHOPENIA, Analyte.LYMPHOCYTES)),
             (FindingKind.ANAEMIA, _anaemia(record, as_of)),
             (
                 FindingKind.THROMBOCYTOPENIA,
-                _graded(record, as_of, FindingKind.THROMBOCYTOPENIA, A.PLATELETS, "default_lln_platelets"),
+                _graded(record, as_of, FindingKind.THROMBOCYTOPENIA, Analyte.PLATELETS, "default_lln_platelets"),
             ),
         )
         if finding is not None
@@ -279,7 +297,7 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
     else:
         if not neutrophil_series(record):
             missing.append("no neutrophil count or differential: neutropenia cannot be assessed")
-        for analyte, label in ((A.HEMOGLOBIN, "haemoglobin"), (A.PLATELETS, "platelet count")):
+        for analyte, label in ((Analyte.HEMOGLOBIN, "haemoglobin"), (Analyte.PLATELETS, "platelet count")):
             if not record.series(analyte):
                 missing.append(f"no {label}")
     return Assessment(
