@@ -31,8 +31,12 @@ def sandbox_client() -> ClientConfig:
     return ClientConfig(issuer=SANDBOX_ISSUER, jwks_file=path, algorithms=["ES384"], jku_allowlist=[SANDBOX_JWKS_URL])
 
 
-def _key_set(client: ClientConfig):
-    return UrlKeySet(client.jwks_url) if client.jwks_url is not None else FileKeySet(client.jwks_file)
+def _key_set(client: ClientConfig) -> UrlKeySet | FileKeySet:
+    if client.jwks_url is not None:
+        return UrlKeySet(client.jwks_url)
+    # ClientConfig's validator requires exactly one of jwks_url and jwks_file.
+    assert client.jwks_file is not None
+    return FileKeySet(client.jwks_file)
 
 
 def trusted_clients(settings: Settings) -> dict[str, TrustedClient]:
@@ -43,6 +47,7 @@ def trusted_clients(settings: Settings) -> dict[str, TrustedClient]:
         clients[config.issuer] = TrustedClient(config, _key_set(config))
     if settings.dev and SANDBOX_ISSUER not in clients:
         sandbox = sandbox_client()
+        assert sandbox.jwks_file is not None  # sandbox_client() always sets it
         clients[SANDBOX_ISSUER] = TrustedClient(sandbox, FileKeySet(sandbox.jwks_file))
         log.warning(SANDBOX_WARNING, SANDBOX_ISSUER)
     return clients

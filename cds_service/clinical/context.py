@@ -184,7 +184,8 @@ def _documented(
     kind: FindingKind, conditions: list[CodedFact]
 ) -> tuple[tuple[Documented, ...], tuple[Documented, ...]]:
     categories = documenting_categories().get(kind, frozenset())
-    active, resolved = {}, {}
+    active: dict[str, Documented] = {}
+    resolved: dict[str, Documented] = {}
     for c in conditions:
         if c.category in categories:
             target = active if c.status == "active" else resolved
@@ -217,7 +218,8 @@ def _medication_contributors(
     kind: FindingKind, medications: list[MedicationFact]
 ) -> tuple[list[Contributor], list[Contributor]]:
     """(causes, treatments already on the chart); a chemotherapy regimen is one contributor with its last date."""
-    causes, treatments = [], []
+    causes: list[Contributor] = []
+    treatments: list[Contributor] = []
     taken = _taken(medications)
     chemotherapy = [m for m in taken if m.in_group(CHEMOTHERAPY_GROUP)]
     if chemotherapy and kind in _rule("medication", CHEMOTHERAPY_GROUP).findings:

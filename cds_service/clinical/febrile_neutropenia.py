@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from cds_service.clinical.fever import FeverAssessment, assess_fever
-from cds_service.clinical.knowledge import PACKAGE, fn_rule, gcsf_criteria
+from cds_service.clinical.knowledge import PACKAGE, Criterion, fn_rule, gcsf_criteria
 from cds_service.clinical.risk_scores import CisneInputs, MasccInputs, ScoreRange, cisne, mascc
 from cds_service.clinical.series import Point, neutrophil_series
 from cds_service.knowledge_tables import knowledge_loader, read_table
@@ -356,6 +356,9 @@ def boundary_misses(fever: FeverAssessment, anc: Neutrophils) -> tuple[str, ...]
     falling = anc.current and anc.prediction is not None and anc.prediction.predicted < ctcae_anc
     if not (fever.febrile or hot) or not (low or falling):
         return ()
+    # Both `low` and `falling` need `anc.current`, which assess_neutrophils sets only with a latest result.
+    latest = anc.latest
+    assert latest is not None
     peak = max(fever.readings, key=lambda m: m.value)
     single, idsa_anc = fn_rule("idsa_fever_single").value, fn_rule("idsa_neutropenia_anc").value
     misses = []
@@ -366,9 +369,9 @@ def boundary_misses(fever: FeverAssessment, anc: Neutrophils) -> tuple[str, ...]
             f"{fn_rule('idsa_fever_sustained_minutes').value:g} min"
         )
     else:
-        gap = anc.latest.value - idsa_anc
+        gap = latest.value - idsa_anc
         where = "exactly at" if gap == 0 else f"{_fmt(gap)} above"
-        misses.append(f"IDSA neutropenia: ANC {_fmt(anc.latest.value)} ×10⁹/L is {where} the <{idsa_anc:g} cut-off")
+        misses.append(f"IDSA neutropenia: ANC {_fmt(latest.value)} ×10⁹/L is {where} the <{idsa_anc:g} cut-off")
     if fever.ctcae is None:
         misses.append(
             f"CTCAE fever: highest reading {peak.value:.1f} °C is not >{fn_rule('ctcae_fever_single').value:g} °C "
@@ -376,8 +379,15 @@ def boundary_misses(fever: FeverAssessment, anc: Neutrophils) -> tuple[str, ...]
             f"{fn_rule('ctcae_fever_sustained_minutes').value:g} min"
         )
     else:
-        misses.append(f"CTCAE neutropenia: ANC {_fmt(anc.latest.value)} ×10⁹/L is not <{ctcae_anc:g}")
+        misses.append(f"CTCAE neutropenia: ANC {_fmt(latest.value)} ×10⁹/L is not <{ctcae_anc:g}")
     return tuple(misses)
+
+
+def _cut_off(criterion: Criterion) -> float:
+    """The numeric cut-off of a criterion that is compared against; gcsf_criteria.csv gives these one."""
+    if criterion.value is None:
+        raise TypeError(f"criterion {criterion.name!r} has no cut-off value")
+    return criterion.value
 
 
 def _gcsf_reasons(
@@ -390,9 +400,9 @@ def _gcsf_reasons(
     """ASCO's high-risk features for a CSF in febrile neutropenia that the record shows."""
     rows = gcsf_criteria()
     found = []
-    if age_years is not None and age_years > rows["age_over"].value:
+    if age_years is not None and age_years > _cut_off(rows["age_over"]):
         found.append(Indication(rows["age_over"].text, f"age {age_years}"))
-    if anc.current and anc.latest is not None and anc.latest.value < rows["profound_anc_below"].value:
+    if anc.current and anc.latest is not None and anc.latest.value < _cut_off(rows["profound_anc_below"]):
         found.append(Indication(rows["profound_anc_below"].text, f"ANC {_fmt(anc.latest.value)} ×10⁹/L"))
     if shock:
         found.append(Indication(rows["hypotension_or_sepsis"].text, shock[0].evidence))

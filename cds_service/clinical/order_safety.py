@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 from cds_service.clinical.cytopenia import as_of_view
 from cds_service.clinical.grading import ctcae_grade
 from cds_service.clinical.knowledge import threshold
-from cds_service.clinical.order_knowledge import clozapine_bands, clozapine_intervals, parameter, tki_thresholds
+from cds_service.clinical.order_knowledge import (
+    ClozapineBand,
+    clozapine_bands,
+    clozapine_intervals,
+    parameter,
+    tki_thresholds,
+)
 from cds_service.clinical.series import Point, direct_series, neutrophil_series
 from fhir_mappings import Analyte, ClinicalRecord
 from fhir_mappings.medications import MedicationFact
@@ -37,7 +43,12 @@ class CountStatus:
 
     @property
     def stale(self) -> bool:
-        return self.point is not None and self.window_days is not None and self.age_days > self.window_days
+        return (
+            self.point is not None
+            and self.age_days is not None  # set whenever `point` is
+            and self.window_days is not None
+            and self.age_days > self.window_days
+        )
 
     @property
     def current(self) -> Point | None:
@@ -162,7 +173,7 @@ def _counts_needed(
     )
 
 
-def _clozapine_band(population: str, anc: float):
+def _clozapine_band(population: str, anc: float) -> ClozapineBand:
     return next(b for b in reversed(clozapine_bands()[population]) if anc >= b.anc_at_least)
 
 
@@ -221,7 +232,7 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     indicator = band.indicator or "warning"
     statements = [band.action_text, f"Monitoring ({band.label}): {band.monitoring}"]
     if new_start and band is not normal:
-        indicator = max(indicator, "warning", key=SEVERITY.get)
+        indicator = max(indicator, "warning", key=SEVERITY.__getitem__)
         statements.insert(
             0,
             f"New start: the label starts clozapine only in the {normal.label} (ANC ≥{normal.anc_at_least:g} ×10⁹/L).",
@@ -270,7 +281,7 @@ def _held_before(draft: DraftOrder, s: PatientState, ingredient: str) -> Medicat
 
 
 def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
-    rows = [tki_thresholds()[i] for i in draft.medication.ingredients if i in tki_thresholds()]
+    rows = [tki_thresholds()[i] for i in _drug(draft).ingredients if i in tki_thresholds()]
     if not rows:
         return None
     t = rows[0]
@@ -439,9 +450,10 @@ def cytotoxic_chemotherapy(draft: DraftOrder, s: PatientState) -> OrderAlert | N
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
     low = []
     for status, analyte in ((anc, Analyte.ABSOLUTE_NEUTROPHIL_COUNT), (platelets, Analyte.PLATELETS)):
-        grade = ctcae_grade(analyte, status.point.value, None) if status.point else None
-        if grade and grade.grade >= grade_limit.number:
-            low.append(f"{status.label} {_value(status.point)} ({grade.label})")
+        point = status.point
+        grade = ctcae_grade(analyte, point.value, None) if point else None
+        if point is not None and grade and grade.grade >= grade_limit.number:
+            low.append(f"{status.label} {_value(point)} ({grade.label})")
     protocol = "Check the regimen's treatment parameters (minimum ANC and platelets to treat) before giving this cycle."
     if low:
         return OrderAlert(
@@ -469,6 +481,12 @@ def cytotoxic_chemotherapy(draft: DraftOrder, s: PatientState) -> OrderAlert | N
     return None
 
 
+def _drug(draft: DraftOrder) -> MedicationFact:
+    """The draft's medication: check_orders runs the rules only on drafts that have one."""
+    assert draft.medication is not None
+    return draft.medication
+
+
 def _timed(medication: MedicationFact) -> datetime | None:
     return planned_start(medication.resource) if medication.resource else medication.authored_on
 
@@ -481,18 +499,18 @@ def _timing_conflict(dose: datetime, chemo: datetime, key: str) -> bool:
 
 def g_csf_timing(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     """G-CSF too close to cytotoxic chemotherapy, whichever of the two is the draft."""
-    medication = draft.medication
+    medication = _drug(draft)
     own_time = draft.planned_start or s.as_of
     pairs: list[tuple[MedicationFact | DraftOrder, datetime, datetime, str]] = []
     if medication.in_group("g_csf"):
         key = "long_acting_g_csf" if medication.in_group("long_acting_g_csf") else "g_csf"
-        chemo = [
+        chemo_orders: list[tuple[MedicationFact | DraftOrder, datetime]] = [
             (d, d.planned_start or s.as_of)
             for d in s.drafts
             if d is not draft and d.medication and d.medication.in_group("cytotoxic_chemotherapy")
         ]
-        chemo += [(m, t) for m in s.others("cytotoxic_chemotherapy", draft) if (t := _timed(m))]
-        pairs = [(other, own_time, when, key) for other, when in chemo]
+        chemo_orders += [(m, t) for m in s.others("cytotoxic_chemotherapy", draft) if (t := _timed(m))]
+        pairs = [(other, own_time, when, key) for other, when in chemo_orders]
     elif medication.in_group("cytotoxic_chemotherapy"):
         for m in s.others("g_csf", draft):
             if when := _timed(m):
@@ -501,7 +519,7 @@ def g_csf_timing(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
         if _timing_conflict(dose, chemo, key):
             agent = "Pegfilgrastim" if key == "long_acting_g_csf" else "Filgrastim"
             hours = (dose - chemo).total_seconds() / 3600
-            when = f"{abs(hours) / 24:.1f} days {'after' if hours >= 0 else 'before'}"
+            relative = f"{abs(hours) / 24:.1f} days {'after' if hours >= 0 else 'before'}"
             window = (
                 f"{parameter(key, 'chemotherapy_days_after_dose').number:g} days before to "
                 f"{parameter(key, 'chemotherapy_hours_before_dose').number:g} h after"
@@ -511,7 +529,7 @@ def g_csf_timing(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
                 "g_csf_timing",
                 draft,
                 "warning",
-                f"{agent} planned {when} cytotoxic chemotherapy: label says not from {window} chemotherapy",
+                f"{agent} planned {relative} cytotoxic chemotherapy: label says not from {window} chemotherapy",
                 (
                     f"G-CSF dose {dose:%Y-%m-%d %H:%M}, chemotherapy {chemo:%Y-%m-%d %H:%M} ({other_text}); "
                     "times are the "
@@ -527,7 +545,7 @@ def g_csf_timing(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
 
 def filgrastim_dose(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     """The label's 5-10 mcg/kg/day, within the tolerance; no current weight is said, never flagged as a dose error."""
-    if "filgrastim" not in draft.medication.ingredients:
+    if "filgrastim" not in _drug(draft).ingredients:
         return None
     low = parameter("filgrastim_dose", "mcg_per_kg_per_day")
     high = parameter("filgrastim_dose", "max_mcg_per_kg_per_day")
@@ -535,7 +553,8 @@ def filgrastim_dose(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     weight = s.status("body weight", s.weight, parameter("filgrastim_dose", "weight_window_days").number, "kg")
     evidence = (s.status("ANC", s.anc, None), weight)
     label_range = f"{low.number:g}-{high.number:g} mcg/kg/day"
-    if draft.dose is None or weight.current is None:
+    current = weight.current
+    if draft.dose is None or current is None:
         missing = "no dose in micrograms or milligrams on the order" if draft.dose is None else weight.gap()
         return OrderAlert(
             "filgrastim_dose",
@@ -548,7 +567,7 @@ def filgrastim_dose(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
         )
     per_day = draft.dose.per_day or 1.0
     ordered = draft.dose.micrograms * per_day
-    kg = weight.point.value
+    kg = current.value
     lowest, highest = low.number * kg, high.number * kg
     if ordered < lowest:
         off, bound = (ordered - lowest) / lowest * 100, f"{low.number:g} mcg/kg/day ({lowest:.0f} mcg"
@@ -564,7 +583,7 @@ def filgrastim_dose(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
         f"Filgrastim {ordered:.0f} mcg/day is {off:+.0f} % from {bound} at {kg:g} kg)",
         (
             f"Ordered {draft.dose.reported}{frequency} = {ordered:.0f} mcg/day = {ordered / kg:.1f} mcg/kg/day at "
-            f"{kg:g} kg ({weight.point.time:%Y-%m-%d}); the label range is {label_range} "
+            f"{kg:g} kg ({current.time:%Y-%m-%d}); the label range is {label_range} "
             f"({lowest:.0f}-{highest:.0f} mcg/day).",
             f"Difference {off:+.0f} %, more than {tolerance:g} %. Rounding to a vial size may be intended.",
         ),

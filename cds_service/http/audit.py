@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from cards import Card
@@ -97,10 +98,11 @@ class Trail:
         """Hold back repeats and snoozed cards and write this call's audit row, in one transaction; return
         the cards to show (with "Shown before on ..."). Without the database every card is shown."""
         now = current_app.config["CLOCK"]()
+        assert self.service is not None, "screen() runs only on a trail begun for a service"
         policy, service_id = fatigue_policy(), self.service.id
         records = [issued_card(card) for card in cards]
 
-        def screen_and_record(connection) -> list[Screened]:
+        def screen_and_record(connection: Connection) -> list[Screened]:
             with stage("fatigue"):
                 screened = screen_cards(connection, service_id, self.patient_key, records, now, policy)
             record_call(connection, self.row(200), screened)

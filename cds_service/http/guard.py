@@ -42,25 +42,30 @@ def install_guard(app: Flask, settings: Settings) -> None:
     limiter = RateLimiter(redis_client(settings), settings.redis_key_prefix)
 
     @app.before_request
-    def _authenticate_then_limit():
+    def _authenticate_then_limit() -> None:
         if request.method == "OPTIONS":
             return None
         app_call = request.path.startswith(APP_API_PREFIX)
         if not (app_call or _protected(request.path)):
             return None
         try:
-            caller = app_trust.authenticate(request) if app_call else trust.authenticate(request)
+            if app_call:
+                app_caller = app_trust.authenticate(request)
+            else:
+                caller = trust.authenticate(request)
         except CallRefused as refused:
             raise ApiError(401, str(refused), headers={"WWW-Authenticate": "Bearer"}) from None
         except TrustUnavailable as unavailable:
             raise ApiError(503, str(unavailable), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         if app_call:
-            request.environ["cytopenia.app_caller"] = caller
-            key, limit = caller.rate_limit_key, default
+            request.environ["cytopenia.app_caller"] = app_caller
+            key, limit = app_caller.rate_limit_key, default
         else:
             request.environ["cytopenia.caller"] = caller
-            key = f"client:{caller.issuer}" if caller.issuer is not None else f"address:{request.remote_addr}"
-            limit = per_issuer.get(caller.issuer, default)
+            if caller.issuer is not None:
+                key, limit = f"client:{caller.issuer}", per_issuer.get(caller.issuer, default)
+            else:
+                key, limit = f"address:{request.remote_addr}", default
         if (wait := limiter.retry_after(key, limit)) is not None:
             raise ApiError(
                 429,

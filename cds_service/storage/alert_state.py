@@ -14,15 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import cast, overload
 
-from sqlalchemy import Connection, bindparam, case, select, text, update
+from sqlalchemy import ColumnElement, Connection, Executable, Table, bindparam, case, select, text, update
 
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
 from cds_service.issued_card import IssuedCard
 from cds_service.storage.models import AlertState
 from cds_service.storage.sql import DIALECTS
 
-STATE = AlertState.__table__
+# A declarative model's `__table__` is typed as a FromClause; for a mapped class with `__tablename__` it is
+# always the Table itself, which is what `update()`, `insert()` and `primary_key` need.
+STATE = cast(Table, AlertState.__table__)
 LOCK = text("SELECT pg_advisory_xact_lock(:lock)")
 LAST_SHOWN = select(STATE).where(
     (STATE.c.service_id == bindparam("service_id"))
@@ -42,11 +45,15 @@ class Screened:
         return self.suppressed is None
 
 
+@overload
+def trigger_hash(trigger: str) -> str: ...
+@overload
+def trigger_hash(trigger: None) -> None: ...
 def trigger_hash(trigger: str | None) -> str | None:
     return hashlib.sha256(trigger.encode()).hexdigest() if trigger is not None else None
 
 
-def _key(service_id: str, finding: str, patient_key: str):
+def _key(service_id: str, finding: str, patient_key: str) -> ColumnElement[bool]:
     return (STATE.c.service_id == service_id) & (STATE.c.finding == finding) & (STATE.c.patient_key == patient_key)
 
 
@@ -70,7 +77,7 @@ def _remember(connection: Connection, rows: list[dict]) -> None:
 
 
 @cache
-def _upsert(dialect: str):
+def _upsert(dialect: str) -> Executable:
     """Upsert the showings. A snooze written meanwhile by feedback (it bumps `version`) is kept."""
     insert = DIALECTS[dialect].insert(STATE)
     new = insert.excluded
@@ -108,20 +115,21 @@ def screen_cards(
         if card.finding not in screenable or card.trigger is None:
             screened.append(Screened(card))
             continue
-        candidate = Candidate(card.indicator, trigger_hash(card.trigger), card.grade)
+        digest = trigger_hash(card.trigger)
+        candidate = Candidate(card.indicator, digest, card.grade)
         before = last.get(card.finding)
         shown_before = before.at if before else None
         if reason := held_back(candidate, before, now, policy):
             screened.append(Screened(card, reason, shown_before))
             continue
         at = max(now, before.at) if before else now  # a call that took its turn late never moves time back
-        last[card.finding] = LastShown(candidate.trigger_hash, card.grade, at)
+        last[card.finding] = LastShown(digest, card.grade, at)
         previous = stored.get(card.finding)
         shown[card.finding] = {
             "service_id": service_id,
             "finding": card.finding,
             "patient_key": patient_key,
-            "trigger_hash": candidate.trigger_hash,
+            "trigger_hash": digest,
             "grade": card.grade,
             "last_shown_at": at,
             "snoozed_until": None,

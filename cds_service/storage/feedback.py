@@ -11,18 +11,22 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, select
 
 from cds_service.storage.alert_state import snooze
 from cds_service.storage.audit import storable_text
 from cds_service.storage.models import CardRecord, FeedbackRecord
 from cds_service.storage.sql import insert_new
 
-FEEDBACK = FeedbackRecord.__table__
-TEXT_LIMITS = {column.name: column.type.length for column in FEEDBACK.columns if getattr(column.type, "length", None)}
+# A declarative model's `__table__` is typed as a FromClause; for a mapped class with `__tablename__` it is
+# always the Table itself, which is what `insert_new` needs.
+FEEDBACK = cast(Table, FeedbackRecord.__table__)
+TEXT_LIMITS: dict[str, int] = {
+    column.name: length for column in FEEDBACK.columns if (length := getattr(column.type, "length", None))
+}
 
 
 @dataclass(frozen=True, slots=True)
