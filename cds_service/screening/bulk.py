@@ -12,6 +12,7 @@ where it stopped, without a second kick-off. No token is ever written to the sta
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import time
 import uuid
@@ -25,6 +26,7 @@ import orjson
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from cds_service.screening.generate import TYPES
 
@@ -53,11 +55,12 @@ class ExportState:
         path.write_bytes(orjson.dumps({"status_url": self.status_url, "manifest": self.manifest, "done": self.done}))
 
 
-def _algorithm(key) -> str:
+def _signing_key(key: PrivateKeyTypes) -> tuple[rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, str]:
+    """The key as one JWT can sign with, and its algorithm (RS384 or ES384)."""
     if isinstance(key, rsa.RSAPrivateKey):
-        return "RS384"
+        return key, "RS384"
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        return "ES384"
+        return key, "ES384"
     raise BulkError("the private key must be RSA (RS384) or EC P-384 (ES384)")
 
 
@@ -120,10 +123,18 @@ class ExportClient:
             return None
         endpoint = self._token_endpoint()
         now = int(time.time())
+        payload = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": endpoint,
+            "exp": now + 300,
+            "jti": str(uuid.uuid4()),
+        }
+        key, algorithm = _signing_key(self.key)
         assertion = jwt.encode(
-            {"iss": self.client_id, "sub": self.client_id, "aud": endpoint, "exp": now + 300, "jti": str(uuid.uuid4())},
-            self.key,
-            algorithm=_algorithm(self.key),
+            payload,
+            key,
+            algorithm=algorithm,
             headers={"kid": self.key_id, "typ": "JWT"} if self.key_id else {"typ": "JWT"},
         )
         response = self.session.post(
@@ -143,7 +154,7 @@ class ExportClient:
         self._token = response.json()["access_token"]
         return self._token
 
-    def _request(self, method: str, url: str, authorised: bool = True, **kwargs) -> requests.Response:
+    def _request(self, method: str, url: str, authorised: bool = True, **kwargs: Any) -> requests.Response:
         """One request; a 401 gets a fresh token once (backend tokens expire, often within minutes)."""
         for attempt in range(2):
             headers = dict(kwargs.pop("headers", {}) or {})
@@ -260,7 +271,7 @@ class ExportClient:
         return folder
 
 
-def client_from_arguments(args) -> ExportClient:
+def client_from_arguments(args: argparse.Namespace) -> ExportClient:
     key = args.private_key.read_bytes() if args.private_key else None
     if (args.client_id is None) != (key is None):
         raise BulkError("--client-id and --private-key go together (SMART Backend Services)")

@@ -22,6 +22,7 @@ from cards.order_safety import order_cards
 from cds_service.clinical import febrile_neutropenia as fn
 from cds_service.clinical.cytopenia import assess
 from cds_service.clinical.order_safety import check_orders, patient_state
+from cds_service.clinical.series import Point
 from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
 from cds_service.hooks.service import CdsService
 from cds_service.request import HookCall, HookData
@@ -106,7 +107,15 @@ def renewal_bundle(resources: Iterable[Json]) -> Json:
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": d} for d in drafts]}
 
 
-def _row(patient_id: str, service: str, finding: str, card: Card, point, unit: str = "10*9/L", grade=None) -> Row:
+def _row(
+    patient_id: str,
+    service: str,
+    finding: str,
+    card: Card,
+    point: Point | None,
+    unit: str = "10*9/L",
+    grade: int | None = None,
+) -> Row:
     """A worklist row from a card (indicator, why, what next) and the value it rests on."""
     return Row(
         patient_id,

@@ -7,6 +7,7 @@ never drop one a rule would flag; the property test over the corpus holds it to 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from cds_service.screening.lenient import (
@@ -28,11 +29,11 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
-def _in(values) -> str:
+def _in(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def _group_test(groups) -> str:
+def _group_test(groups: Iterable[str]) -> str:
     return " OR ".join(f"concat(';', groups, ';') LIKE '%;{g};%'" for g in groups)
 
 

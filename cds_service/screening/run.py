@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -54,7 +55,7 @@ class Timer:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def _bar(total: int, description: str, enabled: bool):
+def _bar(total: int, description: str, enabled: bool) -> Any:  # a tqdm bar (tqdm has no type information)
     from tqdm import tqdm
 
     return tqdm(total=total, desc=description, unit="patient", disable=not enabled, leave=False)
@@ -176,7 +177,16 @@ def screen(source: Path, out: Path, options: Options) -> Summary:
     return finish(bad, ingested.patients, candidates, rows, rejected, out, options, timer)
 
 
-def finish(bad: tuple[dict, dict], patients_in: int, candidates, rows, rejected, out: Path, options: Options, timer):
+def finish(
+    bad: tuple[dict, dict],
+    patients_in: int,
+    candidates: dict[str, list[str]],
+    rows: list[Row],
+    rejected: dict[str, str],
+    out: Path,
+    options: Options,
+    timer: Timer,
+) -> Summary:
     """Writes the worklist and its companions; `bad` is the bad-input counts and examples by problem."""
     with timer.stage("write"):
         write_worklist(rows, out)

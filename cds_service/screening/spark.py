@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas
+import pandas  # type: ignore[import-untyped]  # pandas-stubs is not among the project's dependencies
 
 from cds_service.screening.evaluate import COLUMNS, Row
 from cds_service.screening.ingest import BUCKETS, ndjson_files
@@ -35,6 +37,10 @@ from cds_service.screening.tables import (
     read_by_hooks_sql,
 )
 from fhir_mappings.knowledge import analyte_specs, lab_codes, read_table, unit_key
+
+if TYPE_CHECKING:  # pyspark is an optional extra without type information
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Row as SparkRow
 
 OVERLAPS = "arrays_overlap(transform(s.code.coding, c -> concat(c.system, '|', c.code)), array({codes}))"
 QUANTITY = "STRUCT<value: DOUBLE, unit: STRING, code: STRING>"
@@ -65,7 +71,7 @@ RESULT_SCHEMA = (
 )
 
 
-def session(master: str | None, driver_memory: str = "1g"):
+def session(master: str | None, driver_memory: str = "1g") -> SparkSession:
     """A Spark session; the driver memory is set explicitly (local mode runs everything in the driver).
 
     Under spark-submit (`master` None) the cluster's settings and --driver-memory apply.
@@ -92,7 +98,7 @@ def session(master: str | None, driver_memory: str = "1g"):
     return spark
 
 
-def _knowledge_tables(spark) -> None:
+def _knowledge_tables(spark: SparkSession) -> None:
     spark.createDataFrame(
         [(c, lab.analyte.value) for c, lab in lab_codes().items()], "code STRING, analyte STRING"
     ).createOrReplaceTempView("lab_codes")
@@ -112,14 +118,14 @@ def _knowledge_tables(spark) -> None:
     ).createOrReplaceTempView("units")
 
 
-def _delete(spark, uri: str) -> None:
+def _delete(spark: SparkSession, uri: str) -> None:
     """Removes a folder on whatever file system the URI names (local, HDFS, object storage)."""
     jvm = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
 
 
-def _lines(spark, source: str):
+def _lines(spark: SparkSession, source: str) -> DataFrame:
     from pyspark.sql import functions
 
     if "://" not in source:
@@ -137,7 +143,7 @@ def _lines(spark, source: str):
     return reader.withColumn("file", name).where(functions.trim("value") != "")
 
 
-def ingest(spark, source: str, work: str) -> int:
+def ingest(spark: SparkSession, source: str, work: str) -> int:
     """NDJSON at `source` (a folder or any Hadoop file system URI) -> the Parquet tables under `work`."""
     from cds_service.screening.ingest import medication_groups
 
@@ -187,7 +193,7 @@ def ingest(spark, source: str, work: str) -> int:
     return patients
 
 
-def bad_input(spark, work: str, source: str) -> tuple[dict[str, int], dict[str, list[str]]]:
+def bad_input(spark: SparkSession, work: str, source: str) -> tuple[dict[str, int], dict[str, list[str]]]:
     spark.read.parquet(f"{work}/problems").createOrReplaceTempView("problems")
     rows = spark.sql(
         """
@@ -201,7 +207,7 @@ def bad_input(spark, work: str, source: str) -> tuple[dict[str, int], dict[str, 
     return summarise([(r["problem"], r["n"], [e.asDict() for e in r["examples"]]) for r in rows], local)
 
 
-def _evaluator(options: Options):
+def _evaluator(options: Options) -> Callable[[pandas.DataFrame], pandas.DataFrame]:
     import orjson
 
     def evaluate(group: pandas.DataFrame) -> pandas.DataFrame:
@@ -217,7 +223,7 @@ def _evaluator(options: Options):
     return evaluate
 
 
-def _row(record) -> Row:
+def _row(record: SparkRow) -> Row:
     values = {c: record[c] for c in COLUMNS}
     if values["time"] is not None:
         values["time"] = values["time"].replace(tzinfo=UTC)

@@ -9,6 +9,8 @@ with the mapping tables (`lab_codes`, `analytes`, `units`) loaded from the CSV f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cds_service.screening.generate import TYPES
 
 LOINC = "http://loinc.org"
@@ -98,7 +100,7 @@ LEFT JOIN units lu ON lu.dimension = c.dimension AND lu.unit_key = {unit_key_sql
 """
 
 
-def elements_sql(time_of, component_rows: str, coding_rows: str) -> str:
+def elements_sql(time_of: Callable[[str], str], component_rows: str, coding_rows: str) -> str:
     """Observation and component codings as rows; the engine says how to parse a time and explode a list."""
     times = ", ".join(
         time_of(f"s.{e}") for e in ("effectiveDateTime", "effectiveInstant", "effectivePeriod.start", "issued")
