@@ -121,6 +121,7 @@ def _knowledge_tables(spark: SparkSession) -> None:
 def _delete(spark: SparkSession, uri: str) -> None:
     """Removes a folder on whatever file system the URI names (local, HDFS, object storage)."""
     jvm = spark.sparkContext._jvm
+    assert jvm is not None, "a live SparkSession always has its JVM gateway"
     path = jvm.org.apache.hadoop.fs.Path(uri)
     path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
 
