@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import sqlalchemy
 
-from benchmarks.__main__ import FIXTURES, SOURCE, _load
+from benchmarks.payloads import FIXTURES, SOURCE, _load
 from cds_service.app import create_app
 from cds_service.config import Settings
 from cds_service.http.caps import MAX_DRAFT_ORDERS, MAX_FEEDBACK_ITEMS
