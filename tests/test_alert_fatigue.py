@@ -8,12 +8,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Connection
 
 from cards import Card, Source
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
 from cds_service.http.audit import issued_card
 from cds_service.storage import Store
-from cds_service.storage.alert_state import Screened, screen_cards
+from cds_service.storage.alert_state import Screened, remember, screen
 from cds_service.storage.engine import in_transaction, upgrade
 from cds_service.storage.models import CardRecord
 from tests.conftest import AS_OF
@@ -32,11 +33,13 @@ def example_request(example_request: dict) -> dict:
 
 def screen_card(store: Store, service_id: str, card: Card, now, policy: Policy = POLICY) -> Screened:
     """One card screened in its own transaction, as a hook call does with all of its cards."""
-    (screened,) = in_transaction(
-        store.engine,
-        lambda connection: screen_cards(connection, service_id, "patient-key", [issued_card(card)], now, policy),
-    )
-    return screened
+
+    def screen_and_remember(connection: Connection) -> Screened:
+        (screened,), showings = screen(connection, service_id, "patient-key", [issued_card(card)], now, policy)
+        remember(connection, showings)
+        return screened
+
+    return in_transaction(store.engine, screen_and_remember)
 
 
 def with_anc(request: dict, value: float, observation_id: str = "anc-20261119") -> dict:

@@ -29,7 +29,7 @@ from cds_service.observability.metrics import AUDIT_WRITE_FAILURES, SUPPRESSED_R
 from cds_service.observability.requests import stage
 from cds_service.request import HookData
 from cds_service.storage import Store
-from cds_service.storage.alert_state import Screened, screen_cards
+from cds_service.storage.alert_state import Screened, screen
 from cds_service.storage.audit import record_call
 from cds_service.storage.engine import in_transaction
 from cds_service.storage.patient_key import patient_key
@@ -104,8 +104,8 @@ class Trail:
 
         def screen_and_record(connection: Connection) -> list[Screened]:
             with stage("fatigue"):
-                screened = screen_cards(connection, service_id, self.patient_key, records, now, policy)
-            record_call(connection, self.row(200), screened)
+                screened, showings = screen(connection, service_id, self.patient_key, records, now, policy)
+            record_call(connection, self.row(200), screened, showings)
             return screened
 
         try:

@@ -14,24 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import cast, overload
+from typing import Any, cast, overload
 
-from sqlalchemy import ColumnElement, Connection, Executable, Table, bindparam, case, select, text, update
+from sqlalchemy import ColumnElement, Connection, Table, update
 
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
 from cds_service.issued_card import IssuedCard
 from cds_service.storage.models import AlertState
-from cds_service.storage.sql import DIALECTS
+from cds_service.storage.sql import bound, parameter, reader, row_parameters, values_rows
 
 # A declarative model's `__table__` is typed as a FromClause; for a mapped class with `__tablename__` it is
 # always the Table itself, which is what `update()`, `insert()` and `primary_key` need.
 STATE = cast(Table, AlertState.__table__)
-LOCK = text("SELECT pg_advisory_xact_lock(:lock)")
-LAST_SHOWN = select(STATE).where(
-    (STATE.c.service_id == bindparam("service_id"))
-    & (STATE.c.patient_key == bindparam("patient_key"))
-    & STATE.c.finding.in_(bindparam("findings", expanding=True))
-)
+STATE_COLUMNS = tuple(column.name for column in STATE.columns)
+READ_COLUMNS = ("finding", "trigger_hash", "grade", "last_shown_at", "snoozed_until", "version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,57 +55,85 @@ def _key(service_id: str, finding: str, patient_key: str) -> ColumnElement[bool]
 
 def _lock_patient(connection: Connection, service_id: str, patient_key: str) -> None:
     """PostgreSQL: one hook call at a time per patient and service, until the transaction ends.
-    SQLite needs nothing here: the transaction began with the database's write lock."""
+    SQLite needs nothing here: the transaction began with the database's write lock. The lock is a
+    statement of its own: a READ COMMITTED statement reads from a snapshot taken when it starts, so a
+    read in the same statement as the lock could miss the state the previous holder just committed."""
     if connection.dialect.name == "postgresql":
         digest = hashlib.sha256(f"alert-state\0{service_id}\0{patient_key}".encode()).digest()
         lock = int.from_bytes(digest[:8], "big", signed=True)
-        connection.execute(LOCK, {"lock": lock})
-
-
-def _last_shown(connection: Connection, service_id: str, patient_key: str, findings: list[str]) -> dict:
-    """This patient's state for these findings, in one query (primary-key lookups)."""
-    found = connection.execute(LAST_SHOWN, {"service_id": service_id, "patient_key": patient_key, "findings": findings})
-    return {row.finding: row for row in found}
-
-
-def _remember(connection: Connection, rows: list[dict]) -> None:
-    connection.execute(_upsert(connection.dialect.name), rows)
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%(lock)s)", {"lock": lock})
 
 
 @cache
-def _upsert(dialect: str) -> Executable:
-    """Upsert the showings. A snooze written meanwhile by feedback (it bumps `version`) is kept."""
-    insert = DIALECTS[dialect].insert(STATE)
-    new = insert.excluded
-    return insert.on_conflict_do_update(
-        index_elements=[column.name for column in STATE.primary_key.columns],
-        set_={
-            "trigger_hash": new.trigger_hash,
-            "grade": new.grade,
-            "last_shown_at": new.last_shown_at,
-            "snoozed_until": case((STATE.c.version + 1 == new.version, None), else_=STATE.c.snoozed_until),
-            "version": STATE.c.version + 1,
-        },
+def _last_shown_sql(dialect: str, findings: int) -> str:
+    wanted = ", ".join(parameter(dialect, f"finding_{i}") for i in range(findings))
+    return (
+        f"SELECT {', '.join(READ_COLUMNS)} FROM alert_state WHERE service_id = {parameter(dialect, 'service_id')} "
+        f"AND patient_key = {parameter(dialect, 'patient_key')} AND finding IN ({wanted})"
     )
 
 
-def screen_cards(
+@dataclass(frozen=True, slots=True)
+class Stored:
+    shown: LastShown
+    version: int
+
+
+def _last_shown(connection: Connection, service_id: str, patient_key: str, findings: list[str]) -> dict[str, Stored]:
+    """This patient's state for these findings, in one query (primary-key lookups)."""
+    statement = _last_shown_sql(connection.dialect.name, len(findings))
+    parameters = {"service_id": service_id, "patient_key": patient_key} | {
+        f"finding_{i}": finding for i, finding in enumerate(findings)
+    }
+    as_time = reader(connection, STATE, "last_shown_at")
+    return {
+        finding: Stored(LastShown(digest, grade, as_time(at), as_time(snoozed)), version)
+        for finding, digest, grade, at, snoozed, version in connection.exec_driver_sql(statement, parameters)
+    }
+
+
+@cache
+def upsert_sql(dialect: str, rows: int) -> str:
+    """Upsert the showings. A snooze written meanwhile by feedback (it bumps `version`) is kept."""
+    values = values_rows(dialect, "state", STATE_COLUMNS, rows)
+    return (
+        f"INSERT INTO alert_state ({', '.join(STATE_COLUMNS)}) VALUES {values} "
+        "ON CONFLICT (service_id, finding, patient_key) DO UPDATE SET trigger_hash = excluded.trigger_hash, "
+        "grade = excluded.grade, last_shown_at = excluded.last_shown_at, snoozed_until = CASE WHEN "
+        "alert_state.version + 1 = excluded.version THEN NULL ELSE alert_state.snoozed_until END, "
+        "version = alert_state.version + 1"
+    )
+
+
+def showing_parameters(connection: Connection, showings: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return row_parameters("state", (bound(connection, STATE, row) for row in showings), STATE_COLUMNS)
+
+
+def remember(connection: Connection, showings: Sequence[dict[str, Any]]) -> None:
+    """Write the showings `screen` decided, in one statement (the audit write does it on PostgreSQL)."""
+    if showings:
+        statement = upsert_sql(connection.dialect.name, len(showings))
+        connection.exec_driver_sql(statement, showing_parameters(connection, showings))
+
+
+def screen(
     connection: Connection,
     service_id: str,
     patient_key: str | None,
     cards: Sequence[IssuedCard],
     now: datetime,
     policy: Policy,
-) -> list[Screened]:
-    """Decide every card of one call; call inside the call's transaction (see `storage.engine.in_transaction`).
-    Cards without a finding or triggering result, or a call without a patient, are always shown."""
+) -> tuple[list[Screened], list[dict[str, Any]]]:
+    """Decide every card of one call, inside the call's transaction (see `storage.engine.in_transaction`):
+    the decisions, and the showings to remember (`remember`, or `storage.audit.record_call` with the
+    audit row). Cards without a finding or triggering result, or a call without a patient, are always shown."""
     screenable = {c.finding for c in cards if c.finding is not None and c.trigger is not None}
     if patient_key is None or not screenable:
-        return [Screened(card) for card in cards]
+        return [Screened(card) for card in cards], []
     _lock_patient(connection, service_id, patient_key)
     stored = _last_shown(connection, service_id, patient_key, sorted(screenable))
-    last = {f: LastShown(r.trigger_hash, r.grade, r.last_shown_at, r.snoozed_until) for f, r in stored.items()}
-    shown: dict[str, dict] = {}
+    last = {finding: s.shown for finding, s in stored.items()}
+    shown: dict[str, dict[str, Any]] = {}
     screened = []
     for card in cards:
         if card.finding not in screenable or card.trigger is None:
@@ -136,9 +160,7 @@ def screen_cards(
             "version": previous.version + 1 if previous else 1,
         }
         screened.append(Screened(card, None, shown_before))
-    if shown:
-        _remember(connection, list(shown.values()))
-    return screened
+    return screened, list(shown.values())
 
 
 def snooze(connection: Connection, service_id: str, finding: str, patient_key: str, until: datetime) -> None:
