@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -31,14 +32,19 @@ def example_request(example_request: dict) -> dict:
     return example_request
 
 
-def screen_card(store: Store, service_id: str, card: Card, now, policy: Policy = POLICY) -> Screened:
-    """One card screened in its own transaction, as a hook call does with all of its cards."""
+def screen_card(
+    store: Store, service_id: str, card: Card, now, policy: Policy = POLICY, *, as_hook_call: bool = False
+) -> Screened:
+    """One card screened in its own transaction, as a hook call does with all of its cards (`as_hook_call`:
+    through the store's hook-call transaction, which SQLite shares among the calls of one process)."""
 
     def screen_and_remember(connection: Connection) -> Screened:
         (screened,), showings = screen(connection, service_id, "patient-key", [issued_card(card)], now, policy)
         remember(connection, showings)
         return screened
 
+    if as_hook_call:
+        return store.hook_call_transaction(screen_and_remember)
     return in_transaction(store.engine, screen_and_remember)
 
 
@@ -163,6 +169,29 @@ def test_concurrent_workers_show_a_repeat_once(database_url):
     finally:
         for store in stores:
             store.engine.dispose()
+
+
+def test_concurrent_calls_in_one_process_show_a_repeat_once(database_url):
+    """Eight threads of one worker race to show the same card (SQLite: in one shared commit): one wins."""
+    store = Store(database_url)
+    upgrade(store.engine)
+    warning = replace(febrile_neutropenia(), indicator="warning", finding="neutropenia")
+    start = threading.Barrier(8)
+    shown = []
+
+    def call() -> None:
+        start.wait()
+        shown.append(screen_card(store, "cytopenia-review", warning, AS_OF, as_hook_call=True).shown)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(shown) == [False] * 7 + [True]
+    finally:
+        store.engine.dispose()
 
 
 def test_held_back_repeats_are_counted_for_the_dashboard(make_app, example_request):

@@ -110,7 +110,7 @@ class Trail:
 
         try:
             with stage("store"):
-                self.cards = in_transaction(store().engine, screen_and_record)
+                self.cards = store().hook_call_transaction(screen_and_record)
             self.recorded = True
         except SQLAlchemyError:
             log.exception("alert-fatigue state and audit row not stored: showing every card")

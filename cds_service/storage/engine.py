@@ -8,14 +8,21 @@ the schema is current and needs no DDL rights.
 A hook call checks out one connection and runs one transaction (`in_transaction`). Connections are
 not pinged on checkout (a round trip per request); they are recycled after `RECYCLE_SECONDS`, and a
 transaction that meets a connection the server has dropped is run once more on a fresh one.
+
+On a SQLite file the hook calls of one process share their commits (`GroupCommit`): each commit waits
+for an fsync and holds the database's one write lock meanwhile, so calls that arrive during a commit
+queue, and the next of them runs all queued calls' work in one transaction and one fsync. Each call
+is still answered only once the commit holding its work has succeeded.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -72,6 +79,89 @@ def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
         return work(connection)
 
 
+class _Queued(Generic[T]):
+    """One call's work waiting for a commit, with the context (Flask request, log fields) it came from."""
+
+    def __init__(self, work: Callable[[Connection], T]):
+        self.work = work
+        self.context = contextvars.copy_context()
+        self.turn = threading.Event()
+        self.leads = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+    def run(self, connection: Connection) -> None:
+        self.result, self.error = None, None
+        self.result = self.context.run(self.work, connection)
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]  # set by run() when no error was recorded
+
+
+class GroupCommit:
+    """The hook calls of one process share their transaction and its commit (SQLite: one fsync each).
+
+    A call queues its work; if no call is leading, it leads: it takes every queued work, runs each in
+    turn in one transaction (each in a savepoint of its own when there are several, so one failing
+    rolls back only itself), commits, and only then wakes the calls it ran. Calls that queued meanwhile
+    are the next batch, led by the first of them. Work runs in its own call's context (`flask.g`,
+    request, log fields), one after another under the database's write lock: a later call in a batch
+    sees the alert state an earlier one wrote, as it would after that one's commit. If the commit fails
+    every call of the batch gets the error (its cards are shown and its audit row is retried alone).
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._queued: list[_Queued[Any]] = []
+        self._leading = False
+
+    def run(self, engine: Engine, work: Callable[[Connection], T]) -> T:
+        call = _Queued(work)
+        with self._mutex:
+            self._queued.append(call)
+            follows, self._leading = self._leading, True
+        if follows:
+            call.turn.wait()
+            if not call.leads:
+                return call.outcome()
+        self._lead(engine)
+        return call.outcome()
+
+    def _lead(self, engine: Engine) -> None:
+        with self._mutex:
+            batch, self._queued = self._queued, []
+        try:
+            in_transaction(engine, lambda connection: _run_batch(connection, batch))
+        except BaseException as error:  # the transaction as a whole failed: nothing of the batch is stored
+            for call in batch:
+                call.error = error
+        finally:
+            with self._mutex:
+                successor = self._queued[0] if self._queued else None
+                self._leading = successor is not None
+            for call in batch:
+                call.turn.set()
+            if successor is not None:
+                successor.leads = True
+                successor.turn.set()
+
+
+def _run_batch(connection: Connection, batch: list[_Queued[Any]]) -> None:
+    if len(batch) == 1:
+        batch[0].run(connection)
+        return
+    for call in batch:
+        connection.exec_driver_sql("SAVEPOINT hook_call")
+        try:
+            call.run(connection)
+        except Exception as error:
+            connection.exec_driver_sql("ROLLBACK TO SAVEPOINT hook_call")
+            call.error = error
+        connection.exec_driver_sql("RELEASE SAVEPOINT hook_call")
+
+
 def upgrade(engine: Engine) -> None:
     """Apply pending migrations (a no-op at head); PostgreSQL replicas serialise on an advisory lock."""
     config = Config()
@@ -88,13 +178,23 @@ class Store:
         self.database_url = database_url
         self._engine = make_engine(database_url, pool_size)
         self._pid = os.getpid()
+        self._group_commit = GroupCommit() if self._engine.dialect.name == "sqlite" else None
 
     @property
     def engine(self) -> Engine:
         if self._pid != os.getpid():
             self._engine.dispose(close=False)
             self._pid = os.getpid()
+            if self._group_commit is not None:
+                self._group_commit = GroupCommit()
         return self._engine
+
+    def hook_call_transaction(self, work: Callable[[Connection], T]) -> T:
+        """A hook call's transaction: on SQLite sharing its commit with the calls queued meanwhile."""
+        engine = self.engine
+        if self._group_commit is None:
+            return in_transaction(engine, work)
+        return self._group_commit.run(engine, work)
 
     def size_pool(self, requests_at_once: int) -> None:
         """Size the connection pool to the worker model (gunicorn threads per worker), before workers fork."""
