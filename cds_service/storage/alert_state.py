@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Connection, Table, update
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
 from cds_service.issued_card import IssuedCard
 from cds_service.storage.models import AlertState
-from cds_service.storage.sql import bound, parameter, reader, row_parameters, values_rows
+from cds_service.storage.sql import bound, parameter, pipelined, reader, row_parameters, values_rows
 
 # A declarative model's `__table__` is typed as a FromClause; for a mapped class with `__tablename__` it is
 # always the Table itself, which is what `update()`, `insert()` and `primary_key` need.
@@ -53,17 +53,6 @@ def _key(service_id: str, finding: str, patient_key: str) -> ColumnElement[bool]
     return (STATE.c.service_id == service_id) & (STATE.c.finding == finding) & (STATE.c.patient_key == patient_key)
 
 
-def _lock_patient(connection: Connection, service_id: str, patient_key: str) -> None:
-    """PostgreSQL: one hook call at a time per patient and service, until the transaction ends.
-    SQLite needs nothing here: the transaction began with the database's write lock. The lock is a
-    statement of its own: a READ COMMITTED statement reads from a snapshot taken when it starts, so a
-    read in the same statement as the lock could miss the state the previous holder just committed."""
-    if connection.dialect.name == "postgresql":
-        digest = hashlib.sha256(f"alert-state\0{service_id}\0{patient_key}".encode()).digest()
-        lock = int.from_bytes(digest[:8], "big", signed=True)
-        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%(lock)s)", {"lock": lock})
-
-
 @cache
 def _last_shown_sql(dialect: str, findings: int) -> str:
     wanted = ", ".join(parameter(dialect, f"finding_{i}") for i in range(findings))
@@ -79,16 +68,30 @@ class Stored:
     version: int
 
 
-def _last_shown(connection: Connection, service_id: str, patient_key: str, findings: list[str]) -> dict[str, Stored]:
-    """This patient's state for these findings, in one query (primary-key lookups)."""
+def _locked_last_shown(
+    connection: Connection, service_id: str, patient_key: str, findings: list[str]
+) -> dict[str, Stored]:
+    """Take this patient's turn, then read their state for these findings in one query (primary-key lookups).
+
+    PostgreSQL: an advisory transaction lock per patient and service, held until the transaction ends;
+    BEGIN, the lock and the read go in one round trip, and the read is a statement of its own: a READ
+    COMMITTED statement reads from a snapshot taken when it starts, so a read in the lock's statement
+    could miss the state the previous holder just committed. SQLite: the transaction began with the
+    database's write lock."""
     statement = _last_shown_sql(connection.dialect.name, len(findings))
     parameters = {"service_id": service_id, "patient_key": patient_key} | {
         f"finding_{i}": finding for i, finding in enumerate(findings)
     }
+    if connection.dialect.name == "postgresql":
+        digest = hashlib.sha256(f"alert-state\0{service_id}\0{patient_key}".encode()).digest()
+        lock = {"lock": int.from_bytes(digest[:8], "big", signed=True)}
+        rows = pipelined(connection, [("SELECT pg_advisory_xact_lock(%(lock)s)", lock), (statement, parameters)])
+    else:
+        rows = [tuple(row) for row in connection.exec_driver_sql(statement, parameters)]
     as_time = reader(connection, STATE, "last_shown_at")
     return {
         finding: Stored(LastShown(digest, grade, as_time(at), as_time(snoozed)), version)
-        for finding, digest, grade, at, snoozed, version in connection.exec_driver_sql(statement, parameters)
+        for finding, digest, grade, at, snoozed, version in rows
     }
 
 
@@ -130,8 +133,7 @@ def screen(
     screenable = {c.finding for c in cards if c.finding is not None and c.trigger is not None}
     if patient_key is None or not screenable:
         return [Screened(card) for card in cards], []
-    _lock_patient(connection, service_id, patient_key)
-    stored = _last_shown(connection, service_id, patient_key, sorted(screenable))
+    stored = _locked_last_shown(connection, service_id, patient_key, sorted(screenable))
     last = {finding: s.shown for finding, s in stored.items()}
     shown: dict[str, dict[str, Any]] = {}
     screened = []

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
 Convert = Callable[[Any], Any]
@@ -89,3 +90,24 @@ def reader(connection: Connection, table: Table, column: str) -> Convert:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def pipelined(connection: Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
+    """PostgreSQL (psycopg pipeline mode): run `statements` one after another in one round trip (with the
+    transaction's BEGIN when they start it); the rows of the last. Each statement still takes its own
+    snapshot. A driver error is raised as SQLAlchemy raises it, a dropped connection invalidated, so
+    `in_transaction` runs the transaction once more on a fresh one."""
+    driver = connection.connection.driver_connection
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with driver.pipeline():  # type: ignore[union-attr]  # psycopg 3: the only PostgreSQL driver we use
+            cursors = [driver.execute(statement, parameters) for statement, parameters in statements]  # type: ignore[union-attr]
+        return list(cursors[-1].fetchall())
+    except dbapi_error as error:
+        dropped = connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+        if dropped:
+            connection.invalidate(error)
+        statement, parameters = statements[-1]
+        raise DBAPIError.instance(
+            statement, parameters, error, dbapi_error, connection_invalidated=dropped, dialect=connection.dialect
+        ) from error
