@@ -2,8 +2,8 @@
 
 A hook call screens all its cards inside its one transaction: it takes the lock on this patient for
 this service (PostgreSQL: an advisory transaction lock; SQLite: the write lock, taken when the
-transaction begins), reads the patient's alert state in one query, applies the pure policy to every
-card and writes back what it showed. Two workers answering for the same patient take turns, so a
+transaction begins), reads the patient's alert state in one query and applies the pure policy to every
+card; what it showed is written back with the call's audit row (`storage.audit.record_call`). Two workers answering for the same patient take turns, so a
 repeat is never shown twice and neither decides on the other's half-written state.
 """
 
@@ -64,6 +64,8 @@ def _last_shown_sql(dialect: str, findings: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
+    """A finding's stored state: when it was last shown, and the row's version (feedback bumps it)."""
+
     shown: LastShown
     version: int
 
