@@ -3,8 +3,9 @@
 A hook call screens all its cards inside its one transaction: it takes the lock on this patient for
 this service (PostgreSQL: an advisory transaction lock; SQLite: the write lock, taken when the
 transaction begins), reads the patient's alert state in one query and applies the pure policy to every
-card; what it showed is written back with the call's audit row (`storage.audit.record_call`). Two workers answering for the same patient take turns, so a
-repeat is never shown twice and neither decides on the other's half-written state.
+card; what it showed is written back with the call's audit row (`storage.audit.record_call`). Two
+workers answering for the same patient take turns, so a repeat is never shown twice and neither
+decides on the other's half-written state.
 """
 
 from __future__ import annotations
