@@ -13,7 +13,6 @@ from typing import Any
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
 from fhir_mappings.knowledge import LabCode, lab_codes
-from fhir_mappings.resources import codings
 
 LOINC = "http://loinc.org"
 
@@ -50,15 +49,21 @@ def meaning_of(concept: Any) -> CodeMeaning:
     whether any coding is a pregnancy-status question or a blood culture.
 
     Only string systems and codes can be in the tables; anything else sent as a coding is skipped.
+    Called once per Observation, DiagnosticReport and ServiceRequest, and for most of them nothing is
+    found: that path is a loop over the codings with one dictionary lookup each.
     """
+    if not isinstance(concept, dict):
+        return NOT_READ
     index = code_index()
-    found = [
-        meaning
-        for coding in codings(concept)
-        if isinstance(system := coding.get("system"), str)
-        and isinstance(code := coding.get("code"), str)
-        and (meaning := index.get((system, code))) is not None
-    ]
+    found = []
+    for coding in concept.get("coding") or ():
+        if (
+            isinstance(coding, dict)
+            and isinstance(system := coding.get("system"), str)
+            and isinstance(code := coding.get("code"), str)
+            and (meaning := index.get((system, code))) is not None
+        ):
+            found.append(meaning)
     if len(found) <= 1:
         return found[0] if found else NOT_READ
     return CodeMeaning(

@@ -58,9 +58,8 @@ class ObservationReader:
 
     def read(self, resource: Json, meaning: CodeMeaning) -> None:
         """`meaning` is `meaning_of(resource["code"])`, which the caller has already looked up."""
-        source = f"Observation/{resource.get('id', '?')}"
         if meaning.pregnancy_status:
-            self._read_pregnancy_status(source, resource)
+            self._read_pregnancy_status(f"Observation/{resource.get('id', '?')}", resource)
             return
         parts = [(meaning.lab, resource)] if meaning.lab else []
         for component in resource.get("component") or ():
@@ -68,6 +67,7 @@ class ObservationReader:
                 parts.append((component_code, component))
         if not parts:
             return
+        source = f"Observation/{resource.get('id', '?')}"
         status = resource.get("status")
         if status in NOT_USED_STATUSES:
             self._reject(source, f"{NOT_USED_STATUSES[status]} (status '{status}'): not used")
