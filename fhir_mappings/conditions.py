@@ -75,6 +75,10 @@ def _phrase_categories(text: str) -> tuple[str, ...]:
 
 def categories_of(concept: Json | None) -> list[tuple[str, str]]:
     """[(category, 'system|code' or 'text')] for a CodeableConcept."""
+    return _categories(concept, concept_text(concept) or "")
+
+
+def _categories(concept: Json | None, text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for coding in codings(concept):
         system, code = coding.get("system"), coding.get("code")
@@ -82,7 +86,7 @@ def categories_of(concept: Json | None) -> list[tuple[str, str]]:
             continue
         label = f"{system}|{code}"
         found.extend((category, label) for category in _code_categories(str(system), code))
-    found.extend((category, "text") for category in _phrase_categories(concept_text(concept) or ""))
+    found.extend((category, "text") for category in _phrase_categories(text))
     return list(dict.fromkeys(found))
 
 
@@ -91,14 +95,17 @@ def _status(concept: Any) -> str | None:
 
 
 def read_condition(resource: Json) -> list[CodedFact]:
+    """Most of a chart's Conditions are of no category the service reads: they end at the lookup."""
     if _status(resource.get("verificationStatus")) in EXCLUDED_VERIFICATION:
+        return []
+    text = concept_text(resource.get("code")) or ""
+    categories = _categories(resource.get("code"), text)
+    if not categories:
         return []
     clinical = _status(resource.get("clinicalStatus"))
     status = "active" if clinical in ACTIVE_CLINICAL or clinical is None else "resolved"
-    text = concept_text(resource.get("code")) or ""
     since = parse_date(resource.get("onsetDateTime")) or parse_date(resource.get("recordedDate"))
     abated = parse_date(resource.get("abatementDateTime"))
     return [
-        CodedFact(category, text, code, reference_of(resource), since, status, abated)
-        for category, code in categories_of(resource.get("code"))
+        CodedFact(category, text, code, reference_of(resource), since, status, abated) for category, code in categories
     ]
