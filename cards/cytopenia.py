@@ -6,6 +6,8 @@ then the reason, then the chart context. Every number comes from the finding or 
 
 from __future__ import annotations
 
+from functools import cache
+
 from cards.catalogue import card_links, card_source, override_reasons
 from cards.context import context_blocks, problem_list_suggestions
 from cards.markdown import clip, escape, fit, listed, table, when
@@ -30,13 +32,18 @@ MOST_ISSUES = 3
 UNIT_TEXT = {"10*9/L": "×10⁹/L", "g/dL": "g/dL", "%": "%"}  # UCUM unit -> as printed
 
 
+@cache
+def _cited_limits(analyte: Analyte) -> tuple[float, ...]:
+    """The CTCAE cut-offs (and, for the ANC, the neutropenia bands) of an analyte: knowledge rows, not
+    site settings, so looked up once per analyte rather than for every number a card prints."""
+    cuts = ctcae_cuts().get((analyte, unit_key(unit_of_row(analyte))), ())
+    bands = [below for _, below, _ in neutropenia_bands()] if analyte is Analyte.ABSOLUTE_NEUTROPHIL_COUNT else []
+    return (*(c.below for c in cuts), *bands)
+
+
 def judged_by(finding: Finding) -> tuple[float | None, ...]:
     """Every limit this finding's value was compared with: its lower limit and the CTCAE cut-offs."""
-    cuts = ctcae_cuts().get((finding.analyte, unit_key(unit_of_row(finding.analyte))), ())
-    bands = (
-        [below for _, below, _ in neutropenia_bands()] if finding.analyte is Analyte.ABSOLUTE_NEUTROPHIL_COUNT else []
-    )
-    return (finding.lower_limit.value, *(c.below for c in cuts), *bands)
+    return (finding.lower_limit.value, *_cited_limits(finding.analyte))
 
 
 def unit_of_row(analyte: Analyte) -> str:

@@ -49,8 +49,12 @@ def resources_in(payload: Any) -> Iterator[Json]:
     for entry in payload.get("entry") or ():
         if isinstance(entry, dict):
             resource = entry.get("resource")
-            if isinstance(resource, dict):
-                yield from resources_in(resource) if resource.get("resourceType") == "Bundle" else (resource,)
+            if not isinstance(resource, dict):
+                continue
+            if resource.get("resourceType") == "Bundle":
+                yield from resources_in(resource)
+            else:
+                yield resource
 
 
 def reference_of(resource: Json) -> str:

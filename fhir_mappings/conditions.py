@@ -7,6 +7,7 @@ Entered-in-error and refuted Conditions are ignored; resolved ones are kept as h
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
@@ -50,22 +51,42 @@ def _phrases() -> tuple[tuple[re.Pattern[str], str], ...]:
     )
 
 
+# Bounded caches of the lookups below: a chart repeats the same codes and problem names, and a site's
+# charts draw on a few thousand of them.
+LOOKUPS_CACHED = 4096
+
+
+@lru_cache(maxsize=LOOKUPS_CACHED)
+def _code_categories(system: str, code: str) -> tuple[str, ...]:
+    """Categories of one coding: exact code, then ICD-10-CM category prefix, then ICD-10-CM block range."""
+    exact, prefixes, ranges = _code_table()
+    key = _icd(code) if system == ICD10CM else code
+    found = list(exact.get((system, key), ()))
+    if system == ICD10CM:
+        found.extend(category for prefix, category in prefixes if key.startswith(prefix))
+        found.extend(category for low, high, category in ranges if low <= key[:3] <= high)
+    return tuple(found)
+
+
+@lru_cache(maxsize=LOOKUPS_CACHED)
+def _phrase_categories(text: str) -> tuple[str, ...]:
+    return tuple(category for pattern, category in _phrases() if pattern.search(text))
+
+
 def categories_of(concept: Json | None) -> list[tuple[str, str]]:
     """[(category, 'system|code' or 'text')] for a CodeableConcept."""
-    exact, prefixes, ranges = _code_table()
+    return _categories(concept, concept_text(concept) or "")
+
+
+def _categories(concept: Json | None, text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for coding in codings(concept):
         system, code = coding.get("system"), coding.get("code")
         if not isinstance(code, str):
             continue
-        key = _icd(code) if system == ICD10CM else code
         label = f"{system}|{code}"
-        found.extend((category, label) for category in exact.get((str(system), key), ()))
-        if system == ICD10CM:
-            found.extend((category, label) for prefix, category in prefixes if key.startswith(prefix))
-            found.extend((category, label) for low, high, category in ranges if low <= key[:3] <= high)
-    text = concept_text(concept) or ""
-    found.extend((category, "text") for pattern, category in _phrases() if pattern.search(text))
+        found.extend((category, label) for category in _code_categories(str(system), code))
+    found.extend((category, "text") for category in _phrase_categories(text))
     return list(dict.fromkeys(found))
 
 
@@ -74,14 +95,17 @@ def _status(concept: Any) -> str | None:
 
 
 def read_condition(resource: Json) -> list[CodedFact]:
+    """Most of a chart's Conditions are of no category the service reads: they end at the lookup."""
     if _status(resource.get("verificationStatus")) in EXCLUDED_VERIFICATION:
+        return []
+    text = concept_text(resource.get("code")) or ""
+    categories = _categories(resource.get("code"), text)
+    if not categories:
         return []
     clinical = _status(resource.get("clinicalStatus"))
     status = "active" if clinical in ACTIVE_CLINICAL or clinical is None else "resolved"
-    text = concept_text(resource.get("code")) or ""
     since = parse_date(resource.get("onsetDateTime")) or parse_date(resource.get("recordedDate"))
     abated = parse_date(resource.get("abatementDateTime"))
     return [
-        CodedFact(category, text, code, reference_of(resource), since, status, abated)
-        for category, code in categories_of(resource.get("code"))
+        CodedFact(category, text, code, reference_of(resource), since, status, abated) for category, code in categories
     ]

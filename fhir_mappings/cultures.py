@@ -1,28 +1,21 @@
 """Blood cultures: ordered (ServiceRequest) or taken (Observation, DiagnosticReport), by code only.
 
-The codes are in `data/culture_codes.csv`; a culture named only in free text is not recognised.
+The codes are in `data/culture_codes.csv`, recognised by `codes.meaning_of` with every other code the
+service reads; a culture named only in free text is not recognised.
 """
 
 from __future__ import annotations
 
-from cds_service.knowledge_tables import knowledge_loader, read_table
 from cds_service.request import Json, reference_of
 from fhir_mappings.facts import CultureFact
 from fhir_mappings.observations import effective_time
-from fhir_mappings.resources import codings
 from fhir_mappings.times import parse_datetime
 
 IGNORED_STATUSES = frozenset({"entered-in-error", "revoked", "cancelled", "draft"})
 
 
-@knowledge_loader
-def _codes() -> frozenset[tuple[str, str]]:
-    return frozenset((r["system"], r["code"]) for r in read_table("fhir_mappings", "culture_codes.csv"))
-
-
 def read_blood_culture(resource: Json) -> CultureFact | None:
-    if not any((c.get("system"), c.get("code")) in _codes() for c in codings(resource.get("code"))):
-        return None
+    """A resource whose code is a blood culture (`meaning_of(code).blood_culture`), unless it was withdrawn."""
     status = str(resource.get("status") or "unknown")
     if status in IGNORED_STATUSES:
         return None

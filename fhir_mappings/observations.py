@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from cds_service.knowledge_tables import knowledge_loader, read_table
+from fhir_mappings.codes import CodeMeaning, meaning_of
 from fhir_mappings.facts import CodedFact, DataIssue, Measurement
-from fhir_mappings.knowledge import AnalyteSpec, LabCode, analyte_specs, lab_codes
+from fhir_mappings.knowledge import AnalyteSpec, LabCode, analyte_specs
 from fhir_mappings.resources import Json, codings, concept_text
 from fhir_mappings.times import parse_datetime
 from fhir_mappings.units import UnusableValue, normalise
 
-LOINC = "http://loinc.org"
 USABLE_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 NOT_USED_STATUSES = {
     "registered": "is registered but has no result yet",
@@ -22,19 +22,11 @@ NOT_USED_STATUSES = {
 
 
 @knowledge_loader
-def _pregnancy_codes() -> tuple[frozenset[tuple[str, str]], dict[tuple[str, str], str]]:
-    """(question codes, answer code -> 'pregnant' / 'not_pregnant' / 'unknown') from `pregnancy_status.csv`."""
+def _pregnancy_answers() -> dict[tuple[str, str], str]:
+    """Answer code -> 'pregnant' / 'not_pregnant' / 'unknown' from `pregnancy_status.csv` (its questions are
+    in `codes.code_index`)."""
     rows = read_table("fhir_mappings", "pregnancy_status.csv")
-    questions = frozenset((r["system"], r["code"]) for r in rows if r["role"] == "question")
-    return questions, {(r["system"], r["code"]): r["meaning"] for r in rows if r["role"] == "answer"}
-
-
-def recognised_code(concept: Any) -> LabCode | None:
-    table = lab_codes()
-    for coding in codings(concept):
-        if coding.get("system") == LOINC and (known := table.get(str(coding.get("code")))):
-            return known
-    return None
+    return {(r["system"], r["code"]): r["meaning"] for r in rows if r["role"] == "answer"}
 
 
 class Draw(NamedTuple):
@@ -64,17 +56,18 @@ class ObservationReader:
         self.issues: list[DataIssue] = []
         self.pregnancy_status: list[CodedFact] = []
 
-    def read(self, resource: Json) -> None:
-        source = f"Observation/{resource.get('id', '?')}"
-        if self._read_pregnancy_status(source, resource):
+    def read(self, resource: Json, meaning: CodeMeaning) -> None:
+        """`meaning` is `meaning_of(resource["code"])`, which the caller has already looked up."""
+        if meaning.pregnancy_status:
+            self._read_pregnancy_status(f"Observation/{resource.get('id', '?')}", resource)
             return
-        known = recognised_code(resource.get("code"))
-        parts = [(known, resource)] if known else []
+        parts = [(meaning.lab, resource)] if meaning.lab else []
         for component in resource.get("component") or ():
-            if isinstance(component, dict) and (component_code := recognised_code(component.get("code"))):
+            if isinstance(component, dict) and (component_code := meaning_of(component.get("code")).lab):
                 parts.append((component_code, component))
         if not parts:
             return
+        source = f"Observation/{resource.get('id', '?')}"
         status = resource.get("status")
         if status in NOT_USED_STATUSES:
             self._reject(source, f"{NOT_USED_STATUSES[status]} (status '{status}'): not used")
@@ -153,11 +146,9 @@ class ObservationReader:
             )
         )
 
-    def _read_pregnancy_status(self, source: str, resource: Json) -> bool:
+    def _read_pregnancy_status(self, source: str, resource: Json) -> None:
         """A pregnancy-status Observation (IPS, LOINC 82810-3) as a fact 'pregnant' / 'not_pregnant' / 'unknown'."""
-        questions, answers = _pregnancy_codes()
-        if not any((c.get("system"), c.get("code")) in questions for c in codings(resource.get("code"))):
-            return False
+        answers = _pregnancy_answers()
         if resource.get("status") in USABLE_STATUSES and self._belongs_to_patient(resource.get("subject")):
             value = resource.get("valueCodeableConcept")
             meaning = next(
@@ -168,7 +159,6 @@ class ObservationReader:
                 self.pregnancy_status.append(
                     CodedFact(meaning, concept_text(value) or meaning, "LOINC 82810-3", source, time.date())
                 )
-        return True
 
     def _belongs_to_patient(self, subject: Any) -> bool:
         if self._patient_id is None:

@@ -8,6 +8,7 @@ from typing import Any
 from cds_service.request import Json, operation_outcome_issues
 from fhir_mappings.administrations import read_medication_administration
 from fhir_mappings.allergies import read_allergy
+from fhir_mappings.codes import meaning_of
 from fhir_mappings.conditions import read_condition
 from fhir_mappings.cultures import read_blood_culture
 from fhir_mappings.encounters import read_encounter
@@ -15,6 +16,9 @@ from fhir_mappings.facts import ClinicalRecord, DataIssue
 from fhir_mappings.medications import medication_index, read_medication_request
 from fhir_mappings.observations import Draw, ObservationReader, effective_time, latest_versions
 from fhir_mappings.patient import read_patient
+
+# The resource types whose `code` decides whether they are read, looked up once per resource.
+CODED_READS = frozenset({"Observation", "DiagnosticReport", "ServiceRequest"})
 
 
 def _member_keys(references: Any) -> list[str]:
@@ -70,11 +74,12 @@ def read_record(
     all_issues = [*issues, *patient_issues]
     for resource in resources:
         kind = resource.get("resourceType")
-        if kind in ("Observation", "DiagnosticReport", "ServiceRequest"):
-            if (culture := read_blood_culture(resource)) is not None:
+        if kind in CODED_READS:
+            meaning = meaning_of(resource.get("code"))
+            if meaning.blood_culture and (culture := read_blood_culture(resource)) is not None:
                 cultures.append(culture)
-        if kind == "Observation":
-            observations.read(resource)
+            if kind == "Observation":
+                observations.read(resource, meaning)
         elif kind == "Condition":
             conditions.extend(read_condition(resource))
         elif kind in ("MedicationRequest", "MedicationOrder"):
