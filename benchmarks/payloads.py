@@ -1,9 +1,10 @@
 """The benchmark requests, built from the Synthea R4 fixtures (../shared/fixtures, or CYTOPENIA_FIXTURES).
 
 typical = Thanh Mosciski's Patient + his 30 newest CBC Observations up to his WBC nadir + 10 Conditions,
-all prefetched (patient-view to cytopenia-review); large = Patient + 500 Observations of mixed codes
-(his and eight other Synthea patients', re-attributed) + 50 Conditions. Evaluated as of the WBC nadir,
-so the service builds cards; `moved_to` shifts every date so a served call (which reads the real clock)
+all prefetched (patient-view to cytopenia-review); large = Patient + the 500 newest Observations of mixed
+codes up to the nadir (his and eight other Synthea patients', re-attributed) + 50 Conditions. Both are
+evaluated as of the WBC nadir and hold nothing dated after it, so the service reads every result and
+builds cards; `moved_to` shifts every date so a served call (which reads the real clock)
 sees the same chart on the same relative days.
 """
 
@@ -65,7 +66,8 @@ def payloads() -> tuple[dict[str, bytes], datetime]:
     conditions = [r for r in items if r["resourceType"] == "Condition"] + _borrowed("Condition", patient["id"], others)
     own_wbc = [o for o in items if o["resourceType"] == "Observation" and WBC in _codes(o)]
     as_of = _time_of(min(own_wbc, key=lambda o: o["valueQuantity"]["value"]))
-    cbc = [o for o in observations if _codes(o) & CBC_CODES and _time_of(o) <= as_of]
+    charted = [o for o in observations if _time_of(o) <= as_of]  # what the chart held at the nadir
+    cbc = [o for o in charted if _codes(o) & CBC_CODES]
 
     def body(obs: list[dict], conds: list[dict]) -> bytes:
         return orjson.dumps(
@@ -77,9 +79,9 @@ def payloads() -> tuple[dict[str, bytes], datetime]:
             }
         )
 
-    if len(cbc) < 30 or len(observations) < 500 or len(conditions) < 50:
+    if len(cbc) < 30 or len(charted) < 500 or len(conditions) < 50:
         sys.exit("the Synthea fixtures are too small for the benchmark payloads")
-    return {"typical": body(cbc[:30], conditions[:10]), "large": body(observations[:500], conditions[:50])}, as_of
+    return {"typical": body(cbc[:30], conditions[:10]), "large": body(charted[:500], conditions[:50])}, as_of
 
 
 def _shift(value: Any, days: timedelta) -> Any:

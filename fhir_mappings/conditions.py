@@ -51,8 +51,8 @@ def _phrases() -> tuple[tuple[re.Pattern[str], str], ...]:
     )
 
 
-# Bounded caches of the lookups below: a chart repeats the same codes and problem names, and a site's
-# charts draw on a few thousand of them.
+# A bounded cache of the code lookup: the codes come from a vocabulary a site's charts draw a few
+# thousand of. Free text and other per-patient content are never cached (no patient data kept between calls).
 LOOKUPS_CACHED = 4096
 
 
@@ -68,7 +68,6 @@ def _code_categories(system: str, code: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-@lru_cache(maxsize=LOOKUPS_CACHED)
 def _phrase_categories(text: str) -> tuple[str, ...]:
     return tuple(category for pattern, category in _phrases() if pattern.search(text))
 

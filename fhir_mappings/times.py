@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from functools import lru_cache
-
-# Bounded: the times of one chart repeat (a report's results share its effective, issued and
-# lastUpdated times), and a busy service sees a few thousand distinct ones at a time.
-TIMES_CACHED = 8192
 
 
 def parse_datetime(text: object) -> datetime | None:
     """Read a FHIR dateTime/instant; a date alone means its first moment, UTC."""
     if not isinstance(text, str) or len(text) < 4:
         return None
-    return _parsed(text)
-
-
-@lru_cache(maxsize=TIMES_CACHED)
-def _parsed(text: str) -> datetime | None:
     try:
         if len(text) == 4:
             return datetime(int(text), 1, 1, tzinfo=UTC)
