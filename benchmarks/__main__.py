@@ -29,6 +29,7 @@ from benchmarks.floor import URL, floor_app
 from benchmarks.payloads import SOURCE, payloads
 from cds_service.app import create_app
 from cds_service.config import Settings
+from cds_service.serving import settle_heap
 
 WARMUP, RUNS = 30, 300
 TARGET_RATIO = {"typical": 8.0, "large": 3.0}  # p50 as a multiple of the floor's (issue 14)
@@ -68,6 +69,7 @@ def in_process() -> bool:
     )
     service = create_app(settings, clock=lambda: as_of)
     floor = floor_app(settings)
+    settle_heap()  # as `cytopenia-cds serve` and the served floor do before their workers start
     print(
         f"in process: patient-view {Path(SOURCE).name} -> {URL}, SQLite, dev mode, {RUNS} calls each after "
         f"{WARMUP} warm-up, ours and floor alternating, evaluated as of {as_of:%Y-%m-%d}; "

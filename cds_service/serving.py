@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import runpy
@@ -96,6 +97,15 @@ def remove_metrics_directory(directory: str) -> None:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
+def settle_heap() -> None:
+    """Move everything built at start (the app, its validated knowledge, pydantic models) out of the
+    garbage collector's sight. Requests allocate many short-lived containers; each full collection
+    would otherwise walk the whole start-up heap again (measured: 1-16 ms per large call, varying
+    with when it fires). Frozen before the fork, those pages also stay shared between workers."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(app: Any, options: dict[str, Any]) -> None:
     """Serve a WSGI app under gunicorn with these options (`gunicorn_options`), until it is stopped."""
     from gunicorn.app.base import BaseApplication
@@ -109,4 +119,5 @@ def run(app: Any, options: dict[str, Any]) -> None:
         def load(self) -> Any:
             return app
 
+    settle_heap()
     Server().run()
