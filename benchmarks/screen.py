@@ -104,7 +104,7 @@ def main() -> int:
         duckdb.connect()
         .execute(
             f"SELECT patient, text FROM read_parquet('{out}/parquet/resources/*/*.parquet', hive_partitioning = true) "
-            f"WHERE patient IN (SELECT DISTINCT patient FROM read_parquet('{out}/parquet/resources/*/*.parquet') "
+            f"WHERE read_by_hooks AND patient IN (SELECT DISTINCT patient FROM read_parquet('{out}/parquet/resources/*/*.parquet') "
             f"ORDER BY patient LIMIT {SAMPLE})"
         )
         .fetchall()
