@@ -20,7 +20,6 @@ from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cards.model import Card
 from cards.order_safety import order_cards
 from cds_service.clinical import febrile_neutropenia as fn
-from cds_service.clinical.cytopenia import assess
 from cds_service.clinical.order_safety import check_orders, patient_state
 from cds_service.clinical.series import Point
 from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
@@ -138,11 +137,6 @@ def cytopenia_rows(
     data-gap card is not a worklist row."""
     service = cytopenia_review.SERVICE
     data = hook_data(service, resources, patient_id)
-    keys = cytopenia_review.CONTEXT_KEYS
-    record = read_record(
-        data.first("patient", "Patient"), data.resources("bloodCounts", *keys), patient_id, data.issues_except(*keys)
-    )
-    findings = {f.kind.value: f for f in assess(record, as_of).findings}
     call = HookCall(
         "patient-view",
         "screen",
@@ -151,8 +145,10 @@ def cytopenia_rows(
         as_of,
         SimpleNamespace(fever_lookback_hours=fever_lookback_hours),  # type: ignore[arg-type]  # the one setting read
     )
+    cards, assessment = cytopenia_review.review_with_assessment(call)
+    findings = {f.kind.value: f for f in assessment.findings}
     rows = []
-    for card in cytopenia_review.review(call):
+    for card in cards:
         if card.finding == "data_gap":
             continue
         finding = findings.get(card.finding or "")
