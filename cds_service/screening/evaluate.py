@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
@@ -56,7 +57,7 @@ class Row:
         return tuple(getattr(self, c) for c in COLUMNS)
 
 
-def _codes_match(resource: Json, wanted: set[str]) -> bool:
+def _codes_match(resource: Json, wanted: frozenset[str]) -> bool:
     codings = (resource.get("code") or {}).get("coding") or ()
     return any(f"{c.get('system')}|{c.get('code')}" in wanted for c in codings if isinstance(c, dict))
 
@@ -67,27 +68,42 @@ def _date(resource: Json) -> datetime | None:
     return effective_time(resource)
 
 
-def search(resources: Iterable[Json], query: str, patient_id: str) -> tuple[Json, ...]:
-    """A prefetch template's answer over one patient's resources: the FHIR search parameters it uses."""
-    query = query.replace("{{context.patientId}}", patient_id)
+@cache
+def _template(query: str) -> tuple[str, str | None, tuple[tuple[str, str | tuple[str, ...] | frozenset[str]], ...]]:
+    """A prefetch template split once (type, id of a read, search parameters); every patient reuses it."""
     if "?" not in query:
         kind, ident = query.split("/", 1)
-        return tuple(r for r in resources if r.get("resourceType") == kind and r.get("id") == ident)[:1]
+        return kind, ident, ()
     kind, params = query.split("?", 1)
+    return kind, None, tuple((n, _values(n, v)) for n, v in parse_qsl(params))
+
+
+def _values(name: str, value: str) -> str | tuple[str, ...] | frozenset[str]:
+    """A code list as a set (codes are looked up), a status list as given (a bad status may be any JSON)."""
+    if name == "code":
+        return frozenset(value.split(","))
+    return tuple(value.split(",")) if name == "status" else value
+
+
+def search(resources: Iterable[Json], query: str, patient_id: str) -> tuple[Json, ...]:
+    """A prefetch template's answer over one patient's resources: the FHIR search parameters it uses."""
+    kind, ident, params = _template(query)
+    if ident is not None:
+        ident = ident.replace("{{context.patientId}}", patient_id)
+        return tuple(r for r in resources if r.get("resourceType") == kind and r.get("id") == ident)[:1]
     found = [r for r in resources if r.get("resourceType") == kind]
     count = None
-    for name, value in parse_qsl(params):
-        if name == "code":
-            wanted = set(value.split(","))
-            found = [r for r in found if _codes_match(r, wanted)]
-        elif name == "status":
-            found = [r for r in found if r.get("status") in value.split(",")]
+    for name, value in params:
+        if name == "code" and isinstance(value, frozenset):
+            found = [r for r in found if _codes_match(r, value)]
+        elif name == "status" and isinstance(value, tuple):
+            found = [r for r in found if r.get("status") in value]
         elif name == "_sort" and value == "-date":
             dated = [(r, _date(r)) for r in found]
             found = [
                 r for r, _ in sorted(dated, key=lambda rd: rd[1].timestamp() if rd[1] else float("-inf"), reverse=True)
             ]
-        elif name == "_count":
+        elif name == "_count" and isinstance(value, str):
             count = int(value)
     return tuple(found[:count] if count is not None else found)
 

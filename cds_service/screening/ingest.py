@@ -98,6 +98,7 @@ class Ingested:
 def connect(work: Path, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(work / "duckdb.tmp")})
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")  # no table here has a meaningful row order
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -175,8 +176,26 @@ ELEMENTS = elements_sql(
     "(SELECT *, unnest(code.coding) AS coding, list_filter(rr, lambda x: x.low.value > 0)[1].low AS low FROM el)",
 )
 _REFERENCE = "coalesce(s.subject.reference, s.patient.reference)"
+# What the labs and conditions tables read from `s` (the rest is in its own columns): kept small, so
+# that the temporary table stays in memory.
+_KEPT_FIELDS = "struct_pack({})".format(
+    ", ".join(
+        f"{field} := s.{field}"
+        for field in (
+            "code",
+            "valueQuantity",
+            "referenceRange",
+            "component",
+            "effectiveDateTime",
+            "effectiveInstant",
+            "effectivePeriod",
+            "issued",
+            "clinicalStatus",
+        )
+    )
+)
 TYPED = f"""
-SELECT file, ok, s, type, id, read_by_hooks,
+SELECT file, ok, CASE WHEN type IN ('Observation', 'Condition') THEN {_KEPT_FIELDS} END AS s, type, id, read_by_hooks,
        CASE WHEN type = 'Patient' THEN id ELSE {patient_sql(_REFERENCE)} END AS patient,
        {_REFERENCE} AS reference, s.status AS status, {_time("s.authoredOn")} AS authored,
        CAST(s.medicationCodeableConcept AS VARCHAR) AS medication_concept,
@@ -191,7 +210,7 @@ FROM (
             FROM read_csv(?, columns = {{'text': 'VARCHAR'}}, delim = '\x1f', quote = '', escape = '',
                           header = false, auto_detect = false,
                           max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})
-            WHERE trim(text) <> ''
+            WHERE ascii(text) BETWEEN 33 AND 126 OR trim(text) <> ''  -- trim only a line that may start blank
         )
     )
 )
