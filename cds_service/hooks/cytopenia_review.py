@@ -16,6 +16,7 @@ from cds_service.clinical.cytopenia import assess
 from cds_service.clinical.drug_safety import drug_holds
 from cds_service.clinical.expected_counts import counts_expected
 from cds_service.clinical.febrile_neutropenia import assess as assess_febrile_neutropenia
+from cds_service.clinical.findings import Assessment
 from cds_service.hooks.febrile_neutropenia import VITALS_QUERY
 from cds_service.hooks.service import REPORTS, CdsService
 from cds_service.request import HookCall, Prefetch
@@ -57,6 +58,12 @@ APP_LINKED = frozenset({"febrile_neutropenia", "neutropenia", "pancytopenia"})
 def review(call: HookCall) -> list:
     """Gaps in the chart context are told per card as 'not checked' (ChartCoverage), so only gaps in
     the counts themselves can make the data-gap card."""
+    return review_with_assessment(call)[0]
+
+
+def review_with_assessment(call: HookCall) -> tuple[list, Assessment]:
+    """The cards and the cytopenia assessment they rest on (the population screen's grade and value
+    come from it, so it does not read and assess the record a second time)."""
     record = read_record(
         call.data.first("patient", "Patient"),
         call.data.resources("bloodCounts", REPORTS.key, "pregnancy", *CONTEXT_KEYS, *FEVER_KEYS),
@@ -81,7 +88,8 @@ def review(call: HookCall) -> list:
         drug_holds(record, call.as_of),
         counts_expected(record, fn.fever.febrile),
     )
-    return [with_app_link(c, call.app_launch_url, c.finding) if c.finding in APP_LINKED else c for c in cards]
+    linked = [with_app_link(c, call.app_launch_url, c.finding) if c.finding in APP_LINKED else c for c in cards]
+    return linked, assessment
 
 
 SERVICE = CdsService(

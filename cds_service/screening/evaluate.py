@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
@@ -20,7 +21,6 @@ from cards.febrile_neutropenia import febrile_neutropenia_cards
 from cards.model import Card
 from cards.order_safety import order_cards
 from cds_service.clinical import febrile_neutropenia as fn
-from cds_service.clinical.cytopenia import assess
 from cds_service.clinical.order_safety import check_orders, patient_state
 from cds_service.clinical.series import Point
 from cds_service.hooks import cytopenia_review, febrile_neutropenia, order_safety
@@ -57,7 +57,7 @@ class Row:
         return tuple(getattr(self, c) for c in COLUMNS)
 
 
-def _codes_match(resource: Json, wanted: set[str]) -> bool:
+def _codes_match(resource: Json, wanted: frozenset[str]) -> bool:
     codings = (resource.get("code") or {}).get("coding") or ()
     return any(f"{c.get('system')}|{c.get('code')}" in wanted for c in codings if isinstance(c, dict))
 
@@ -68,27 +68,42 @@ def _date(resource: Json) -> datetime | None:
     return effective_time(resource)
 
 
-def search(resources: Iterable[Json], query: str, patient_id: str) -> tuple[Json, ...]:
-    """A prefetch template's answer over one patient's resources: the FHIR search parameters it uses."""
-    query = query.replace("{{context.patientId}}", patient_id)
+@cache
+def _template(query: str) -> tuple[str, str | None, tuple[tuple[str, str | tuple[str, ...] | frozenset[str]], ...]]:
+    """A prefetch template split once (type, id of a read, search parameters); every patient reuses it."""
     if "?" not in query:
         kind, ident = query.split("/", 1)
-        return tuple(r for r in resources if r.get("resourceType") == kind and r.get("id") == ident)[:1]
+        return kind, ident, ()
     kind, params = query.split("?", 1)
+    return kind, None, tuple((n, _values(n, v)) for n, v in parse_qsl(params))
+
+
+def _values(name: str, value: str) -> str | tuple[str, ...] | frozenset[str]:
+    """A code list as a set (codes are looked up), a status list as given (a bad status may be any JSON)."""
+    if name == "code":
+        return frozenset(value.split(","))
+    return tuple(value.split(",")) if name == "status" else value
+
+
+def search(resources: Iterable[Json], query: str, patient_id: str) -> tuple[Json, ...]:
+    """A prefetch template's answer over one patient's resources: the FHIR search parameters it uses."""
+    kind, ident, params = _template(query)
+    if ident is not None:
+        ident = ident.replace("{{context.patientId}}", patient_id)
+        return tuple(r for r in resources if r.get("resourceType") == kind and r.get("id") == ident)[:1]
     found = [r for r in resources if r.get("resourceType") == kind]
     count = None
-    for name, value in parse_qsl(params):
-        if name == "code":
-            wanted = set(value.split(","))
-            found = [r for r in found if _codes_match(r, wanted)]
-        elif name == "status":
-            found = [r for r in found if r.get("status") in value.split(",")]
+    for name, value in params:
+        if name == "code" and isinstance(value, frozenset):
+            found = [r for r in found if _codes_match(r, value)]
+        elif name == "status" and isinstance(value, tuple):
+            found = [r for r in found if r.get("status") in value]
         elif name == "_sort" and value == "-date":
             dated = [(r, _date(r)) for r in found]
             found = [
                 r for r, _ in sorted(dated, key=lambda rd: rd[1].timestamp() if rd[1] else float("-inf"), reverse=True)
             ]
-        elif name == "_count":
+        elif name == "_count" and isinstance(value, str):
             count = int(value)
     return tuple(found[:count] if count is not None else found)
 
@@ -138,11 +153,6 @@ def cytopenia_rows(
     data-gap card is not a worklist row."""
     service = cytopenia_review.SERVICE
     data = hook_data(service, resources, patient_id)
-    keys = cytopenia_review.CONTEXT_KEYS
-    record = read_record(
-        data.first("patient", "Patient"), data.resources("bloodCounts", *keys), patient_id, data.issues_except(*keys)
-    )
-    findings = {f.kind.value: f for f in assess(record, as_of).findings}
     call = HookCall(
         "patient-view",
         "screen",
@@ -151,8 +161,10 @@ def cytopenia_rows(
         as_of,
         SimpleNamespace(fever_lookback_hours=fever_lookback_hours),  # type: ignore[arg-type]  # the one setting read
     )
+    cards, assessment = cytopenia_review.review_with_assessment(call)
+    findings = {f.kind.value: f for f in assessment.findings}
     rows = []
-    for card in cytopenia_review.review(call):
+    for card in cards:
         if card.finding == "data_gap":
             continue
         finding = findings.get(card.finding or "")

@@ -1,10 +1,12 @@
 """Stage 1 on DuckDB: NDJSON (gzip accepted) -> Parquet partitioned by patient, with bad input counted.
 
-Every line is read as text first, so a line that is not JSON is counted and named instead of being
+DuckDB reads each file's lines as text and parses each line once, in SQL, into the fields the tables
+need (`TYPED`, a temporary table); a line that is not JSON is counted and named instead of being
 skipped silently (`problems.py` finds the line numbers of the examples the summary shows). The
 layout under `DIR/parquet` is shared with the Spark engine:
 
-- `resources/bucket=K/*.parquet`: patient, type, id, the resource's JSON (what stage 2 reads);
+- `resources/bucket=K/*.parquet`: patient, type, id, and the resource's JSON where a hook can read it
+  (what stage 2 reads);
 - `labs/`: one row per coded result the hooks read (analyte, value in its canonical unit, time, lab's
   lower limit); `medications/`: order status and the medication groups; `conditions/`: codes;
 - `problems/`: every rejected line or resource, with the reason.
@@ -12,7 +14,6 @@ layout under `DIR/parquet` is shared with the Spark engine:
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import duckdb
 import orjson
 
 from cds_service.screening.tables import (
+    EXCERPT,
     LABS,
     MEDICATIONS,
     PATIENTS,
@@ -96,6 +98,7 @@ class Ingested:
 def connect(work: Path, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(work / "duckdb.tmp")})
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")  # no table here has a meaningful row order
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -112,33 +115,24 @@ def ingest(
     if not files:
         raise FileNotFoundError(f"no NDJSON files (*.ndjson, *.ndjson.gz) under {source}")
     parquet = out / "parquet"
-    staging = out / "staging"
-    for folder in (parquet, staging):
-        folder.mkdir(parents=True, exist_ok=True)
+    parquet.mkdir(parents=True, exist_ok=True)
     _knowledge_tables(con)
     con.create_function("medication_groups", medication_groups, ["VARCHAR"], "VARCHAR", side_effects=False)
     unreadable = []
-    for index, path in enumerate(files):
+    for path in files:
         progress(f"reading {path.name}")
+        into = (
+            "INSERT INTO typed"
+            if con.execute("FROM duckdb_tables() WHERE table_name = 'typed'").fetchall()
+            else ("CREATE OR REPLACE TEMP TABLE typed AS")
+        )
         try:
-            _stage(con, path, staging / f"part-{index:05d}.parquet")
+            con.execute(f"{into} {TYPED}", [path.name, str(path)])
         except duckdb.Error as error:  # e.g. a line longer than MAX_LINE: the file is named, the run goes on
             unreadable.append((path.name, str(error).splitlines()[0][:200]))
     if len(unreadable) == len(files):
         raise FileNotFoundError("no file could be read: " + "; ".join(f"{f}: {e}" for f, e in unreadable))
     progress("writing Parquet")
-    reference = "coalesce(s.subject.reference, s.patient.reference)"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP VIEW typed AS
-        SELECT file, text, ok, s, s.resourceType AS type, s.id AS id, {read_by_hooks_sql(OVERLAPS)} AS read_by_hooks,
-               CASE WHEN s.resourceType = 'Patient' THEN s.id ELSE {patient_sql(reference)} END AS patient,
-               {reference} AS reference, s.status AS status, {_time("s.authoredOn")} AS authored,
-               CAST(s.medicationCodeableConcept AS VARCHAR) AS medication_concept,
-               s.medicationReference.reference AS medication_reference
-        FROM read_parquet('{staging}/*.parquet')
-        """
-    )
     con.execute(f"CREATE OR REPLACE TEMP TABLE patients AS {PATIENTS}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW kept AS {kept_sql(f'hash(patient) % {BUCKETS}')}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW elements AS {ELEMENTS}")
@@ -160,30 +154,11 @@ def ingest(
             [value for row in unreadable for value in row],
         )
     patients = con.execute("SELECT count(*) FROM patients").fetchall()[0][0]
-    for view in ("labs", "medications", "conditions", "elements", "kept", "typed"):
+    for view in ("labs", "medications", "conditions", "elements", "kept"):
         con.execute(f"DROP VIEW {view}")
-    shutil.rmtree(staging)
+    for table in ("typed", "patients"):
+        con.execute(f"DROP TABLE {table}")
     return Ingested(parquet, patients)
-
-
-def _stage(con: duckdb.DuckDBPyConnection, path: Path, target: Path) -> None:
-    """One file's lines as text, whether each is JSON, and the fields the tables need."""
-    con.execute(
-        f"""
-        COPY (
-            SELECT ? AS file, text, json_valid(text) AS ok,
-                   CASE WHEN json_valid(text) THEN json_transform(text, '{STRUCTURE}') END AS s
-            FROM (
-                SELECT column0 AS text
-                FROM read_csv(?, columns = {{'column0': 'VARCHAR'}}, delim = '\x1f', quote = '', escape = '',
-                              header = false, auto_detect = false,
-                              max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})
-            )
-            WHERE trim(text) <> ''
-        ) TO '{target}' (FORMAT parquet)
-        """,
-        [path.name, str(path)],
-    )
 
 
 def _write(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
@@ -200,6 +175,49 @@ ELEMENTS = elements_sql(
     "(SELECT *, unnest(s.component) AS c FROM obs)",
     "(SELECT *, unnest(code.coding) AS coding, list_filter(rr, lambda x: x.low.value > 0)[1].low AS low FROM el)",
 )
+_REFERENCE = "coalesce(s.subject.reference, s.patient.reference)"
+# What the labs and conditions tables read from `s` (the rest is in its own columns): kept small, so
+# that the temporary table stays in memory.
+_KEPT_FIELDS = "struct_pack({})".format(
+    ", ".join(
+        f"{field} := s.{field}"
+        for field in (
+            "code",
+            "valueQuantity",
+            "referenceRange",
+            "component",
+            "effectiveDateTime",
+            "effectiveInstant",
+            "effectivePeriod",
+            "issued",
+            "clinicalStatus",
+        )
+    )
+)
+TYPED = f"""
+SELECT file, ok, CASE WHEN type IN ('Observation', 'Condition') THEN {_KEPT_FIELDS} END AS s, type, id, read_by_hooks,
+       CASE WHEN type = 'Patient' THEN id ELSE {patient_sql(_REFERENCE)} END AS patient,
+       {_REFERENCE} AS reference, s.status AS status, {_time("s.authoredOn")} AS authored,
+       CAST(s.medicationCodeableConcept AS VARCHAR) AS medication_concept,
+       s.medicationReference.reference AS medication_reference,
+       CASE WHEN read_by_hooks THEN text ELSE left(text, {EXCERPT}) END AS text
+FROM (
+    SELECT *, s.resourceType AS type, s.id AS id, coalesce({read_by_hooks_sql(OVERLAPS)}, false) AS read_by_hooks
+    FROM (
+        SELECT ? AS file, text, s, CASE WHEN s IS NOT NULL THEN true ELSE json_valid(text) END AS ok
+        FROM (
+            SELECT text, try(json_transform(text, '{STRUCTURE}')) AS s
+            FROM read_csv(?, columns = {{'text': 'VARCHAR'}}, delim = '\x1f', quote = '', escape = '',
+                          header = false, auto_detect = false,
+                          max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})
+            WHERE ascii(text) BETWEEN 33 AND 126 OR trim(text) <> ''  -- trim only a line that may start blank
+        )
+    )
+)
+"""
+"""One file's lines: whether each is JSON, the fields the tables need, and its text where stage 2 reads it
+(one JSON parse per line; a line that is not JSON is parsed again only to say so). Other lines keep
+their first characters, enough for the problem list's excerpt."""
 CONDITIONS = """
 SELECT bucket, patient, id, list_first(s.clinicalStatus.coding).code AS clinical_status,
        coding.system AS system, coding.code AS code

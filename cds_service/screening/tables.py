@@ -40,7 +40,10 @@ def kept_sql(bucket: str) -> str:
     )
 
 
-RESOURCES = "SELECT bucket, patient, type, id, text, read_by_hooks FROM kept"
+EXCERPT = 200  # characters of a line the problem list shows
+# A resource's JSON is kept where a hook can read it (stage 2 reads nothing else); the other rows say
+# what was ingested (most of an export's Observations are vital signs and surveys no hook asks for).
+RESOURCES = "SELECT bucket, patient, type, id, CASE WHEN read_by_hooks THEN text END AS text, read_by_hooks FROM kept"
 
 
 def prefetch_codes() -> tuple[str, ...]:
@@ -68,9 +71,15 @@ def read_by_hooks_sql(overlaps: str) -> str:
     return f"(s.resourceType <> 'Observation' OR coalesce({overlaps.format(codes=codes)}, false))"
 
 
+# The groups of each distinct medication concept once (an export repeats a few concepts many times).
 MEDICATIONS = """
-SELECT bucket, patient, id, status, authored, medication_groups(medication_concept) AS groups, medication_reference
-FROM kept WHERE type = 'MedicationRequest'
+WITH orders AS (SELECT * FROM kept WHERE type = 'MedicationRequest'),
+concepts AS (
+    SELECT medication_concept, medication_groups(medication_concept) AS groups
+    FROM (SELECT DISTINCT medication_concept FROM orders WHERE medication_concept IS NOT NULL)
+)
+SELECT o.bucket, o.patient, o.id, o.status, o.authored, c.groups, o.medication_reference
+FROM orders o LEFT JOIN concepts c ON c.medication_concept = o.medication_concept
 """
 
 _PLAUSIBLE = "c.conv BETWEEN c.lo AND c.hi"
@@ -123,17 +132,17 @@ FROM {coding_rows}
 
 PROBLEMS = f"""
 SELECT file, CAST(NULL AS STRING) AS patient, 'not JSON' AS problem, left(text, 80) AS detail,
-       left(text, 200) AS excerpt
+       left(text, {EXCERPT}) AS excerpt
 FROM typed WHERE NOT ok
 UNION ALL
 SELECT file, patient, 'resource of a type the screen does not read', coalesce(type, 'no resourceType'),
-       left(text, 200)
+       left(text, {EXCERPT})
 FROM typed WHERE ok AND (type IS NULL OR type NOT IN ({_TYPES}))
 UNION ALL
-SELECT file, CAST(NULL AS STRING), 'Patient without an id', '', left(text, 200) FROM typed
+SELECT file, CAST(NULL AS STRING), 'Patient without an id', '', left(text, {EXCERPT}) FROM typed
 WHERE ok AND type = 'Patient' AND (patient IS NULL OR patient = '')
 UNION ALL
-SELECT file, patient, 'refers to no Patient in the export', coalesce(reference, 'no subject'), left(text, 200)
+SELECT file, patient, 'refers to no Patient in the export', coalesce(reference, 'no subject'), left(text, {EXCERPT})
 FROM typed t WHERE ok AND type IN ({_TYPES}) AND type <> 'Patient'
   AND (patient IS NULL OR NOT EXISTS (SELECT 1 FROM patients p WHERE p.patient = t.patient))
 UNION ALL
