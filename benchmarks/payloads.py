@@ -95,6 +95,8 @@ def _shift(value: Any, days: timedelta) -> Any:
     return value
 
 
-def moved_to(body: bytes, as_of: datetime, today: date) -> bytes:
-    """The same chart with every date moved by whole days so that `as_of` falls on `today`."""
-    return orjson.dumps(_shift(orjson.loads(body), timedelta(days=(today - as_of.date()).days)))
+def moved_to(body: bytes, as_of: datetime, now: datetime) -> bytes:
+    """The same chart with every date moved by whole days so that `as_of` falls within the day before `now`
+    (never after it: a result dated later than the server's clock is not yet a result, and the call would
+    answer no cards)."""
+    return orjson.dumps(_shift(orjson.loads(body), timedelta(days=(now - as_of).days)))
