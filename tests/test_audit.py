@@ -146,6 +146,8 @@ def test_an_audit_row_the_database_refuses_is_logged_and_counted_and_the_cards_s
     assert "Pancytopenia" in summaries(cards), "no alert-fatigue state: every card is shown"
     assert failures() == before + 1
     assert "audit trail could not be written (status 200)" in caplog.text
+    # The error is logged with its statement but not the row's values (patient key, findings, user).
+    assert "[parameters:" not in caplog.text and "parameters hidden" in caplog.text
 
 
 def test_a_hook_call_takes_one_connection_and_commits_once(app, example_request):

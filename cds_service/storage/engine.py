@@ -47,14 +47,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(database_url: str, pool_size: int = 5) -> Engine:
-    """`pool_size`: requests one process serves at once, each holding one connection for its transaction."""
+    """`pool_size`: requests one process serves at once, each holding one connection for its transaction.
+    A database error's message never carries the statement's values (hashed patient keys, card text,
+    user ids): it is logged with its traceback."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=RECYCLE_SECONDS)
+        return create_engine(
+            url, pool_size=pool_size, max_overflow=0, pool_recycle=RECYCLE_SECONDS, hide_parameters=True
+        )
     if url.database in (None, "", ":memory:"):
-        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False}, hide_parameters=True)
     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -109,5 +109,11 @@ def pipelined(connection: Connection, statements: Sequence[tuple[str, dict[str, 
             connection.invalidate(error)
         statement, parameters = statements[-1]
         raise DBAPIError.instance(
-            statement, parameters, error, dbapi_error, connection_invalidated=dropped, dialect=connection.dialect
+            statement,
+            parameters,
+            error,
+            dbapi_error,
+            hide_parameters=True,
+            connection_invalidated=dropped,
+            dialect=connection.dialect,
         ) from error
