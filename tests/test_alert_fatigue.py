@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -139,6 +140,23 @@ def test_critical_cards_are_shown_every_time_through_the_database(database_url):
         store.engine.dispose()
 
 
+def _raced(calls: list[Callable[[], bool]]) -> list[bool]:
+    """Start every call at once (one thread each) and return what each answered."""
+    start = threading.Barrier(len(calls))
+    answers: list[bool] = []
+
+    def run(call: Callable[[], bool]) -> None:
+        start.wait()
+        answers.append(call())
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return answers
+
+
 def test_concurrent_workers_show_a_repeat_once(database_url):
     """Eight workers with their own connections race to show the same card: the database lets one win."""
     stores = [Store(database_url) for _ in range(8)]
@@ -152,19 +170,8 @@ def test_concurrent_workers_show_a_repeat_once(database_url):
         trigger=card.trigger,
         grade=4,
     )
-    start = threading.Barrier(len(stores))
-    shown = []
-
-    def worker(store: Store) -> None:
-        start.wait()
-        shown.append(screen_card(store, "cytopenia-review", warning, AS_OF).shown)
-
-    threads = [threading.Thread(target=worker, args=(s,)) for s in stores]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        shown = _raced([lambda s=s: screen_card(s, "cytopenia-review", warning, AS_OF).shown for s in stores])
         assert sorted(shown) == [False] * 7 + [True]
     finally:
         for store in stores:
@@ -176,19 +183,8 @@ def test_concurrent_calls_in_one_process_show_a_repeat_once(database_url):
     store = Store(database_url)
     upgrade(store.engine)
     warning = replace(febrile_neutropenia(), indicator="warning", finding="neutropenia")
-    start = threading.Barrier(8)
-    shown = []
-
-    def call() -> None:
-        start.wait()
-        shown.append(screen_card(store, "cytopenia-review", warning, AS_OF, as_hook_call=True).shown)
-
-    threads = [threading.Thread(target=call) for _ in range(8)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        shown = _raced([lambda: screen_card(store, "cytopenia-review", warning, AS_OF, as_hook_call=True).shown] * 8)
         assert sorted(shown) == [False] * 7 + [True]
     finally:
         store.engine.dispose()
