@@ -12,6 +12,7 @@ from flask import Flask, Response
 
 from cds_service import hooks
 from cds_service.clinical.knowledge import site_thresholds
+from cds_service.compute_turn import taking_turns
 from cds_service.config import ConfigError, Settings, load_settings
 from cds_service.config_report import changed_thresholds
 from cds_service.data_access.gather import FhirAccess
@@ -83,6 +84,7 @@ def create_app(
         database=bool(settings.database_url),
     )
     app = Flask(__name__)
+    app.wsgi_app = taking_turns(app.wsgi_app)  # type: ignore[method-assign]
     app.config.update(SETTINGS=settings, CLOCK=clock, MAX_CONTENT_LENGTH=None)
     install_request_observability(app)
     install_cors(app, settings.cors_allowed, loopback=settings.dev)

@@ -24,6 +24,7 @@ import requests
 from flask import Request
 
 from cds_service.auth import CallRefused, TrustUnavailable
+from cds_service.compute_turn import waiting
 from cds_service.config import Settings
 from cds_service.observability.metrics import AUTH_FAILURES
 
@@ -118,14 +119,15 @@ class AppTrust:
             secret = config.introspection_client_secret.get_secret_value() if config.introspection_client_secret else ""
             auth = (config.introspection_client_id, secret)
         try:
-            response = requests.post(
-                endpoint,
-                data={"token": token},
-                auth=auth,
-                headers={"Accept": "application/json"},
-                timeout=config.introspection_timeout_seconds,
-                allow_redirects=False,
-            )
+            with waiting():
+                response = requests.post(
+                    endpoint,
+                    data={"token": token},
+                    auth=auth,
+                    headers={"Accept": "application/json"},
+                    timeout=config.introspection_timeout_seconds,
+                    allow_redirects=False,
+                )
         except requests.RequestException as error:
             log.error("token introspection failed: %s", type(error).__name__)
             raise TrustUnavailable("the service cannot check the app's token right now; try again") from None

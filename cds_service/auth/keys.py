@@ -6,10 +6,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 from jwt.exceptions import PyJWKClientError, PyJWKSetError
+
+from cds_service.compute_turn import waiting
 
 CACHE_SECONDS = 300  # keys rotate rarely; five minutes is PyJWKClient's own default
 # An unknown kid refetches the set at most this often, so tokens with random kids cannot make us hammer the EHR.
@@ -44,12 +46,20 @@ class FileKeySet:
         return found
 
 
+class _KeySetClient(PyJWKClient):
+    """Only an actual fetch hands this process's turn on; a cached key set is read without waiting."""
+
+    def fetch_data(self) -> Any:
+        with waiting():
+            return super().fetch_data()
+
+
 class UrlKeySet:
     """The client's published JWK Set, cached; refetched when a token names a kid we have not seen."""
 
     def __init__(self, url: str, clock: Callable[[], float] = time.monotonic):
         self.url = url
-        self._client = PyJWKClient(url, cache_jwk_set=True, lifespan=CACHE_SECONDS, timeout=FETCH_TIMEOUT_SECONDS)
+        self._client = _KeySetClient(url, cache_jwk_set=True, lifespan=CACHE_SECONDS, timeout=FETCH_TIMEOUT_SECONDS)
         self._clock = clock
         self._last_refresh = float("-inf")
         self._lock = threading.Lock()

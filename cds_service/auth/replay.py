@@ -11,6 +11,7 @@ from typing import Protocol
 
 import redis
 
+from cds_service.compute_turn import waiting
 from cds_service.observability.metrics import REPLAY_CACHE_FALLBACKS
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,10 @@ class RedisReplayCache:
 
     def first_use(self, issuer: str, jti: str, ttl_seconds: int) -> bool:
         try:
-            return bool(
-                self._redis.set(self._prefix + _fingerprint(issuer, jti), b"1", nx=True, ex=max(1, ttl_seconds))
-            )
+            with waiting():
+                return bool(
+                    self._redis.set(self._prefix + _fingerprint(issuer, jti), b"1", nx=True, ex=max(1, ttl_seconds))
+                )
         except redis.RedisError as error:
             raise ReplayStoreUnavailable(type(error).__name__) from None
 

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from cds_service.auth import Caller
+from cds_service.compute_turn import waiting
 from cds_service.config import Settings
 from cds_service.data_access.fhir_client import Pages, follow_pages, for_this_query, resource_type_of
 from cds_service.data_access.fhir_errors import FetchFailed, TimedOut
@@ -181,7 +182,8 @@ def _fetch(
         futures[template.key] = access.executor.submit(
             _pages, server, query, results[template.key], limits, access.transport
         )
-    done, _ = wait(futures.values(), timeout=max(0.0, limits.deadline - time.monotonic()))
+    with waiting():
+        done, _ = wait(futures.values(), timeout=max(0.0, limits.deadline - time.monotonic()))
     for key, future in futures.items():
         resource_type = next(resource_type_of(t.query) for t in needs if t.key == key)
         try:

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service import hooks
+from cds_service.compute_turn import waiting
 from cds_service.errors import ApiError
 from cds_service.http.audit import store
 from cds_service.http.body import json_body
@@ -111,15 +112,16 @@ def receive_feedback(service_id: str) -> Response:
     items = [checked_item(item, i) for i, item in enumerate(body["feedback"])]
     caller = request.environ.get("cytopenia.caller")
     try:
-        outcome = record_feedback(
-            store().engine,
-            service_id,
-            items,
-            now=current_app.config["CLOCK"](),
-            snooze_for=timedelta(hours=settings.override_snooze_hours),
-            issuer=getattr(caller, "issuer", None),
-            tenant=getattr(caller, "tenant", None),
-        )
+        with waiting():
+            outcome = record_feedback(
+                store().engine,
+                service_id,
+                items,
+                now=current_app.config["CLOCK"](),
+                snooze_for=timedelta(hours=settings.override_snooze_hours),
+                issuer=getattr(caller, "issuer", None),
+                tenant=getattr(caller, "tenant", None),
+            )
     except SQLAlchemyError as error:
         log.error("feedback could not be stored (%s)", type(error).__name__)
         raise ApiError(

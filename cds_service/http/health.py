@@ -14,6 +14,7 @@ from collections.abc import Callable
 import orjson
 from flask import Blueprint, Response, current_app
 
+from cds_service.compute_turn import waiting
 from cds_service.config import Settings
 from cds_service.knowledge_tables import KnowledgeError, load_all
 
@@ -82,7 +83,8 @@ def readyz() -> Response:
     results: dict[str, str] = {}
     for name, check in READINESS_CHECKS.items():
         try:
-            results[name] = check(settings)
+            with waiting():  # the database and Redis may not answer before their timeouts
+                results[name] = check(settings)
         except NotReady as problem:
             results[name] = f"failing: {problem}"
         except Degraded as problem:

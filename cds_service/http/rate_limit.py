@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import redis
 
+from cds_service.compute_turn import waiting
 from cds_service.observability.metrics import RATE_LIMIT_STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ class RateLimiter:
                 pipeline = self._redis.pipeline(transaction=False)
                 pipeline.incr(name)
                 pipeline.expire(name, seconds + 1)
-                count, _ = pipeline.execute()
+                with waiting():
+                    count, _ = pipeline.execute()
                 return int(count)
             except redis.RedisError as error:
                 self._redis_lost_until = now + RETRY_REDIS_AFTER_SECONDS  # then ask again

@@ -32,6 +32,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
+from cds_service.compute_turn import waiting
+
 MIGRATIONS = "cds_service.storage:migrations"
 RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxies and managed PostgreSQL
 T = TypeVar("T")
@@ -66,12 +68,13 @@ def make_engine(database_url: str, pool_size: int = 5) -> Engine:
 def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction on one connection, committed before this returns. Run once more if
     the connection turns out to be dead (a database restart since it was pooled), never for other errors."""
-    try:
+    with waiting():
+        try:
+            return _run(engine, work)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
         return _run(engine, work)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-    return _run(engine, work)
 
 
 def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
@@ -198,7 +201,8 @@ class Store:
         engine = self.engine
         if self._group_commit is None:
             return in_transaction(engine, work)
-        return self._group_commit.run(engine, work)
+        with waiting():  # for the commit another call leads, too
+            return self._group_commit.run(engine, work)
 
     def size_pool(self, requests_at_once: int) -> None:
         """Size the connection pool to the worker model (gunicorn threads per worker), before workers fork."""
