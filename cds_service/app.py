@@ -97,7 +97,11 @@ def create_app(
     app.extensions["cytopenia.fhir_access"] = FhirAccess.for_settings(settings)
     app.extensions["cytopenia.audit_secret"] = audit_secret(settings)
     try:
-        app.extensions["cytopenia.store"] = open_store(settings.database_url, migrate=settings.migrate_on_start)
+        app.extensions["cytopenia.store"] = open_store(
+            settings.database_url,
+            migrate=settings.migrate_on_start,
+            deadline_seconds=settings.deadlines.database_seconds,
+        )
     except SchemaNotCurrent as error:
         raise ConfigError(f"refusing to start:\n  database_url: {error}") from None
     app.register_blueprint(blueprint)

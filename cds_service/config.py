@@ -73,6 +73,9 @@ class Deadlines(BaseModel):
     # A client has this long to send a whole request (head and body); then the connection is dropped.
     request_read_seconds: float = Field(default=10.0, gt=0, le=300)
     readiness_check_seconds: float = Field(default=2.0, gt=0, le=60)
+    # A PostgreSQL connection the service has held this long is cut: a database that stops answering
+    # costs a hook call this (and a reconnect), not TCP's minutes. Calls take milliseconds.
+    database_seconds: float = Field(default=2.0, gt=0, le=60)
 
 
 class SmartAppConfig(BaseModel):

@@ -77,6 +77,9 @@ MEANING = {
     "smart_app.introspection_timeout_seconds": "timeout of one introspection call",
     "deadlines.request_seconds": "budget of one hook call (also sets gunicorn's worker timeout)",
     "deadlines.readiness_check_seconds": "timeout of each `/readyz` dependency check",
+    "deadlines.database_seconds": "longest the service holds a PostgreSQL connection for one piece of work "
+    "(a hook call's transaction, a readiness check, a feedback write) before cutting it as lost; also its "
+    "connect timeout",
     "deadlines.request_read_seconds": "time a client has to send a whole request (head and body); then the "
     "connection is dropped, so slow clients hold no thread",
 }

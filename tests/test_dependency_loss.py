@@ -156,3 +156,28 @@ def test_database_lost_liveness_holds_readiness_names_it_and_hook_calls_answer(
     assert feedback.status_code == 503 and feedback.headers["Retry-After"] == "5"  # its own, not the limiter's
     postgres_proxy.restore()
     server.wait_until(lambda: server.answers("/readyz"), "readiness did not return with the database")
+
+
+def test_a_database_that_stops_answering_costs_calls_seconds_not_their_answer(
+    production, key, database_url, postgres_proxy
+):
+    """Packets dropped rather than refused: a hook call still gets its cards within the EHR's patience,
+    and readiness says the database is down, instead of both waiting for TCP to give up."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the database is stalled through a TCP proxy: PostgreSQL only")
+    proxied = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{postgres_proxy.port}")
+    server = production(database_url=proxied, workers=1)  # one worker: the second call meets the same one
+    assert hook_call(server, key).status_code == 200
+    postgres_proxy.stall()
+    started = time.monotonic()
+    call = hook_call(server, key)
+    elapsed = time.monotonic() - started
+    assert call.status_code == 200 and call.json()["cards"], call.text[:300]
+    assert elapsed < 20, (
+        f"the call took {elapsed:.1f} s with the database stalled; server output:\n{server.output()[-3000:]}"
+    )
+    again = hook_call(server, key)  # the worker skips the database a moment instead of waiting for it again
+    assert again.status_code == 200 and again.json()["cards"], again.text[:300]
+    assert "not asked again yet" in server.output(), server.output()[-3000:]
+    ready = requests.get(server.url + "/readyz", timeout=60)
+    assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("failing"), ready.text

@@ -31,7 +31,6 @@ from cds_service.request import HookData
 from cds_service.storage import Store
 from cds_service.storage.alert_state import Screened, screen
 from cds_service.storage.audit import record_call
-from cds_service.storage.engine import in_transaction
 from cds_service.storage.patient_key import patient_key
 
 log = logging.getLogger(__name__)
@@ -162,7 +161,7 @@ def install(blueprint: Blueprint) -> None:
         trail = g.pop("audit_trail", None)
         if trail is not None and not trail.recorded:
             try:
-                in_transaction(store().engine, lambda c: record_call(c, trail.row(response.status_code), trail.cards))
+                store().transaction(lambda c: record_call(c, trail.row(response.status_code), trail.cards))
             except SQLAlchemyError:
                 AUDIT_WRITE_FAILURES.labels(trail.service.id if trail.service else "unknown").inc()
                 log.exception("audit trail could not be written (status %s)", response.status_code)

@@ -7,7 +7,10 @@ the schema is current and needs no DDL rights.
 
 A hook call checks out one connection and runs one transaction (`in_transaction`). Connections are
 not pinged on checkout (a round trip per request); they are recycled after `RECYCLE_SECONDS`, and a
-transaction that meets a connection the server has dropped is run once more on a fresh one.
+transaction that meets a connection the server has dropped is run once more on a fresh one. A
+PostgreSQL connection checked out for longer than `deadlines.database_seconds` is cut (`Watchdog`), and
+connecting gives up after as long: a database that stops answering costs a call seconds, not TCP's
+minutes, and the call is answered without it.
 
 On a SQLite file the hook calls of one process share their commits (`GroupCommit`): each commit waits
 for an fsync and holds the database's one write lock meanwhile, so calls that arrive during a commit
@@ -18,8 +21,11 @@ is still answered only once the commit holding its work has succeeded.
 from __future__ import annotations
 
 import contextvars
+import math
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -29,13 +35,14 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from cds_service.compute_turn import waiting
 
 MIGRATIONS = "cds_service.storage:migrations"
 RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxies and managed PostgreSQL
+RETRY_DATABASE_AFTER_SECONDS = 5  # after the database is lost, this process's calls skip it this long
 T = TypeVar("T")
 
 
@@ -48,15 +55,80 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str, pool_size: int = 5) -> Engine:
+class Watchdog:
+    """Cuts PostgreSQL connections held past their deadline, so that the thread waiting on one gets an
+    error instead of waiting for TCP to give up on a database that accepts bytes and never answers.
+
+    One thread per process looks every `TICK_SECONDS`. Each checked-out connection is watched through a
+    duplicate of its socket, so a connection closed meanwhile can never make the watchdog cut another
+    socket that reused its file number. A cut connection fails its statement; the pool then drops it.
+    """
+
+    TICK_SECONDS = 0.1
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._watched: dict[int, tuple[float, socket.socket]] = {}
+        self._pid: int | None = None
+
+    def watch(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if self._pid != os.getpid():  # the first checkout in this (possibly forked) process
+            self._pid = os.getpid()
+            self._lock, self._watched = threading.Lock(), {}  # never a lock held by the parent's thread at fork
+            threading.Thread(target=self._run, name="database-watchdog", daemon=True).start()
+        try:
+            duplicate = socket.socket(fileno=os.dup(dbapi_connection.fileno()))
+        except Exception:  # already closed: its first statement fails and the pool replaces it
+            return
+        with self._lock:
+            self._watched[id(dbapi_connection)] = (time.monotonic() + self.seconds, duplicate)
+
+    def release(self, dbapi_connection: Any, _record: Any) -> None:
+        with self._lock:
+            watched = self._watched.pop(id(dbapi_connection), None)
+        if watched is not None:
+            watched[1].close()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.TICK_SECONDS)
+            now = time.monotonic()
+            with self._lock:
+                late = [key for key, (deadline, _) in self._watched.items() if deadline <= now]
+                for key in late:
+                    _, duplicate = self._watched.pop(key)
+                    try:
+                        duplicate.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    duplicate.close()
+
+
+def make_engine(database_url: str, pool_size: int = 5, deadline_seconds: float | None = None) -> Engine:
     """`pool_size`: requests one process serves at once, each holding one connection for its transaction.
+    `deadline_seconds`: on PostgreSQL, the longest a connection is held or a connect waits (the service's
+    own engine; the command-line tools, whose reports and migrations may take longer, pass none).
     A database error's message never carries the statement's values (hashed patient keys, card text,
     user ids): it is logged with its traceback."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(
-            url, pool_size=pool_size, max_overflow=0, pool_recycle=RECYCLE_SECONDS, hide_parameters=True
+        if deadline_seconds is None:
+            return create_engine(
+                url, pool_size=pool_size, max_overflow=0, pool_recycle=RECYCLE_SECONDS, hide_parameters=True
+            )
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_recycle=RECYCLE_SECONDS,
+            hide_parameters=True,
+            connect_args={"connect_timeout": max(2, math.ceil(deadline_seconds))},  # libpq waits at least 2 s
         )
+        watchdog = Watchdog(deadline_seconds)
+        event.listen(engine, "checkout", watchdog.watch)
+        event.listen(engine, "checkin", watchdog.release)
+        return engine
     if url.database in (None, "", ":memory:"):
         return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False}, hide_parameters=True)
     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -178,14 +250,26 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class Store:
-    """The engine for this process: a forked worker gets its own connections, never its parent's."""
+class DatabaseLost(SQLAlchemyError):
+    """The database failed a moment ago; this call does not wait for it again (see `Store.transaction`)."""
 
-    def __init__(self, database_url: str, pool_size: int = 5):
+
+class Store:
+    """The engine for this process: a forked worker gets its own connections, never its parent's.
+
+    When a hook call's transaction fails for want of the database (it refused, dropped or did not
+    answer a connection), the process's calls skip it for `RETRY_DATABASE_AFTER_SECONDS`, as they do
+    a lost Redis: each would otherwise pay the deadline again before being answered without it.
+    `/readyz` always asks the database itself.
+    """
+
+    def __init__(self, database_url: str, pool_size: int = 5, deadline_seconds: float | None = None):
         self.database_url = database_url
-        self._engine = make_engine(database_url, pool_size)
+        self.deadline_seconds = deadline_seconds
+        self._engine = make_engine(database_url, pool_size, deadline_seconds)
         self._pid = os.getpid()
         self._group_commit = GroupCommit() if self._engine.dialect.name == "sqlite" else None
+        self._lost_until = 0.0
 
     @property
     def engine(self) -> Engine:
@@ -200,14 +284,24 @@ class Store:
         """A hook call's transaction: on SQLite sharing its commit with the calls queued meanwhile."""
         engine = self.engine
         if self._group_commit is None:
-            return in_transaction(engine, work)
+            return self.transaction(work)
         with waiting():  # for the commit another call leads, too
             return self._group_commit.run(engine, work)
+
+    def transaction(self, work: Callable[[Connection], T]) -> T:
+        """`in_transaction`, skipped at once while the database is lost."""
+        if time.monotonic() < self._lost_until:
+            raise DatabaseLost("the database failed moments ago; not asked again yet")
+        try:
+            return in_transaction(self.engine, work)
+        except OperationalError:
+            self._lost_until = time.monotonic() + RETRY_DATABASE_AFTER_SECONDS
+            raise
 
     def size_pool(self, requests_at_once: int) -> None:
         """Size the connection pool to the worker model (gunicorn threads per worker), before workers fork."""
         self._engine.dispose()
-        self._engine = make_engine(self.database_url, max(1, requests_at_once))
+        self._engine = make_engine(self.database_url, max(1, requests_at_once), self.deadline_seconds)
 
 
 class SchemaNotCurrent(Exception):
@@ -229,9 +323,15 @@ def require_current(engine: Engine) -> None:
         raise SchemaNotCurrent("the database schema is not current: run `cytopenia-cds migrate` first")
 
 
-def open_store(database_url: str, *, migrate: bool = True) -> Store:
-    store = Store(database_url)
-    if migrate:
+def open_store(database_url: str, *, migrate: bool = True, deadline_seconds: float | None = None) -> Store:
+    store = Store(database_url, deadline_seconds=deadline_seconds)
+    if migrate and deadline_seconds is not None and store.engine.dialect.name != "sqlite":
+        unwatched = make_engine(database_url)  # a migration may rightly take longer than a call
+        try:
+            upgrade(unwatched)
+        finally:
+            unwatched.dispose()
+    elif migrate:
         upgrade(store.engine)
     else:
         require_current(store.engine)
