@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test test-fast test-spark lint docs bench bench-screen clean image chromium card-quality card-pictures
+.PHONY: run test test-fast test-spark lint docs bench bench-screen clean image chromium wrk card-quality card-pictures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,7 +73,15 @@ card-quality: $(VENV)/.installed-test
 card-pictures: $(VENV)/.installed-test
 	$(BIN)/python -m tests.card_pictures
 
-bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json
+# The served benchmark drives the servers with wrk (Debian package); installed like chromium where we are root.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk) || \
+	      echo "wrk could not be installed: the served benchmark will skip"; \
+	    else echo "wrk is not installed (needs root to install): the served benchmark will skip"; fi; }
+
+bench: $(VENV)/.installed-test $(FHIR_SERVER)/node_modules/.package-lock.json wrk
 	$(BIN)/python -m benchmarks
 
 # The population screen on ~1M generated Observations (made on demand, never committed; see benchmarks/screen.py).
