@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, event, text
 
 from cds_service.app import create_app
 from cds_service.config import ClientConfig, ConfigError, Settings
-from cds_service.storage.models import CardRecord, HookCallRecord
+from cds_service.storage.models import CardRecord, FeedbackRecord, HookCallRecord
 from tests.conftest import AS_OF
 from tests.jwt_support import BASE_URL, EHR_ISSUER, SERVICE_PATH, SigningKey, bearer, claims, write_jwks
 from tests.storage_helpers import cards_for, rows, summaries
@@ -180,3 +180,29 @@ def test_a_connection_the_database_dropped_is_replaced_and_the_call_still_screen
     assert cards_for(client, example_request) == [], "screened against the stored state: a repeat"
     assert "not stored" not in caplog.text and "could not be written" not in caplog.text
     assert len(rows(app, HookCallRecord)) == 2
+
+
+def test_feedback_on_a_connection_the_database_dropped_is_stored_not_refused(app, database_url):
+    """The same retry as a hook call's: the EHR is not told 503 for a restart it cannot see."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("about PostgreSQL server connections")
+    engine = app.extensions["cytopenia.store"].engine
+    with engine.connect() as connection:
+        pooled = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled})
+    admin.dispose()
+    feedback = {
+        "feedback": [
+            {
+                "card": "c-1",
+                "outcome": "accepted",
+                "acceptedSuggestions": [],
+                "outcomeTimestamp": "2026-11-20T10:05:00Z",
+            }
+        ]
+    }
+    answer = app.test_client().post(SERVICE_PATH + "/feedback", json=feedback)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert len(rows(app, FeedbackRecord)) == 1

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, select
 
 from cds_service.storage.alert_state import snooze
 from cds_service.storage.audit import storable_text
+from cds_service.storage.engine import in_transaction
 from cds_service.storage.models import CardRecord, FeedbackRecord
 from cds_service.storage.sql import insert_new
 
@@ -72,9 +73,11 @@ def record_feedback(
     issuer: str | None,
     tenant: Any,
 ) -> Outcome:
-    """Store the items in one transaction; returns only after the commit."""
+    """Store the items in one transaction; returns only after the commit. Run once more on a fresh connection
+    if the pooled one was dropped by the database (items are stored once however often they are run)."""
     by_fingerprint = {fingerprint(service_id, item.received): item for item in items}
-    with engine.begin() as connection:
+
+    def store(connection: Connection) -> Outcome:
         cards = {
             row.uuid: row
             for row in connection.execute(
@@ -111,4 +114,6 @@ def record_feedback(
         }
         for finding, patient_key in sorted(snoozes):
             snooze(connection, service_id, finding, patient_key, now + snooze_for)
-    return Outcome(len(inserted), len(items) - len(inserted), sum(item.card not in cards for item in items))
+        return Outcome(len(inserted), len(items) - len(inserted), sum(item.card not in cards for item in items))
+
+    return in_transaction(engine, store)
