@@ -162,6 +162,16 @@ def test_a_hook_call_takes_one_connection_and_commits_once(app, example_request)
     assert seen == {"checkout": 2, "commit": 2}
 
 
+def drop_pooled_connection(engine, database_url: str) -> None:
+    """What a PostgreSQL restart does to the connection the pool will hand out next."""
+    with engine.connect() as connection:
+        pooled = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled})
+    admin.dispose()
+
+
 def test_a_connection_the_database_dropped_is_replaced_and_the_call_still_screened(
     app, database_url, example_request, caplog
 ):
@@ -171,12 +181,7 @@ def test_a_connection_the_database_dropped_is_replaced_and_the_call_still_screen
     client = app.test_client()
     engine = app.extensions["cytopenia.store"].engine
     assert cards_for(client, example_request)
-    with engine.connect() as connection:
-        pooled = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled})
-    admin.dispose()
+    drop_pooled_connection(engine, database_url)
     assert cards_for(client, example_request) == [], "screened against the stored state: a repeat"
     assert "not stored" not in caplog.text and "could not be written" not in caplog.text
     assert len(rows(app, HookCallRecord)) == 2
@@ -187,12 +192,7 @@ def test_feedback_on_a_connection_the_database_dropped_is_stored_not_refused(app
     if not database_url.startswith("postgresql"):
         pytest.skip("about PostgreSQL server connections")
     engine = app.extensions["cytopenia.store"].engine
-    with engine.connect() as connection:
-        pooled = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled})
-    admin.dispose()
+    drop_pooled_connection(engine, database_url)
     feedback = {
         "feedback": [
             {
