@@ -11,6 +11,8 @@ the same run:
   febrile-neutropenia, order-sign on the active orders: parsing the prefetch JSON each would
   receive, then the handler): target ≤ 2×;
 - peak memory of the largest process: target ≤ 2 GB; the prefilter's time on the ingested Parquet;
+- CPU seconds beside the wall times, and the load average: on a machine shared with other work the
+  wall times stretch, CPU seconds much less;
 - how many patients the prefilter sends to stage 2, and the time split between stage 2 (which grows
   with the candidates) and the rest (which grows with the export).
 
@@ -55,14 +57,25 @@ def _data() -> Path:
     return DATA
 
 
-def _duckdb_read_once(folder: Path) -> float:
-    """DuckDB's own NDJSON reader over every file, `code.coding` unnested (as in shared/reference's figures)."""
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _duckdb_read_once(folder: Path) -> tuple[float, float]:
+    """DuckDB's own NDJSON reader over every file, `code.coding` unnested (as in shared/reference's figures):
+    wall and CPU seconds."""
     files = [str(f) for f in ndjson_files(folder)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
     duckdb.connect().execute(
         "SELECT count(*) FROM (SELECT unnest(code.coding) FROM read_ndjson(?, union_by_name = true))", [files]
     ).fetchall()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu(resource.RUSAGE_SELF) - cpu
+
+
+def _load() -> str:
+    """The load average (1, 5, 15 minutes): other work on the machine slows every figure here."""
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def _hooks_in_process(by_patient: dict[str, list[dict]]) -> float:
@@ -94,12 +107,13 @@ def _screen_in_process(by_patient: dict[str, list[dict]]) -> float:
 
 def main() -> int:
     folder = _data()
-    read_once = _duckdb_read_once(folder)
-    print(f"DuckDB reads the NDJSON once: {read_once:.1f} s")
+    read_once, read_cpu = _duckdb_read_once(folder)
+    print(f"DuckDB reads the NDJSON once: {read_once:.1f} s ({read_cpu:.1f} s CPU); load average {_load()}")
     out = Path(tempfile.mkdtemp(prefix="cytopenia-screen-out-"))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     summary = screen(folder, out, Options(as_of=AS_OF, progress=sys.stderr.isatty()))
     total = time.perf_counter() - start
+    total_cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(summary.text())
     sample = (
@@ -122,7 +136,11 @@ def main() -> int:
         "ingest+screen / DuckDB read": total / read_once,
         "stage 2 / hooks in process": per_candidate / hooks,
     }
-    print(f"ingest + screen {total:.1f} s; prefilter on Parquet {summary.timings['prefilter']:.2f} s")
+    print(
+        f"ingest + screen {total:.1f} s ({total_cpu:.1f} s CPU, workers included: "
+        f"{total_cpu / read_cpu:.1f}× the read's CPU); prefilter on Parquet {summary.timings['prefilter']:.2f} s; "
+        f"load average {_load()}"
+    )
     stage_two = summary.timings["stage 2"]
     print(
         f"candidates: {summary.candidates:,} of {summary.patients_in:,} patients "

@@ -235,3 +235,54 @@ def test_a_line_too_long_to_read_names_its_file_and_the_other_files_are_screened
     assert summary.bad_input["file could not be read"] == 1
     assert summary.bad_input_examples["file could not be read"][0].startswith("Huge.ndjson")
     assert summary.patients_in == PATIENTS and summary.balanced()
+
+
+def test_observations_no_hook_reads_still_give_their_lab_rows(tmp_path):
+    """The ingest keeps parsed fields only for Observations that can give a lab row: a hook reads them, or they
+    carry components, or a lab code no prefetch asks for (systolic pressure on its own). Each kind still gives
+    its row; an Observation with none of these gives none."""
+    source = tmp_path / "source"
+    source.mkdir()
+
+    def observation(ident: str, code: str, **fields: object) -> dict:
+        return {
+            "resourceType": "Observation",
+            "id": ident,
+            "status": "final",
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": "2021-01-30T08:00:00+00:00",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            **fields,
+        }
+
+    def quantity(value: float, unit: str) -> dict:
+        return {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+
+    resources = [
+        {"resourceType": "Patient", "id": "p1"},
+        observation("read", "718-7", valueQuantity=quantity(9.0, "g/dL")),
+        observation("systolic", "8480-6", valueQuantity=quantity(85, "mm[Hg]")),
+        observation(
+            "panel",
+            "72166-2",
+            component=[
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                    "valueQuantity": quantity(8.5, "g/dL"),
+                }
+            ],
+        ),
+        observation("heart-rate", "8867-4", valueQuantity=quantity(80, "/min")),
+    ]
+    (source / "all.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in resources))
+    out = tmp_path / "out"
+    con = connect(out)
+    parquet = ingest(source, out, con).parquet
+    labs = con.execute(
+        f"SELECT id, analyte, value FROM read_parquet('{parquet}/labs/*/*.parquet') ORDER BY id"
+    ).fetchall()
+    assert labs == [
+        ("panel", "hemoglobin", 8.5),
+        ("read", "hemoglobin", 9.0),
+        ("systolic", "systolic_blood_pressure", 85.0),
+    ]

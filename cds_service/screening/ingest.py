@@ -24,6 +24,7 @@ import orjson
 from cds_service.screening.tables import (
     EXCERPT,
     LABS,
+    LOINC,
     MEDICATIONS,
     PATIENTS,
     PROBLEMS,
@@ -31,6 +32,7 @@ from cds_service.screening.tables import (
     elements_sql,
     kept_sql,
     patient_sql,
+    prefetch_codes,
     read_by_hooks_sql,
 )
 from fhir_mappings.knowledge import analyte_specs, lab_codes, read_table, unit_key
@@ -194,8 +196,25 @@ _KEPT_FIELDS = "struct_pack({})".format(
         )
     )
 )
+
+
+def _lab_codes_unread() -> str:
+    """The quoted `system|code`s of the lab table no prefetch template asks for (the systolic pressure a
+    blood-pressure panel carries as a component may also be an Observation of its own)."""
+    read = set(prefetch_codes())
+    return ", ".join(f"'{c}'" for c in sorted(f"{LOINC}|{code}" for code in lab_codes()) if c not in read)
+
+
+# An Observation gives a lab row only through a code of the lab table, on itself or on a component; most
+# of an export's Observations (surveys, social history, vital signs no hook reads) have neither, and
+# leaving out their fields keeps the temporary table small and the labs query short.
+_UNREAD = _lab_codes_unread()
+_MAY_BE_LAB = "(read_by_hooks OR s.component IS NOT NULL{})".format(
+    f" OR coalesce({OVERLAPS.format(codes=_UNREAD)}, false)" if _UNREAD else ""
+)
 TYPED = f"""
-SELECT file, ok, CASE WHEN type IN ('Observation', 'Condition') THEN {_KEPT_FIELDS} END AS s, type, id, read_by_hooks,
+SELECT file, ok, CASE WHEN type = 'Condition' OR (type = 'Observation' AND {_MAY_BE_LAB}) THEN {_KEPT_FIELDS} END AS s,
+       type, id, read_by_hooks,
        CASE WHEN type = 'Patient' THEN id ELSE {patient_sql(_REFERENCE)} END AS patient,
        {_REFERENCE} AS reference, s.status AS status, {_time("s.authoredOn")} AS authored,
        CAST(s.medicationCodeableConcept AS VARCHAR) AS medication_concept,

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,18 +71,24 @@ def _status(description: str, enabled: bool) -> Iterator:
 
 
 def group_resources(texts: list[tuple[str, str]]) -> dict[str, list[dict]]:
-    by_patient: dict[str, list[dict]] = defaultdict(list)
+    return {patient: [orjson.loads(t) for t in found] for patient, found in group_texts(texts).items()}
+
+
+def group_texts(texts: list[tuple[str, str]]) -> dict[str, list[str]]:
+    by_patient: dict[str, list[str]] = defaultdict(list)
     for patient, text in texts:
-        by_patient[patient].append(orjson.loads(text))
+        by_patient[patient].append(text)
     return by_patient
 
 
-def evaluate_patients(by_patient: dict[str, list[dict]], options: Options) -> tuple[list[Row], dict[str, str]]:
+def evaluate_patients(
+    by_patient: Iterable[tuple[str, list[dict]]], options: Options
+) -> tuple[list[Row], dict[str, str]]:
     """Stage 2 for some patients; a patient whose evaluation fails is rejected with the reason, never dropped."""
     options.install()
     rows: list[Row] = []
     rejected: dict[str, str] = {}
-    for patient, resources in by_patient.items():
+    for patient, resources in by_patient:
         try:
             rows.extend(screen_patient(patient, resources, options.as_of, options.fever_lookback_hours))
         except Exception as error:  # noqa: BLE001 - one patient's bad data must not stop the screen
@@ -99,22 +105,34 @@ def screen_bucket(folder: str, candidates: list[str], options: Options) -> tuple
         [candidates],
     ).fetchall()
     con.close()
-    rows, rejected = evaluate_patients(group_resources(texts), options)
+    # Each patient's JSON is parsed just before its evaluation: the whole partition parsed at once would
+    # keep hundreds of thousands of objects alive for the collector to walk again and again.
+    parsed = ((p, [orjson.loads(t) for t in found]) for p, found in group_texts(texts).items())
+    rows, rejected = evaluate_patients(parsed, options)
     return rows, rejected, len(candidates)
 
 
-def stage_two(parquet: Path, candidates: dict[str, list[str]], options: Options) -> tuple[list[Row], dict[str, str]]:
+@contextmanager
+def workers(options: Options) -> Iterator[ProcessPoolExecutor]:
+    """Stage 2's processes, started at once so that their start-up (a fresh interpreter importing the rules)
+    overlaps the ingest instead of following it."""
     processes = options.processes or os.cpu_count() or 1
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        pool.submit(int)  # a spawn pool starts all its processes on the first task
+        yield pool
+
+
+def stage_two(
+    pool: ProcessPoolExecutor, parquet: Path, candidates: dict[str, list[str]], options: Options
+) -> tuple[list[Row], dict[str, str]]:
     rows: list[Row] = []
     rejected: dict[str, str] = {}
     total = sum(len(c) for c in candidates.values())
-    with (
-        _bar(total, "stage 2", options.progress) as bar,
-        ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool,
-    ):
-        futures = [
+    with _bar(total, "stage 2", options.progress) as bar:
+        futures = [  # the largest partitions first, so that no process is left with a long one at the end
             pool.submit(screen_bucket, str(parquet / "resources" / f"bucket={bucket}"), patients, options)
-            for bucket, patients in candidates.items()
+            for bucket, patients in sorted(candidates.items(), key=lambda bp: -len(bp[1]))
         ]
         for future in as_completed(futures):
             bucket_rows, bucket_rejected, done = future.result()
@@ -166,13 +184,14 @@ def screen(source: Path, out: Path, options: Options) -> Summary:
     options.install()
     timer = Timer()
     con = connect(out)
-    with timer.stage("ingest"), _status("ingest", options.progress) as status:
-        ingested = ingest(source, out, con, status)
-    with timer.stage("prefilter"):
-        candidates = candidates_by_bucket(con, ingested.parquet, options.as_of, options.fever_lookback_hours)
-    con.close()  # the workers get the memory
-    with timer.stage("stage 2"):
-        rows, rejected = stage_two(ingested.parquet, candidates, options)
+    with workers(options) as pool:
+        with timer.stage("ingest"), _status("ingest", options.progress) as status:
+            ingested = ingest(source, out, con, status)
+        with timer.stage("prefilter"):
+            candidates = candidates_by_bucket(con, ingested.parquet, options.as_of, options.fever_lookback_hours)
+        con.close()  # the workers get the memory
+        with timer.stage("stage 2"):
+            rows, rejected = stage_two(pool, ingested.parquet, candidates, options)
     bad = bad_input(duckdb.connect(), ingested.parquet, source)
     return finish(bad, ingested.patients, candidates, rows, rejected, out, options, timer)
 

@@ -213,7 +213,7 @@ def _evaluator(options: Options) -> Callable[[pandas.DataFrame], pandas.DataFram
 
     def evaluate(group: pandas.DataFrame) -> pandas.DataFrame:
         patient = group["patient"].iloc[0]
-        rows, rejected = evaluate_patients({patient: [orjson.loads(t) for t in group["text"]]}, options)
+        rows, rejected = evaluate_patients([(patient, [orjson.loads(t) for t in group["text"]])], options)
         records = [{**dict(zip(COLUMNS, r.values(), strict=True)), "rejected": None} for r in rows]
         records += [{"patient": p, "rejected": reason} for p, reason in rejected.items()]
         frame = pandas.DataFrame.from_records(records, columns=[*COLUMNS, "rejected"])
