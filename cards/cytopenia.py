@@ -197,15 +197,15 @@ def _suggestion(
 
 
 def suggestions(
-    finding: Finding, patient_id: str, encounter_id: str | None, settled: bool = False
+    finding: Finding, reason: str, patient_id: str, encounter_id: str | None, settled: bool = False
 ) -> tuple[Suggestion, ...]:
     """The next orders to consider. None for a count within the Duffy-null interval: asymptomatic
     Duffy-null patients need no further testing for that count alone (ASH/AAFP Choosing Wisely).
     A count that is not current asks for a new one only: no transfusion on an old value. A documented
-    cytopenia no worse than before (`settled`) does not get its work-up again at every visit."""
+    cytopenia no worse than before (`settled`) does not get its work-up again at every visit.
+    Each draft order gives `reason` as its reason: the finding's own `summary`, which its card also needs."""
     if not finding.significant:
         return ()
-    reason = summary(finding)
 
     def offer(orders: tuple[str, ...], label: str | None = None) -> Suggestion:
         return _suggestion(orders, label or order_label(orders[0]), patient_id, encounter_id, reason)
@@ -261,6 +261,7 @@ def finding_card(
     Lines in order of importance, so what `fit` leaves out is the least needed: what could not be
     assessed comes before the trend and the chart context."""
     level = indicator(finding, context)
+    own_summary = summary(finding)
     lead = [*(finding.lineages or (finding,)), *rows]
     blocks = [
         evidence_table(tuple(lead)),
@@ -276,11 +277,13 @@ def finding_card(
         _limit_text(finding),
     ]
     return Card(
-        summary=summary(finding, ask),
+        summary=summary(finding, ask) if ask else own_summary,
         indicator=level,
         source=card_source(finding.kind.value),
         detail=fit(blocks, DETAIL_BUDGET[level]),
-        suggestions=suggestions(finding, patient_id, encounter_id, bool(context and context.known_and_stable))
+        suggestions=suggestions(
+            finding, own_summary, patient_id, encounter_id, bool(context and context.known_and_stable)
+        )
         + problem_list_suggestions(context, patient_id, encounter_id),
         selection_behavior="any",
         override_reasons=override_reasons(),

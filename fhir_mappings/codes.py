@@ -48,22 +48,24 @@ def meaning_of(concept: Any) -> CodeMeaning:
     """The meaning of a CodeableConcept: its first coding that is a lab code (in the order sent), and
     whether any coding is a pregnancy-status question or a blood culture.
 
-    Only string systems and codes can be in the tables; anything else sent as a coding is skipped.
-    Called once per Observation, DiagnosticReport and ServiceRequest, and for most of them nothing is
-    found: that path is a loop over the codings with one dictionary lookup each.
+    Only string systems and codes are in the tables, so any other system or code sent finds nothing
+    (an unhashable one, a list or an object, cannot even be looked up and is skipped). Called once per
+    Observation, DiagnosticReport and ServiceRequest, and for most of them nothing is found: that path
+    is a loop over the codings with one dictionary lookup each.
     """
     if not isinstance(concept, dict):
         return NOT_READ
     index = code_index()
     found = []
     for coding in concept.get("coding") or ():
-        if (
-            isinstance(coding, dict)
-            and isinstance(system := coding.get("system"), str)
-            and isinstance(code := coding.get("code"), str)
-            and (meaning := index.get((system, code))) is not None
-        ):
-            found.append(meaning)
+        if isinstance(coding, dict):
+            key: Any = (coding.get("system"), coding.get("code"))  # whatever was sent: only str pairs are found
+            try:
+                meaning = index.get(key)
+            except TypeError:
+                continue
+            if meaning is not None:
+                found.append(meaning)
     if len(found) <= 1:
         return found[0] if found else NOT_READ
     return CodeMeaning(

@@ -47,22 +47,39 @@ def effective_time(resource: Json) -> datetime | None:
 
 
 class ObservationReader:
-    """Reads the Observations of one patient; keeps the issues."""
+    """Reads the Observations of one patient; keeps the issues, and of each result only its latest version.
+
+    One result per analyte and draw: a later version of the same draw replaces an earlier one. Later
+    means reported later (meta.lastUpdated or issued); without those, a final result replaces a
+    preliminary one and a corrected one replaces both (FHIR Observation.status order). A result grouped
+    by neither a report nor a specimen is its own draw.
+    """
 
     def __init__(self, patient_id: str | None, draws: dict[str, Draw]):
         self._patient_id = patient_id
         self._draws = draws
-        self.measurements: list[Measurement] = []
+        # The subject references that name this patient, spelled once rather than for every Observation.
+        self._subjects = frozenset({f"Patient/{patient_id}", f"urn:uuid:{patient_id}", patient_id})
+        self._subject_suffix = f"/Patient/{patient_id}"
+        self._latest: dict[tuple, Measurement] = {}
         self.issues: list[DataIssue] = []
         self.pregnancy_status: list[CodedFact] = []
+
+    @property
+    def measurements(self) -> list[Measurement]:
+        """The latest version of every result read, in the order their draws were first read."""
+        return list(self._latest.values())
 
     def read(self, resource: Json, meaning: CodeMeaning) -> None:
         """`meaning` is `meaning_of(resource["code"])`, which the caller has already looked up."""
         if meaning.pregnancy_status:
             self._read_pregnancy_status(f"Observation/{resource.get('id', '?')}", resource)
             return
+        components = resource.get("component")
+        if meaning.lab is None and not components:
+            return  # most of a chart's Observations: no code the service reads, and no parts that could have one
         parts = [(meaning.lab, resource)] if meaning.lab else []
-        for component in resource.get("component") or ():
+        for component in components or ():
             if isinstance(component, dict) and (component_code := meaning_of(component.get("code")).lab):
                 parts.append((component_code, component))
         if not parts:
@@ -83,13 +100,15 @@ class ObservationReader:
         if time is None:
             self._reject(source, "has no usable effective time")
             return
-        draw = report.report if report else _specimen(resource) or time.isoformat()
+        own_draw = time.isoformat()
+        draw = report.report if report else _specimen(resource) or own_draw
+        versions_of = draw if draw != own_draw else source
         site = _site(resource)
         reported_at = parse_datetime((resource.get("meta") or {}).get("lastUpdated")) or parse_datetime(
             resource.get("issued")
         )
         for code, element in parts:
-            self._read_value(source, code, element, time, status, draw, site, reported_at)
+            self._read_value(source, code, element, time, status, draw, versions_of, site, reported_at)
 
     def _read_value(
         self,
@@ -99,9 +118,11 @@ class ObservationReader:
         time: datetime,
         status: str,
         draw: str,
+        versions_of: str,
         site: str | None = None,
         reported_at: datetime | None = None,
     ) -> None:
+        """`versions_of` is what the versions of this result share: its draw, or the Observation itself."""
         spec = analyte_specs()[code.analyte]
         quantity = element.get("valueQuantity")
         if (
@@ -125,26 +146,28 @@ class ObservationReader:
         note = normalised.note
         if comparator:
             note = "; ".join(filter(None, [note, f"reported with comparator '{comparator}'"]))
-        self.measurements.append(
-            Measurement(
-                analyte=code.analyte,
-                value=normalised.value,
-                unit=spec.canonical_unit,
-                time=time,
-                source=source,
-                code=code.code,
-                reported=reported,
-                status=status,
-                reference_low=_reference_low(element, unit, spec),
-                draw=draw,
-                method=code.method,
-                note=note,
-                site=site,
-                reported_value=value,
-                reported_unit=unit,
-                reported_at=reported_at,
-            )
+        measurement = Measurement(
+            analyte=code.analyte,
+            value=normalised.value,
+            unit=spec.canonical_unit,
+            time=time,
+            source=source,
+            code=code.code,
+            reported=reported,
+            status=status,
+            reference_low=_reference_low(element, unit, spec),
+            draw=draw,
+            method=code.method,
+            note=note,
+            site=site,
+            reported_value=value,
+            reported_unit=unit,
+            reported_at=reported_at,
         )
+        key = (code.analyte, versions_of, time)
+        held = self._latest.get(key)
+        if held is None or _version(measurement) >= _version(held):
+            self._latest[key] = measurement
 
     def _read_pregnancy_status(self, source: str, resource: Json) -> None:
         """A pregnancy-status Observation (IPS, LOINC 82810-3) as a fact 'pregnant' / 'not_pregnant' / 'unknown'."""
@@ -166,8 +189,7 @@ class ObservationReader:
         reference = subject.get("reference") if isinstance(subject, dict) else None
         if not isinstance(reference, str):
             return False
-        pid = self._patient_id
-        return reference in (f"Patient/{pid}", f"urn:uuid:{pid}", pid) or reference.endswith(f"/Patient/{pid}")
+        return reference in self._subjects or reference.endswith(self._subject_suffix)
 
     def _reject(self, source: str, problem: str) -> None:
         self.issues.append(DataIssue(source, problem))
@@ -203,22 +225,6 @@ def _first_code(concept: Any) -> str:
 
 
 STATUS_RANK = {"preliminary": 0, "final": 1, "amended": 2, "corrected": 2}
-
-
-def latest_versions(measurements: list[Measurement]) -> list[Measurement]:
-    """One result per analyte and draw: a later version of the same draw replaces an earlier one.
-
-    Later means reported later (meta.lastUpdated or issued); without those, a final result replaces a
-    preliminary one and a corrected one replaces both (FHIR Observation.status order).
-    """
-    chosen: dict[tuple, Measurement] = {}
-    for m in measurements:
-        grouped = m.draw is not None and m.draw != m.time.isoformat()  # a report or specimen, not just a time
-        key = (m.analyte, m.draw if grouped else m.source, m.time)
-        held = chosen.get(key)
-        if held is None or _version(m) >= _version(held):
-            chosen[key] = m
-    return list(chosen.values())
 
 
 def _version(m: Measurement) -> tuple:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any
 
 from cds_service.request import Json, operation_outcome_issues
 from fhir_mappings.administrations import read_medication_administration
 from fhir_mappings.allergies import read_allergy
-from fhir_mappings.codes import meaning_of
+from fhir_mappings.codes import NOT_READ, meaning_of
 from fhir_mappings.conditions import read_condition
 from fhir_mappings.cultures import read_blood_culture
 from fhir_mappings.encounters import read_encounter
 from fhir_mappings.facts import ClinicalRecord, DataIssue
 from fhir_mappings.medications import medication_index, read_medication_request
-from fhir_mappings.observations import Draw, ObservationReader, effective_time, latest_versions
+from fhir_mappings.observations import Draw, ObservationReader, effective_time
 from fhir_mappings.patient import read_patient
 
 # The resource types whose `code` decides whether they are read, looked up once per resource.
@@ -30,7 +31,7 @@ def _member_keys(references: Any) -> list[str]:
     return keys
 
 
-def _draws_from_reports(resources: list[Json]) -> dict[str, Draw]:
+def _draws_from_reports(reports: list[Json], panels: list[Json]) -> dict[str, Draw]:
     """Observation reference -> the group it was reported in, i.e. the same blood draw.
 
     A DiagnosticReport groups its `result`s; a panel Observation (CBC 58410-2) groups its
@@ -38,13 +39,12 @@ def _draws_from_reports(resources: list[Json]) -> dict[str, Draw]:
     a report belongs to the report's draw, and so do its members.
     """
     draws: dict[str, Draw] = {}
-    for report in resources:
-        if report.get("resourceType") == "DiagnosticReport":
-            draw = Draw(f"DiagnosticReport/{report.get('id', '?')}", effective_time(report))
-            for key in _member_keys(report.get("result")):
-                draws[key] = draw
-    for panel in resources:
-        if panel.get("resourceType") == "Observation" and panel.get("hasMember"):
+    for report in reports:
+        draw = Draw(f"DiagnosticReport/{report.get('id', '?')}", effective_time(report))
+        for key in _member_keys(report.get("result")):
+            draws[key] = draw
+    for panel in panels:
+        if panel.get("hasMember"):
             key = f"Observation/{panel.get('id', '?')}"
             own = Draw(key, effective_time(panel))
             draw = draws.get(key, own)
@@ -62,15 +62,24 @@ def read_record(
     issues: Iterable[DataIssue] = (),
 ) -> ClinicalRecord:
     resources = list(resources)
+    # What other resources refer to is gathered first, in one pass: reports and panels (a result's draw),
+    # Medications (an order's medicationReference).
+    grouping: dict[str, list[Json]] = {"DiagnosticReport": [], "Observation": [], "Medication": []}
+    for resource in resources:
+        kind: Any = resource.get("resourceType")
+        if (group := grouping.get(kind)) is not None:
+            group.append(resource)
     demographics, patient_issues = read_patient(patient, patient_id)
-    observations = ObservationReader(demographics.patient_id, _draws_from_reports(resources))
+    observations = ObservationReader(
+        demographics.patient_id, _draws_from_reports(grouping["DiagnosticReport"], grouping["Observation"])
+    )
     conditions = []
     medications = []
     allergies = []
     encounters = []
     administrations = []
     cultures = []
-    medication_resources = medication_index(resources)
+    medication_resources = medication_index(grouping["Medication"])
     all_issues = [*issues, *patient_issues]
     for resource in resources:
         kind = resource.get("resourceType")
@@ -78,7 +87,7 @@ def read_record(
             meaning = meaning_of(resource.get("code"))
             if meaning.blood_culture and (culture := read_blood_culture(resource)) is not None:
                 cultures.append(culture)
-            if kind == "Observation":
+            if kind == "Observation" and (meaning is not NOT_READ or "component" in resource):
                 observations.read(resource, meaning)
         elif kind == "Condition":
             conditions.extend(read_condition(resource))
@@ -96,7 +105,7 @@ def read_record(
                 administrations.append(given)
         elif kind == "OperationOutcome":
             all_issues.extend(operation_outcome_issues(resource))
-    measurements = sorted(latest_versions(observations.measurements), key=lambda m: m.time)
+    measurements = sorted(observations.measurements, key=attrgetter("time"))
     return ClinicalRecord(
         demographics=demographics,
         measurements=tuple(measurements),

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
+from fhir.resources.R4B.patient import Patient
+from pydantic import ValidationError
+
 from fhir_mappings import Analyte
+from fhir_mappings.patient import _plainly_valid
 from tests.builders import ANC, HB, PLT, WBC, day, draw, observation, record_of
 
 
@@ -164,6 +170,27 @@ def test_invalid_patient_is_read_as_sent_and_reported():
     )
     assert record.demographics.sex == "female" and record.demographics.birth_date is None
     assert "not valid FHIR R4" in record.issues[0].problem
+
+
+def test_a_patient_read_without_the_r4b_model_is_one_the_model_accepts_and_reads_the_same():
+    """The plain case skips the model only where the model would accept it and read the same birth date and sex."""
+    ids = [None, "abc", "a" * 64, "a" * 65, "a b", "x_y", "é", "1.2-3", "", "abc\n", 5]
+    genders = [None, "male", "female", "other", "unknown", "Male", " male", "foo", 1]
+    dates = [None, "1953-04-23", "1953", "1953-04", "2020-02-29", "2019-02-29", "0000-01-01", "0001-01-01"]
+    dates += ["1953-4-23", "1953-04-23T00:00:00", "١٩٥٣-04-23", "1953-13-01", "9999-12-31", 19530423, "1953-04-23\n"]
+    plain = 0
+    for kind, pid, gender, birth in itertools.product([None, "Patient", "Observation"], ids, genders, dates):
+        given = (("resourceType", kind), ("id", pid), ("gender", gender), ("birthDate", birth))
+        elements = {k: v for k, v in given if v is not None}
+        if (read := _plainly_valid(elements)) is None:
+            continue
+        plain += 1
+        try:
+            patient = Patient.model_validate(elements)
+        except ValidationError as error:
+            raise AssertionError(f"{elements} read without the model, which rejects it") from error
+        assert read == (patient.birthDate, patient.gender) and type(read[0]) is type(patient.birthDate)
+    assert plain == 100
 
 
 def test_members_of_a_cbc_panel_take_the_panels_time_and_draw():

@@ -97,8 +97,8 @@ def _finding(
     )
 
 
-def _neutropenia(record: ClinicalRecord, as_of: datetime) -> Finding | None:
-    points = neutrophil_series(record)
+def _neutropenia(record: ClinicalRecord, points: tuple[Point, ...], as_of: datetime) -> Finding | None:
+    """`points` is the record's `neutrophil_series`, which `assess` also needs."""
     if not points:
         return None
     latest = points[-1]
@@ -274,10 +274,11 @@ def _pancytopenia(findings: dict[FindingKind, Finding], as_of: datetime) -> Find
 def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
     """All cytopenia findings for the record as it stood at `as_of`."""
     record = as_of_view(record, as_of)
+    neutrophils = neutrophil_series(record)
     found = {
         kind: finding
         for kind, finding in (
-            (FindingKind.NEUTROPENIA, _neutropenia(record, as_of)),
+            (FindingKind.NEUTROPENIA, _neutropenia(record, neutrophils, as_of)),
             (FindingKind.LEUKOPENIA, _leukopenia(record, as_of)),
             (FindingKind.LYMPHOPENIA, _graded(record, as_of, FindingKind.LYMPHOPENIA, Analyte.LYMPHOCYTES)),
             (FindingKind.ANAEMIA, _anaemia(record, as_of)),
@@ -295,7 +296,7 @@ def assess(record: ClinicalRecord, as_of: datetime) -> Assessment:
     if not counts:
         missing.append("no blood count (WBC, ANC, haemoglobin or platelets) on record")
     else:
-        if not neutrophil_series(record):
+        if not neutrophils:
             missing.append("no neutrophil count or differential: neutropenia cannot be assessed")
         for analyte, label in ((Analyte.HEMOGLOBIN, "haemoglobin"), (Analyte.PLATELETS, "platelet count")):
             if not record.series(analyte):
