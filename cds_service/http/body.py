@@ -17,7 +17,7 @@ ORJSON_DEPTH = 254  # orjson.dumps refuses a document nested deeper than this (p
 def nesting_exceeds(document: Any, limit: int) -> bool:
     """Whether containers nest deeper than `limit`. First the quick proof that they do not: orjson serialises
     the document inside `ORJSON_DEPTH - limit` lists in C, and succeeds only if it is at most `limit`
-    deep (a tenth of the cost of walking a typical request, and of parsing a large one). When that
+    deep (a third of the walk's cost on a typical request, a fifth on a large one). When that
     fails, for depth or any other reason, the exact walk decides."""
     if limit < ORJSON_DEPTH and _serialises_within(document, ORJSON_DEPTH - limit):
         return False
