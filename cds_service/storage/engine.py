@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from cds_service.compute_turn import waiting
+from cds_service.storage.sql import execute
 
 MIGRATIONS = "cds_service.storage:migrations"
 RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxies and managed PostgreSQL
@@ -159,7 +160,7 @@ def _transaction(connection: Connection, work: Callable[[Connection], T]) -> T:
         if connection.dialect.name == "sqlite":
             # The write lock first: two workers reading the same state cannot then both write it; the
             # later one waits its turn instead of failing to upgrade its read lock.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            execute(connection, "BEGIN IMMEDIATE", {})
         return work(connection)
 
 
