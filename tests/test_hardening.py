@@ -7,9 +7,11 @@ import json
 import logging
 import time
 
+import orjson
 import pytest
 
 from cds_service.config import ClientConfig
+from cds_service.http.body import ORJSON_DEPTH, _walk_exceeds, nesting_exceeds
 from tests.conftest import assert_valid
 from tests.jwt_support import BASE_URL, EHR_ISSUER, SERVICE_PATH, SigningKey, bearer, claims, write_jwks
 
@@ -47,6 +49,29 @@ def test_nesting_within_the_cap_is_accepted(http, key, example_request):
     body = json.dumps({**example_request, "extension": {"deep": "X"}}).replace('"X"', nested(37))
     response = http.post(SERVICE_PATH, data=body, content_type="application/json", headers=bearer(key.mint(claims())))
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def wrapped(depth: int, container: str) -> object:
+    document: object = 1
+    for _ in range(depth):
+        document = [document] if container == "list" else {"k": document, "leaf": None}
+    return document
+
+
+def test_orjson_refuses_exactly_what_the_quick_depth_check_relies_on():
+    """The quick check proves a document shallow only because orjson refuses to serialise deeper ones."""
+    for container in ("list", "dict"):
+        orjson.dumps(wrapped(ORJSON_DEPTH, container))
+        with pytest.raises(orjson.JSONEncodeError):
+            orjson.dumps(wrapped(ORJSON_DEPTH + 1, container))
+
+
+@pytest.mark.parametrize("container", ["list", "dict"])
+@pytest.mark.parametrize("limit", [8, 40, 100, ORJSON_DEPTH - 1, ORJSON_DEPTH, 1000])
+def test_the_quick_depth_check_agrees_with_the_exact_walk(container, limit):
+    for depth in {1, limit - 1, limit, limit + 1, limit + 2, ORJSON_DEPTH, ORJSON_DEPTH + 1}:
+        document = wrapped(depth, container)
+        assert nesting_exceeds(document, limit) == _walk_exceeds(document, limit), depth
 
 
 def test_a_body_that_is_not_json_is_415_after_authentication(http, key):

@@ -11,8 +11,30 @@ from flask import Request, current_app
 from cds_service.errors import ApiError
 from cds_service.http.schemas import first_error
 
+ORJSON_DEPTH = 254  # orjson.dumps refuses a document nested deeper than this (pinned by a test)
+
 
 def nesting_exceeds(document: Any, limit: int) -> bool:
+    """Whether containers nest deeper than `limit`. First the quick proof that they do not: orjson serialises
+    the document inside `ORJSON_DEPTH - limit` lists in C, and succeeds only if it is at most `limit`
+    deep (a third of the walk's cost on a typical request, a fifth on a large one). When that
+    fails, for depth or any other reason, the exact walk decides."""
+    if limit < ORJSON_DEPTH and _serialises_within(document, ORJSON_DEPTH - limit):
+        return False
+    return _walk_exceeds(document, limit)
+
+
+def _serialises_within(document: Any, padding: int) -> bool:
+    for _ in range(padding):
+        document = [document]
+    try:
+        orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return False
+    return True
+
+
+def _walk_exceeds(document: Any, limit: int) -> bool:
     """Level by level, without recursion, so a hostile document cannot exhaust the stack of the recursive
     validators that follow; whole levels at a time keep it at 10-20 ms for a 2.7 MB patient bundle."""
     level = [document] if isinstance(document, (dict, list)) else []

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 import structlog
 from flask import Flask, Response, g, request
+from prometheus_client import Counter, Histogram
 
 from cds_service.issued_card import IssuedCard
 from cds_service.observability.logs import REQUEST_ID, get_logger, request_id_from
@@ -15,6 +17,17 @@ from cds_service.observability.metrics import HOOK_REQUEST_SECONDS, HTTP_REQUEST
 
 log = get_logger("cds_service.request")
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: logged only when failing
+
+
+@lru_cache(maxsize=256)
+def _requests_counted(route: str, method: str, status: str) -> Counter:
+    """The labelled child, kept: `labels()` validates and looks it up under a lock on every call."""
+    return HTTP_REQUESTS.labels(route, method, status)
+
+
+@lru_cache(maxsize=256)
+def _hook_latency(service_id: str, hook: str, status: str) -> Histogram:
+    return HOOK_REQUEST_SECONDS.labels(service_id, hook, status)
 
 
 @contextmanager
@@ -61,10 +74,10 @@ def install_request_observability(app: Flask) -> None:
         seconds = time.perf_counter() - started
         route = request.url_rule.rule if request.url_rule else "unmatched"
         status = str(response.status_code)
-        HTTP_REQUESTS.labels(route, request.method, status).inc()
+        _requests_counted(route, request.method, status).inc()
         service_id = g.get("service_id")
         if service_id:
-            HOOK_REQUEST_SECONDS.labels(service_id, g.get("hook", "unknown"), status).observe(seconds)
+            _hook_latency(service_id, g.get("hook", "unknown"), status).observe(seconds)
         response.headers["X-Request-ID"] = g.request_id
         if route not in QUIET_ROUTES or response.status_code >= 400:
             stages = {f"{name}_ms": ms for name, ms in g.get("stages", {}).items()}

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Connection, Table, update
 from cds_service.alert_fatigue import Candidate, LastShown, Policy, Suppressed, held_back
 from cds_service.issued_card import IssuedCard
 from cds_service.storage.models import AlertState
-from cds_service.storage.sql import bound, parameter, pipelined, reader, row_parameters, values_rows
+from cds_service.storage.sql import bound, execute, parameter, pipelined, reader, row_parameters, values_rows
 
 # A declarative model's `__table__` is typed as a FromClause; for a mapped class with `__tablename__` it is
 # always the Table itself, which is what `update()`, `insert()` and `primary_key` need.
@@ -90,7 +90,7 @@ def _locked_last_shown(
         lock = {"lock": int.from_bytes(digest[:8], "big", signed=True)}
         rows = pipelined(connection, [("SELECT pg_advisory_xact_lock(%(lock)s)", lock), (statement, parameters)])
     else:
-        rows = [tuple(row) for row in connection.exec_driver_sql(statement, parameters)]
+        rows = execute(connection, statement, parameters)
     as_time = reader(connection, STATE, "last_shown_at")
     return {
         finding: Stored(LastShown(digest, grade, as_time(at), as_time(snoozed)), version)
@@ -119,7 +119,7 @@ def remember(connection: Connection, showings: Sequence[dict[str, Any]]) -> None
     """Write the showings `screen` decided, in one statement (the audit write does it on PostgreSQL)."""
     if showings:
         statement = upsert_sql(connection.dialect.name, len(showings))
-        connection.exec_driver_sql(statement, showing_parameters(connection, showings))
+        execute(connection, statement, showing_parameters(connection, showings))
 
 
 def screen(

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, String, Table
 
 from cds_service.storage.alert_state import Screened, remember, showing_parameters, upsert_sql
 from cds_service.storage.models import CardRecord, HookCallRecord
-from cds_service.storage.sql import bound, row_parameters, values_rows
+from cds_service.storage.sql import bound, execute, row_parameters, values_rows
 
 HOOK_CALLS = cast(Table, HookCallRecord.__table__)
 CARDS = cast(Table, CardRecord.__table__)
@@ -104,6 +104,6 @@ def record_call(
         return
     remember(connection, showings)
     insert_call, insert_cards = _sqlite_statements(len(cards))
-    parameters["call_id"] = connection.exec_driver_sql(insert_call, parameters).scalar_one()
+    [(parameters["call_id"],)] = execute(connection, insert_call, parameters)
     if cards:
-        connection.exec_driver_sql(insert_cards, parameters)
+        execute(connection, insert_cards, parameters)

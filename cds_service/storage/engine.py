@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from cds_service.compute_turn import waiting
+from cds_service.storage.sql import execute
 
 MIGRATIONS = "cds_service.storage:migrations"
 RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxies and managed PostgreSQL
@@ -150,11 +151,16 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 
 def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.connect() as connection, connection.begin():
+    with engine.connect() as connection:
+        return _transaction(connection, work)
+
+
+def _transaction(connection: Connection, work: Callable[[Connection], T]) -> T:
+    with connection.begin():
         if connection.dialect.name == "sqlite":
             # The write lock first: two workers reading the same state cannot then both write it; the
             # later one waits its turn instead of failing to upgrade its read lock.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            execute(connection, "BEGIN IMMEDIATE", {})
         return work(connection)
 
 
@@ -189,12 +195,17 @@ class GroupCommit:
     request, log fields), one after another under the database's write lock: a later call in a batch
     sees the alert state an earlier one wrote, as it would after that one's commit. If the commit fails
     every call of the batch gets the error (its cards are shown and its audit row is retried alone).
+
+    Only one leader runs at a time, so the leaders keep one connection between batches rather than take
+    it from the pool and give it back (with the pool's rollback) for every batch; it is let go after
+    any error, and the next batch opens a fresh one.
     """
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._queued: list[_Queued[Any]] = []
         self._leading = False
+        self._connection: Connection | None = None
 
     def run(self, engine: Engine, work: Callable[[Connection], T]) -> T:
         call = _Queued(work)
@@ -212,7 +223,7 @@ class GroupCommit:
         with self._mutex:
             batch, self._queued = self._queued, []
         try:
-            in_transaction(engine, lambda connection: _run_batch(connection, batch))
+            self._in_transaction(engine, lambda connection: _run_batch(connection, batch))
         except BaseException as error:  # the transaction as a whole failed: nothing of the batch is stored
             for call in batch:
                 call.error = error
@@ -225,6 +236,28 @@ class GroupCommit:
             if successor is not None:
                 successor.leads = True
                 successor.turn.set()
+
+    def _in_transaction(self, engine: Engine, work: Callable[[Connection], T]) -> T:
+        """`in_transaction` on the kept connection: once more on a fresh one if it turns out to be dead."""
+        try:
+            return self._on_kept(engine, work)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        return self._on_kept(engine, work)
+
+    def _on_kept(self, engine: Engine, work: Callable[[Connection], T]) -> T:
+        connection = self._connection
+        if connection is None or connection.engine is not engine or connection.closed or connection.invalidated:
+            if connection is not None:
+                connection.close()
+            connection = self._connection = engine.connect()
+        try:
+            return _transaction(connection, work)
+        except BaseException:
+            self._connection = None
+            connection.close()
+            raise
 
 
 def _run_batch(connection: Connection, batch: list[_Queued[Any]]) -> None:
