@@ -1,4 +1,4 @@
-"""One call computes at a time in a worker process; while it waits (the database, a FHIR server, the
+"""One call computes at a time in a worker process; while it waits (a commit, a FHIR server, Redis, the
 EHR's token endpoints) the next one computes.
 
 CPython runs one thread's Python at a time. When gunicorn's threads all compute at once, a thread
@@ -6,8 +6,9 @@ back from a wait (a commit, a FHIR read) queues for the interpreter behind a com
 to the switch interval (5 ms), and a call meets several waits: measured with 2 workers of 4 threads,
 4 connections were answered more slowly than 1 (156 against 193 calls a second on PostgreSQL; 164
 against 261 on SQLite). Taking turns keeps the threads for what they are for, overlapping waits,
-without that queueing. A thread that does not hold the turn (tests, the command-line tools) waits as
-before.
+without most of that queueing. Short waits (a statement inside a transaction) keep the turn: handing it
+on at each would queue the call behind another's computing as often. A thread that does not hold the
+turn (tests, the command-line tools) waits as before.
 """
 
 from __future__ import annotations

@@ -141,13 +141,12 @@ def make_engine(database_url: str, pool_size: int = 5, deadline_seconds: float |
 def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction on one connection, committed before this returns. Run once more if
     the connection turns out to be dead (a database restart since it was pooled), never for other errors."""
-    with waiting():
-        try:
-            return _run(engine, work)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
+    try:
         return _run(engine, work)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    return _run(engine, work)
 
 
 def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
@@ -156,12 +155,21 @@ def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 
 def _transaction(connection: Connection, work: Callable[[Connection], T]) -> T:
-    with connection.begin():
+    """The statements run in this call's compute turn (each is short; handing the turn on at each would
+    queue this call behind another's computing as often); the commit, which waits for the disk, hands it on."""
+    transaction = connection.begin()
+    try:
         if connection.dialect.name == "sqlite":
             # The write lock first: two workers reading the same state cannot then both write it; the
             # later one waits its turn instead of failing to upgrade its read lock.
             execute(connection, "BEGIN IMMEDIATE", {})
-        return work(connection)
+        result = work(connection)
+        with waiting():
+            transaction.commit()
+    except BaseException:
+        transaction.rollback()  # on any error, the commit's own included
+        raise
+    return result
 
 
 class _Queued(Generic[T]):
@@ -213,7 +221,8 @@ class GroupCommit:
             self._queued.append(call)
             follows, self._leading = self._leading, True
         if follows:
-            call.turn.wait()
+            with waiting():  # for the leader, who needs the turn to finish
+                call.turn.wait()
             if not call.leads:
                 return call.outcome()
         self._lead(engine)
@@ -318,8 +327,7 @@ class Store:
         engine = self.engine
         if self._group_commit is None:
             return self.transaction(work)
-        with waiting():  # for the commit another call leads, too
-            return self._group_commit.run(engine, work)
+        return self._group_commit.run(engine, work)
 
     def transaction(self, work: Callable[[Connection], T]) -> T:
         """`in_transaction`, skipped at once while the database is lost."""
