@@ -114,21 +114,20 @@ def make_engine(database_url: str, pool_size: int = 5, deadline_seconds: float |
     user ids): it is logged with its traceback."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        if deadline_seconds is None:
-            return create_engine(
-                url, pool_size=pool_size, max_overflow=0, pool_recycle=RECYCLE_SECONDS, hide_parameters=True
-            )
+        # libpq waits at least 2 s to connect, whatever it is told
+        connect_args = {} if deadline_seconds is None else {"connect_timeout": max(2, math.ceil(deadline_seconds))}
         engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=0,
             pool_recycle=RECYCLE_SECONDS,
             hide_parameters=True,
-            connect_args={"connect_timeout": max(2, math.ceil(deadline_seconds))},  # libpq waits at least 2 s
+            connect_args=connect_args,
         )
-        watchdog = Watchdog(deadline_seconds)
-        event.listen(engine, "checkout", watchdog.watch)
-        event.listen(engine, "checkin", watchdog.release)
+        if deadline_seconds is not None:
+            watchdog = Watchdog(deadline_seconds)
+            event.listen(engine, "checkout", watchdog.watch)
+            event.listen(engine, "checkin", watchdog.release)
         return engine
     if url.database in (None, "", ":memory:"):
         return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False}, hide_parameters=True)
