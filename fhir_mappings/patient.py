@@ -32,7 +32,7 @@ def _plainly_valid(elements: Json) -> tuple[date | None, str | None] | None:
     patient_id, gender, birth = elements.get("id"), elements.get("gender"), elements.get("birthDate")
     if "id" in elements and not (isinstance(patient_id, str) and PLAIN_ID.fullmatch(patient_id)):
         return None
-    if "gender" in elements and gender not in PLAIN_GENDERS:
+    if "gender" in elements and not (isinstance(gender, str) and gender in PLAIN_GENDERS):
         return None
     if "birthDate" not in elements:
         return None, gender

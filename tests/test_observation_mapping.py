@@ -8,7 +8,7 @@ from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
 from fhir_mappings import Analyte
-from fhir_mappings.patient import _plainly_valid
+from fhir_mappings.patient import _plainly_valid, read_patient
 from tests.builders import ANC, HB, PLT, WBC, day, draw, observation, record_of
 
 
@@ -175,7 +175,7 @@ def test_invalid_patient_is_read_as_sent_and_reported():
 def test_a_patient_read_without_the_r4b_model_is_one_the_model_accepts_and_reads_the_same():
     """The plain case skips the model only where the model would accept it and read the same birth date and sex."""
     ids = [None, "abc", "a" * 64, "a" * 65, "a b", "x_y", "é", "1.2-3", "", "abc\n", 5]
-    genders = [None, "male", "female", "other", "unknown", "Male", " male", "foo", 1]
+    genders = [None, "male", "female", "other", "unknown", "Male", " male", "foo", 1, ["male"], {"code": "male"}]
     dates = [None, "1953-04-23", "1953", "1953-04", "2020-02-29", "2019-02-29", "0000-01-01", "0001-01-01"]
     dates += ["1953-4-23", "1953-04-23T00:00:00", "١٩٥٣-04-23", "1953-13-01", "9999-12-31", 19530423, "1953-04-23\n"]
     plain = 0
@@ -191,6 +191,13 @@ def test_a_patient_read_without_the_r4b_model_is_one_the_model_accepts_and_reads
             raise AssertionError(f"{elements} read without the model, which rejects it") from error
         assert read == (patient.birthDate, patient.gender) and type(read[0]) is type(patient.birthDate)
     assert plain == 100
+
+
+def test_a_patient_whose_gender_is_not_a_string_is_reported_not_a_crash():
+    """A list or object where a code belongs is the model's to reject and the record's to report."""
+    for gender in (["male"], {"code": "male"}):
+        demographics, issues = read_patient({"resourceType": "Patient", "id": "p1", "gender": gender}, "p1")
+        assert demographics.sex is None and issues and "not valid FHIR R4" in issues[0].problem
 
 
 def test_members_of_a_cbc_panel_take_the_panels_time_and_draw():
