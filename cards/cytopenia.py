@@ -14,6 +14,7 @@ from cards.markdown import clip, escape, fit, listed, table, when
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Indicator, Suggestion
 from cards.numbers import NAMES, limit_text, named, unit_of, with_unit
 from cards.orders import draft_order, order_label
+from cds_service.clinical.anaemia import youngest_who_months
 from cds_service.clinical.context import FindingContext
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
 from cds_service.clinical.knowledge import ctcae_cuts, neutropenia_bands, threshold
@@ -323,7 +324,9 @@ def data_gap_card(
     elif assessment.issues or not assessment.ungraded:
         summary_text = "Blood counts partly unusable: cytopenia assessment may be incomplete" + ask
     else:
-        summary_text = "Haemoglobin not graded: no WHO cut-off below 6 months and no lab reference range"
+        summary_text = (
+            f"Haemoglobin not graded: no WHO cut-off below {youngest_who_months()} months and no lab reference range"
+        )
     blocks = [
         "This is **not** a statement that the counts are normal.",
         f"Counts are expected here: {escape(', '.join(expected))}." if expected else None,

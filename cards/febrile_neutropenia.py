@@ -2,10 +2,10 @@
 
 One critical card per episode: the evidence, the definitions met, the time goal, one line per risk
 score, and the first-hour order sets as alternatives (at-most-one): each set is one empirical
-regimen with the two blood-culture sets and the daily CBC, so one click drafts the whole first hour;
-a set without an antibiotic serves a clinician who has already chosen one. The full MASCC/CISNE item
-tables are not in the card: the review app holds them. Every number comes from the assessment or a
-knowledge row.
+regimen with the blood-culture sets (as many as `first_hour.csv` asks) and the daily CBC, so one
+click drafts the whole first hour; a set without an antibiotic serves a clinician who has already
+chosen one. The full MASCC/CISNE item tables are not in the card: the review app holds them. Every
+number and every guideline named comes from the assessment or a knowledge row.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from dataclasses import replace
 from cards.catalogue import card_links, card_source, override_reasons
 from cards.cytopenia import gap_lines
 from cards.markdown import clip, escape, fit, listed, when
-from cards.medication_orders import draft_medication, medication_label
+from cards.medication_orders import draft_medication, medication_citation, medication_label
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Suggestion
 from cards.numbers import duration, limit_text, named, value_text
 from cards.orders import draft_order
-from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState, RegimenChoice
+from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState, RegimenChoice, empirical_list_citation
 from cds_service.clinical.fever import FeverEpisode
-from cds_service.clinical.knowledge import fn_rule, prophylaxis, risk_cutoff, seed_guidance
+from cds_service.clinical.first_hour import blood_culture_sets
+from cds_service.clinical.knowledge import fn_rule, gcsf_criteria, prophylaxis, risk_cutoff, seed_guidance
 from cds_service.clinical.risk_scores import ScoreRange
 from cds_service.clinical.series import Point
 from fhir_mappings import Analyte, Measurement
@@ -90,11 +91,10 @@ def _evidence_line(a: FnAssessment) -> str:
 
 
 def _definitions(a: FnAssessment) -> str:
-    idsa = fn_rule("idsa_neutropenia_anc").value
-    ctcae = fn_rule("ctcae_fn_anc").value
+    idsa, ctcae = fn_rule("idsa_neutropenia_anc"), fn_rule("ctcae_fn_anc")
     return (
-        f"IDSA 2010 (ANC <{limit_text(idsa)}): {'**met**' if a.idsa_fn else 'not met'}; "
-        f"CTCAE v5.0 (ANC <{limit_text(ctcae)}): {'**met**' if a.ctcae_fn else 'not met'}."
+        f"{idsa.cited_as} (ANC <{limit_text(idsa.value)}): {'**met**' if a.idsa_fn else 'not met'}; "
+        f"{ctcae.cited_as} (ANC <{limit_text(ctcae.value)}): {'**met**' if a.ctcae_fn else 'not met'}."
     )
 
 
@@ -147,10 +147,11 @@ def _gcsf_line(a: FnAssessment) -> str:
     """G-CSF is considered only for a cited ASCO high-risk feature, never from the count alone."""
     if a.g_csf:
         return f"G-CSF already active ({escape(clip(', '.join(m.text for m in a.g_csf), 80))})."
+    cited = gcsf_criteria()["age_over"].cited_as  # the row that carries the guideline's high-risk list
     if not a.g_csf_reasons:
-        return "G-CSF: not routine in uncomplicated febrile neutropenia (ASCO); no high-risk feature on record."
+        return f"G-CSF: not routine in uncomplicated febrile neutropenia ({cited}); no high-risk feature on record."
     reasons = "; ".join(f"{escape(r.name)} ({escape(r.evidence)})" for r in a.g_csf_reasons)
-    return f"Consider G-CSF (ASCO high-risk features): {reasons}."
+    return f"Consider G-CSF ({cited} high-risk features): {reasons}."
 
 
 def _oral_regimen(a: FnAssessment) -> str | None:
@@ -213,14 +214,15 @@ def _until() -> str:
 def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
     onset = _episode(a).onset
     elapsed = (a.as_of - onset).total_seconds() / 60
+    goal = fn_rule("antibiotics_within_minutes").cited_as
     blocks = [
         _seed("shock") if a.shock else None,
         _evidence_line(a),
         _definitions(a),
-        f"**Goal: first empirical IV antibiotic dose within {_within()} of triage** (ASCO/IDSA 2018); fever began "
+        f"**Goal: first empirical IV antibiotic dose within {_within()} of triage** ({goal}); fever began "
         f"{elapsed:.0f} min before this evaluation. Draw the blood cultures first if that does not delay the dose.",
-        f"Choose **one** order set: an anti-pseudomonal β-lactam (IDSA 2010) with 2 blood-culture sets and a daily "
-        f"CBC {_until()}. Adjust doses for renal function.",
+        f"Choose **one** order set: an anti-pseudomonal β-lactam ({empirical_list_citation()}) with "
+        f"{blood_culture_sets().count} blood-culture sets and a daily CBC {_until()}. Adjust doses for renal function.",
         *_child_lines(a),
         *_allergy_lines(a),
         _seed("ceftazidime") if any(r.regimen == "ceftazidime" and r.status != "offered" for r in a.regimens) else None,
@@ -246,18 +248,15 @@ def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
 
 
 def _culture_actions(patient_id: str, encounter_id: str | None, reason: str) -> tuple[Action, ...]:
-    notes = (
-        "Set 1 of 2: peripheral venepuncture, before the first antibiotic dose.",
-        "Set 2 of 2: from each lumen of a central venous catheter if one is present, otherwise a second "
-        "peripheral site.",
-    )
+    """One draft order per set of the `blood_culture_sets` row, each noting where it is drawn."""
+    sets = blood_culture_sets()
     return tuple(
         Action(
             "create",
-            f"Draft order: blood culture set {i} of 2",
-            draft_order("blood_culture", patient_id, encounter_id, reason, note),
+            f"Draft order: blood culture set {i} of {sets.count}",
+            draft_order("blood_culture", patient_id, encounter_id, reason, f"Set {i} of {sets.count}: {site}."),
         )
-        for i, note in enumerate(notes, 1)
+        for i, site in enumerate(sets.sites, 1)
     )
 
 
@@ -284,6 +283,7 @@ def _order_sets(a: FnAssessment, reason: str, patient_id: str, encounter_id: str
         # fever on fluoroquinolone prophylaxis: the prophylaxis stops with the first empirical dose
         *(Action("delete", f"Stop {q.text}", resource_id=q.source) for q in a.quinolone_prophylaxis),
     )
+    cultures = blood_culture_sets().count
     vancomycin: tuple[Action, ...] = ()
     names = ""
     if a.vancomycin_indications:
@@ -300,7 +300,7 @@ def _order_sets(a: FnAssessment, reason: str, patient_id: str, encounter_id: str
         flagged = choice.status == "flagged"
         extra = () if any(o.startswith("vancomycin") for o in choice.orders) else vancomycin
         return Suggestion(
-            label=f"{labels}{'' if extra == () else names}, 2 blood cultures, daily CBC"
+            label=f"{labels}{'' if extra == () else names}, {cultures} blood cultures, daily CBC"
             + (f" ({choice.flag})" if flagged and choice.flag else " (check allergy)" if flagged else ""),
             is_recommended=False if flagged else None,
             actions=(
@@ -321,7 +321,7 @@ def _order_sets(a: FnAssessment, reason: str, patient_id: str, encounter_id: str
     sets = [order_set(c) for c in a.regimens if c.status != "withheld"]
     sets.append(
         Suggestion(
-            label="2 blood cultures and daily CBC only (antibiotic ordered separately)",
+            label=f"{cultures} blood cultures and daily CBC only (antibiotic ordered separately)",
             actions=first_hour,
             orders=FIRST_HOUR,
         )
@@ -373,7 +373,8 @@ def considerations_card(a: FnAssessment, patient_id: str, encounter_id: str | No
     if a.shock:
         offered.append(
             Suggestion(
-                "Consider adding an aminoglycoside (IDSA 2010: may be added for complications)",
+                f"Consider adding an aminoglycoside ({medication_citation('aminoglycoside_unspecified')}: may be added "
+                "for complications)",
                 (
                     Action(
                         "create",
@@ -485,7 +486,7 @@ def severe_neutropenia_card(a: FnAssessment, gaps: list[str], patient_id: str, e
         fever_watch(a),
         *gaps,
         *([] if a.profound else _prophylaxis_lines(a)),
-        "G-CSF: not routine for afebrile neutropenia (ASCO)."
+        f"G-CSF: not routine for afebrile neutropenia ({gcsf_criteria()['afebrile_not_routine'].cited_as})."
         if not a.g_csf
         else f"G-CSF already active ({escape(clip(', '.join(m.text for m in a.g_csf), 80))}).",
     ]

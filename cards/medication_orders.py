@@ -13,7 +13,7 @@ from typing import Any
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cards.orders import address
-from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table, required
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -71,6 +71,23 @@ def medication_catalogue() -> dict[str, dict[str, Any]]:
 
 def medication_label(order: str) -> str:
     return medication_catalogue()[order]["medicationCodeableConcept"]["text"]
+
+
+# The orders a card names with their citation ("an aminoglycoside (IDSA 2010: ...)").
+CITED_ORDERS = frozenset({"aminoglycoside_unspecified"})
+
+
+@knowledge_loader
+def _citations() -> dict[str, str]:
+    """Order -> the short citation a card prints for it; one of `CITED_ORDERS` without it stops the start."""
+    return {
+        row["order"]: required(row, "cited_as") if row["order"] in CITED_ORDERS else row["cited_as"]
+        for row in read_table("cards", "medication_orders.csv")
+    }
+
+
+def medication_citation(order: str) -> str:
+    return _citations()[order]
 
 
 def draft_medication(

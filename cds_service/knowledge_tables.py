@@ -9,8 +9,10 @@ Checks on every table: each row has exactly the header's fields; a `source` colu
 `tag` is one of `TAGS` (see docs/informatics/knowledge.md); a number column (named in `NUMBER_COLUMNS`,
 or by `NUMBER_SUFFIXES` / `NUMBER_PREFIXES`; unless the row's unit is `category`) holds a number or
 nothing; a unit column holds a unit of the unit table (`fhir_mappings/data/units.csv`) or one of
-`OTHER_UNITS`. What a loader converts (enum values, required numbers) is checked by running it: its
-error is reported with the row it was reading.
+`OTHER_UNITS`; a `cited_as` (the short citation a card prints for the row, e.g. "ELN 2016") names only
+words of the row's own `source`, so the card never cites what the row does not. What a loader converts
+(enum values, required numbers, a `cited_as` the card needs) is checked by running it: its error is
+reported with the row it was reading.
 """
 
 from __future__ import annotations
@@ -84,7 +86,21 @@ def _check(row: dict[str, str | None], units: frozenset[str] | None) -> str | No
                 return f"{column} {value!r} is not a number"
         if value and units is not None and _is_unit_column(column) and value not in units | OTHER_UNITS:
             return f"{column} {value!r} is not in the unit table"
+        if column == "cited_as" and (missing := _not_in_source(value, row.get("source") or "")):
+            return f"cited_as {value!r} is not in the row's source (no {missing!r})"
     return None
+
+
+def _not_in_source(cited_as: str, source: str) -> str | None:
+    """The first word of a short citation its row's source does not contain, or None."""
+    return next((word for word in cited_as.split() if word.casefold() not in source.casefold()), None)
+
+
+def required(row: dict[str, str], column: str) -> str:
+    """A field the code prints from this row; empty, it stops the start naming the row (see `load_all`)."""
+    if not row[column].strip():
+        raise ValueError(f"{column} is empty: a card prints it from this row")
+    return row[column]
 
 
 @cache

@@ -16,7 +16,7 @@ from cds_service.clinical.anaemia import (
 )
 from cds_service.clinical.findings import Assessment, Finding, FindingKind, LowerLimit
 from cds_service.clinical.grading import Grade, ctcae_grade, neutropenia_band
-from cds_service.clinical.knowledge import AnaemiaCutoff, threshold
+from cds_service.clinical.knowledge import AnaemiaCutoff, threshold, who_citation
 from cds_service.clinical.series import Point, direct_series, neutrophil_series
 from cds_service.clinical.trends import trend
 from fhir_mappings import Analyte, ClinicalRecord
@@ -47,7 +47,7 @@ def lower_limit(record: ClinicalRecord, analyte: Analyte, point: Point, as_of: d
     if analyte is Analyte.HEMOGLOBIN:
         cutoff, _notes = haemoglobin_cutoff(record, as_of)
         basis = (
-            f"WHO 2024 cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL"
+            f"{cutoff.cited_as} cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL"
             if cutoff
             else "no lab range and no WHO cut-off"
         )
@@ -116,7 +116,7 @@ def _neutropenia(record: ClinicalRecord, points: tuple[Point, ...], as_of: datet
             significant = False
             notes.append(
                 f"Duffy-null phenotype documented: ANC is within the Duffy-null reference interval "
-                f"(lower limit {danc.value:g} ×10⁹/L, Hibbs 2025), so this is not neutropenia for this patient; "
+                f"(lower limit {danc.value:g} ×10⁹/L, {danc.cited_as}), so this is not neutropenia for this patient; "
                 "the CTCAE grade is shown unchanged for toxicity reporting."
             )
         else:
@@ -203,7 +203,7 @@ def haemoglobin_cutoff(record: ClinicalRecord, as_of: datetime) -> tuple[Anaemia
     if cutoff is None and months is not None and months < youngest_who_months():
         notes.append(f"No WHO cut-off below {youngest_who_months()} months: graded only against the lab's range.")
     elif cutoff is None:
-        notes.append("Age or sex unknown: the WHO 2024 cut-off could not be chosen.")
+        notes.append(f"Age or sex unknown: the {who_citation()} cut-off could not be chosen.")
     elif status.status == "unknown" and pregnancy_possible(record.demographics, day):
         notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
     return cutoff, tuple(notes)

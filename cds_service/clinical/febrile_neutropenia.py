@@ -15,7 +15,7 @@ from cds_service.clinical.fever import FeverAssessment, assess_fever
 from cds_service.clinical.knowledge import PACKAGE, Criterion, fn_rule, gcsf_criteria
 from cds_service.clinical.risk_scores import CisneInputs, MasccInputs, ScoreRange, cisne, mascc
 from cds_service.clinical.series import Point, neutrophil_series
-from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.knowledge_tables import KnowledgeError, knowledge_loader, read_table, required
 from fhir_mappings import Analyte, ClinicalRecord, DataIssue, Measurement
 from fhir_mappings.allergies import AllergyFact
 from fhir_mappings.facts import CodedFact
@@ -152,6 +152,17 @@ def regimens() -> tuple[dict[str, str], ...]:
     return tuple(read_table(PACKAGE, "empirical_regimens.csv"))
 
 
+@knowledge_loader
+def empirical_list_citation() -> str:
+    """The guideline whose empirical list the `idsa_2010` column marks ("IDSA 2010"), as its rows cite it:
+    each listed empirical regimen carries one, the same for all, or the start stops naming the table."""
+    table = read_table(PACKAGE, "empirical_regimens.csv")
+    cited = {required(row, "cited_as") for row in table if row["kind"] == "empirical" and row["idsa_2010"] == "yes"}
+    if len(cited) != 1:
+        raise KnowledgeError(f"{table[0].table}: the listed empirical regimens cite {sorted(cited)}, not one guideline")
+    return cited.pop()
+
+
 def _predict(points: tuple[Point, ...]) -> AncPrediction | None:
     """Never from one value: needs two or more results from different times in the window."""
     if len(points) < 2 or points[-1].time == points[0].time:
@@ -249,8 +260,8 @@ def _regimen_choices(
         if row["kind"] == "empirical":
             clashing = [a for a in allergies if _clashes(a, groups)]
             if row["idsa_2010"] == "no":
-                status, flag = ("withheld", None) if shock else ("flagged", "not in IDSA 2010 list")
-                reason = "not offered in shock" if shock else "not in the IDSA 2010 list"
+                status, flag = ("withheld", None) if shock else ("flagged", f"not in {empirical_list_citation()} list")
+                reason = "not offered in shock" if shock else f"not in the {empirical_list_citation()} list"
             if immediate:
                 status = "withheld"
                 reason = "immediate-type beta-lactam allergy: " + "; ".join(

@@ -76,28 +76,30 @@ def _latest_sustained(
 
 
 def _idsa(readings: Sequence[Measurement]) -> FeverEpisode | None:
+    rule = f"{fn_rule('idsa_fever_single').cited_as} fever"
     single = fn_rule("idsa_fever_single").value
     sustained = fn_rule("idsa_fever_sustained").value
     minutes = fn_rule("idsa_fever_sustained_minutes").value
     run = _latest_sustained(readings, sustained, lambda span: span >= timedelta(minutes=minutes))
     hit = _latest_single(readings, lambda c: c >= single)
     if hit and (run is None or hit.time >= run[-1].time):
-        return FeverEpisode("IDSA 2010 fever", f"single reading ≥{single:g} °C", (hit,))
+        return FeverEpisode(rule, f"single reading ≥{single:g} °C", (hit,))
     if run:
-        return FeverEpisode("IDSA 2010 fever", f"≥{sustained:g} °C sustained over {minutes:g} min", run)
+        return FeverEpisode(rule, f"≥{sustained:g} °C sustained over {minutes:g} min", run)
     return None
 
 
 def _ctcae(readings: Sequence[Measurement]) -> FeverEpisode | None:
+    rule = f"{fn_rule('ctcae_fever_single').cited_as} fever"
     single = fn_rule("ctcae_fever_single").value
     sustained = fn_rule("ctcae_fever_sustained").value
     minutes = fn_rule("ctcae_fever_sustained_minutes").value
     run = _latest_sustained(readings, sustained, lambda span: span > timedelta(minutes=minutes))
     hit = _latest_single(readings, lambda c: c > single)
     if hit and (run is None or hit.time >= run[-1].time):
-        return FeverEpisode("CTCAE v5.0 fever", f"single reading >{single:g} °C", (hit,))
+        return FeverEpisode(rule, f"single reading >{single:g} °C", (hit,))
     if run:
-        return FeverEpisode("CTCAE v5.0 fever", f"≥{sustained:g} °C for more than {minutes:g} min", run)
+        return FeverEpisode(rule, f"≥{sustained:g} °C for more than {minutes:g} min", run)
     return None
 
 

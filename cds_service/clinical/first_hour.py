@@ -12,7 +12,7 @@ from datetime import datetime
 
 from cds_service.clinical.febrile_neutropenia import FnAssessment
 from cds_service.clinical.knowledge import PACKAGE, fn_rule
-from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.knowledge_tables import KnowledgeError, Row, knowledge_loader, read_table
 from fhir_mappings import ClinicalRecord
 
 
@@ -32,9 +32,33 @@ class FirstHour:
     items: tuple[ChecklistItem, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class BloodCultureSets:
+    """How many blood-culture sets the first hour asks for, and where each is drawn (one site per set)."""
+
+    count: int
+    sites: tuple[str, ...]
+    source: str
+
+
 @knowledge_loader
-def _rows() -> dict[str, dict[str, str]]:
+def _rows() -> dict[str, Row]:
     return {row["name"]: row for row in read_table(PACKAGE, "first_hour.csv")}
+
+
+@knowledge_loader
+def blood_culture_sets() -> BloodCultureSets:
+    """The `blood_culture_sets` row: a whole number of sets, at least one, with exactly one site for each,
+    so the card drafts as many orders as it says (checked at start-up, naming the row)."""
+    row = _rows()["blood_culture_sets"]
+    count = float(row["value"]) if row["value"] else 0.0  # empty: said below as not a number of sets
+    sites = tuple(site.strip() for site in row["sites"].split(";") if site.strip())
+    where = f"{row.table}, line {row.line}"
+    if count < 1 or not count.is_integer():
+        raise KnowledgeError(f"{where}: value {row['value']!r} is not a whole number of sets (at least 1)")
+    if len(sites) != count:
+        raise KnowledgeError(f"{where}: {count:g} sets but {len(sites)} sites: give one site per set, ';'-separated")
+    return BloodCultureSets(int(count), sites, row["source"])
 
 
 def _when(moment: datetime | None) -> str:
@@ -42,21 +66,21 @@ def _when(moment: datetime | None) -> str:
 
 
 def _cultures(record: ClinicalRecord, since: datetime, as_of: datetime, not_read: tuple[str, ...]) -> ChecklistItem:
-    row = _rows()["blood_culture_sets"]
-    wanted = int(row["value"])
+    sets = blood_culture_sets()
+    wanted = sets.count
     label = f"Blood cultures: {wanted} sets before the first antibiotic dose"
     recent = [c for c in record.blood_cultures if c.time is not None and since <= c.time <= as_of]
     taken = [c for c in recent if c.stage == "taken"]
     ordered = [c for c in recent if c.stage == "ordered"]
     if taken:
         listed = "; ".join(f"{_when(c.time)} ({c.source})" for c in taken)
-        return ChecklistItem(label, "recorded", f"{len(taken)} of {wanted} taken: {listed}", row["source"])
+        return ChecklistItem(label, "recorded", f"{len(taken)} of {wanted} taken: {listed}", sets.source)
     if ordered:
         listed = "; ".join(f"{_when(c.time)} ({c.source}, {c.status})" for c in ordered)
-        return ChecklistItem(label, "ordered", f"ordered, no result recorded yet: {listed}", row["source"])
+        return ChecklistItem(label, "ordered", f"ordered, no result recorded yet: {listed}", sets.source)
     if {"Observation", "ServiceRequest"} <= set(not_read):
-        return ChecklistItem(label, "not read", "observations and orders could not be read", row["source"])
-    return ChecklistItem(label, "not recorded", "no blood culture recorded since " + _when(since), row["source"])
+        return ChecklistItem(label, "not read", "observations and orders could not be read", sets.source)
+    return ChecklistItem(label, "not recorded", "no blood culture recorded since " + _when(since), sets.source)
 
 
 def _first_dose(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from types import MappingProxyType
 
-from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.knowledge_tables import KnowledgeError, Row, knowledge_loader, read_table, required
 from fhir_mappings import Analyte
 from fhir_mappings.knowledge import unit_key
 
@@ -29,6 +29,7 @@ class Threshold:
     unit: str
     source: str
     cited_default: float | None = None  # set when the site changed the value: the cited one it replaced
+    cited_as: str = ""  # the short citation a card names the rule by ("IDSA 2010"), where the row gives one
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class AnaemiaCutoff:
     mild_from: float | None
     moderate_from: float | None
     source: str
+    cited_as: str
 
 
 @knowledge_loader
@@ -66,10 +68,21 @@ def neutropenia_bands() -> tuple[tuple[str, float, str], ...]:
     return tuple(sorted(((r["band"], float(r["below"]), r["source"]) for r in rows), key=lambda b: b[1]))
 
 
+# The thresholds a card names by their short citation ("lower limit 1.21 ×10⁹/L, Hibbs 2025").
+CITED_THRESHOLDS = frozenset({"duffy_null_lln_absolute_neutrophil_count"})
+
+
 @knowledge_loader
 def thresholds() -> dict[str, Threshold]:
+    """The site-tunable thresholds; one of `CITED_THRESHOLDS` without a `cited_as` stops the start."""
     return {
-        r["name"]: Threshold(float(r["value"]), r["unit"], r["source"]) for r in read_table(PACKAGE, "thresholds.csv")
+        r["name"]: Threshold(
+            float(r["value"]),
+            r["unit"],
+            r["source"],
+            cited_as=required(r, "cited_as") if r["name"] in CITED_THRESHOLDS else r["cited_as"],
+        )
+        for r in read_table(PACKAGE, "thresholds.csv")
     }
 
 
@@ -83,7 +96,7 @@ def site_threshold(cited: Threshold, value: float) -> Threshold:
     if value == cited.value:
         return cited
     source = f"Site setting {value:g} {cited.unit} (cited default {cited.value:g} {cited.unit}: {cited.source})"
-    return Threshold(value, cited.unit, source, cited_default=cited.value)
+    return Threshold(value, cited.unit, source, cited_default=cited.value, cited_as=cited.cited_as)
 
 
 def site_thresholds(overrides: Mapping[str, float]) -> dict[str, Threshold]:
@@ -113,14 +126,42 @@ def anaemia_cutoffs() -> tuple[AnaemiaCutoff, ...]:
             _number(r["mild_from"]),
             _number(r["moderate_from"]),
             r["source"],
+            required(r, "cited_as"),
         )
         for r in read_table(PACKAGE, "who_anaemia.csv")
     )
 
 
+@knowledge_loader
+def who_citation() -> str:
+    """The guideline the haemoglobin cut-offs come from, as every row of `who_anaemia.csv` cites it."""
+    cited = {cutoff.cited_as for cutoff in anaemia_cutoffs()}
+    if len(cited) != 1:
+        raise KnowledgeError(f"{PACKAGE.replace('.', '/')}/data/who_anaemia.csv: rows cite {sorted(cited)}, not one")
+    return cited.pop()
+
+
+def _named_value(r: Row) -> Threshold:
+    return Threshold(float(r["value"]), r["unit"], r["source"], cited_as=r.get("cited_as", ""))
+
+
 @cache
 def _named_values(name: str) -> dict[str, Threshold]:
-    return {r["name"]: Threshold(float(r["value"]), r["unit"], r["source"]) for r in read_table(PACKAGE, name)}
+    return {r["name"]: _named_value(r) for r in read_table(PACKAGE, name)}
+
+
+# The febrile-neutropenia rules a card names by their short citation ("IDSA 2010 (ANC <0.5)").
+CITED_FN_RULES = frozenset(
+    {"idsa_fever_single", "ctcae_fever_single", "idsa_neutropenia_anc", "ctcae_fn_anc", "antibiotics_within_minutes"}
+)
+
+
+@knowledge_loader
+def _cited_fn_rules() -> None:
+    """Each rule a card cites by name has its `cited_as`: an empty one stops the start, naming the row."""
+    for r in read_table(PACKAGE, "febrile_neutropenia.csv"):
+        if r["name"] in CITED_FN_RULES:
+            required(r, "cited_as")
 
 
 def fn_rule(name: str) -> Threshold:
@@ -147,13 +188,15 @@ class Criterion:
     value: float | None
     text: str
     source: str
+    cited_as: str
 
 
 @knowledge_loader
 def gcsf_criteria() -> dict[str, Criterion]:
-    """ASCO's criteria for considering a CSF in febrile neutropenia (`gcsf_criteria.csv`)."""
+    """ASCO's criteria for considering a CSF in febrile neutropenia (`gcsf_criteria.csv`); a card cites each
+    by its `cited_as`, so none may lack one."""
     return {
-        r["criterion"]: Criterion(r["criterion"], _number(r["value"]), r["text"], r["source"])
+        r["criterion"]: Criterion(r["criterion"], _number(r["value"]), r["text"], r["source"], required(r, "cited_as"))
         for r in read_table(PACKAGE, "gcsf_criteria.csv")
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cds_service.clinical.knowledge import PACKAGE
-from cds_service.knowledge_tables import knowledge_loader, read_table
+from cds_service.knowledge_tables import knowledge_loader, read_table, required
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ class TkiThresholds:
     resume_platelets: float
     resume_comparison: str
     resume_text: str
+    cited_as: str
     source: str
 
     def resumes_at(self, anc: float, platelets: float) -> bool:
@@ -56,6 +57,7 @@ class RuleParameter:
     value: str
     unit: str
     source: str
+    cited_as: str  # the short citation a card prints for this parameter's rule, where it names one
 
     @property
     def number(self) -> float:
@@ -115,16 +117,34 @@ def tki_thresholds() -> dict[str, TkiThresholds]:
             float(r["resume_platelets"]),
             r["resume_comparison"],
             r["resume_text"],
+            required(r, "cited_as"),
             r["source"],
         )
         for r in read_table(PACKAGE, "tki_cytopenia.csv")
     }
 
 
+# The parameters whose citation an order card prints ("Andersohn 2007", "boxed warning").
+CITED_PARAMETERS = frozenset(
+    {
+        ("agranulocytosis_risk", "severe_anc_below"),
+        ("deferiprone", "interrupt_anc_below"),
+        ("vancomycin", "indication_categories"),
+        ("fluoroquinolone_prophylaxis", "fn_context_categories"),
+    }
+)
+
+
 @knowledge_loader
 def _parameters() -> dict[tuple[str, str], RuleParameter]:
+    """Every (rule, name); one a card cites (`CITED_PARAMETERS`) without a `cited_as` stops the start."""
     return {
-        (r["rule"], r["name"]): RuleParameter(r["value"], r["unit"], r["source"])
+        (r["rule"], r["name"]): RuleParameter(
+            r["value"],
+            r["unit"],
+            r["source"],
+            required(r, "cited_as") if (r["rule"], r["name"]) in CITED_PARAMETERS else r["cited_as"],
+        )
         for r in read_table(PACKAGE, "order_rules.csv")
     }
 

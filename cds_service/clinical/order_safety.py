@@ -287,7 +287,7 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     t = rows[0]
     window = parameter("bcr_abl_tki", "count_window_days").number
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
-    setting = f"ELN 2016 thresholds for {t.setting}; accelerated/blast phase thresholds differ."
+    setting = f"{t.cited_as} thresholds for {t.setting}; accelerated/blast phase thresholds differ."
     held = _held_before(draft, s, t.ingredient)
     if held is not None and anc.point and platelets.point:
         if not t.resumes_at(anc.point.value, platelets.point.value):
@@ -297,7 +297,7 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
                 draft,
                 "warning",
                 f"{_name(draft)} restart at ANC {_value(anc.point)}, platelets {_value(platelets.point)} ×10⁹/L: "
-                f"ELN 2016 resumes at ANC {op}{t.resume_anc:g} and platelets {op}{t.resume_platelets:g}",
+                f"{t.cited_as} resumes at ANC {op}{t.resume_anc:g} and platelets {op}{t.resume_platelets:g}",
                 (
                     f"Previous order {held.source} is {held.status}: this order restarts it.",
                     t.resume_text,
@@ -319,7 +319,7 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             "bcr_abl_tki",
             draft,
             "warning",
-            f"{_name(draft)}: {', '.join(low)}: ELN 2016 says stop until counts recover",
+            f"{_name(draft)}: {', '.join(low)}: {t.cited_as} says stop until counts recover",
             (t.resume_text, setting, *(f"Note: {g}." for g in _gaps(anc, platelets))),
             (anc, platelets),
             t.source,
@@ -333,7 +333,7 @@ def bcr_abl_tki(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             (anc, platelets),
             (anc, platelets),
             "info",
-            "ELN 2016 stop thresholds",
+            f"{t.cited_as} stop thresholds",
             t.source,
             (
                 f"Stop if ANC <{t.stop_anc_below:.1f} and/or platelets <{t.stop_platelets_below:g} ×10⁹/L. "
@@ -356,7 +356,7 @@ def deferiprone(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
             "warning",
             f"Deferiprone: ANC {_value(anc.point)} ×10⁹/L is below {limit.number:g}: interrupt deferiprone",
             (
-                f"Interrupt deferiprone if ANC <{limit.number:g} ×10⁹/L (boxed warning).",
+                f"Interrupt deferiprone if ANC <{limit.number:g} ×10⁹/L ({limit.cited_as}).",
                 weekly,
                 *(f"Note: {g}." for g in _gaps(anc)),
             ),
@@ -393,7 +393,7 @@ def agranulocytosis_risk(draft: DraftOrder, s: PatientState) -> OrderAlert | Non
     severe = parameter("agranulocytosis_risk", "severe_anc_below")
     window = parameter("agranulocytosis_risk", "count_window_days").number
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
-    risk = f"{_name(draft)} is among the drugs most often reported to cause agranulocytosis (Andersohn 2007)."
+    risk = f"{_name(draft)} is among the drugs most often reported to cause agranulocytosis ({severe.cited_as})."
     if anc.point and anc.point.value < severe.number:
         return OrderAlert(
             "agranulocytosis_risk",
@@ -606,7 +606,7 @@ def fluoroquinolone_prophylaxis(draft: DraftOrder, s: PatientState) -> OrderAler
         return None
     evidence = (s.status("ANC", s.anc, None), s.status("platelets", s.platelets, None))
     advice = (
-        "ASCO/IDSA 2018: the oral fluoroquinolone regimen for febrile neutropenia is not for patients who had "
+        f"{context.cited_as}: the oral fluoroquinolone regimen for febrile neutropenia is not for patients who had "
         "fluoroquinolone prophylaxis before the fever; consider an empirical regimen without a fluoroquinolone."
     )
     if MEDICATIONS in s.unavailable:
@@ -642,8 +642,8 @@ def vancomycin(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     if draft.reason_categories & indications.items or any(s.record.has_condition(c) for c in indications.items):
         return None
     statements = [
-        "Vancomycin is not a routine part of the initial febrile-neutropenia regimen (IDSA 2010). Add it for "
-        "haemodynamic instability or severe sepsis, pneumonia, gram-positive bacteraemia, suspected "
+        f"Vancomycin is not a routine part of the initial febrile-neutropenia regimen ({indications.cited_as}). "
+        "Add it for haemodynamic instability or severe sepsis, pneumonia, gram-positive bacteraemia, suspected "
         "catheter-related or skin/soft-tissue infection, MRSA/VRE/penicillin-resistant pneumococcus "
         "colonisation, or severe mucositis on quinolone prophylaxis.",
         "No such indication is documented on the order or in the active conditions.",
