@@ -10,7 +10,7 @@ from functools import cache
 
 from cards.catalogue import card_links, card_source, override_reasons
 from cards.context import context_blocks, problem_list_suggestions
-from cards.markdown import clip, escape, fit, listed, table, when
+from cards.markdown import clip, escape, fit, listed, sentence_start, table, when
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Indicator, Suggestion
 from cards.numbers import NAMES, limit_text, named, unit_of, with_unit
 from cards.orders import draft_order, order_label
@@ -126,7 +126,7 @@ def _row(finding: Finding, with_time: bool) -> tuple[str, ...]:
     name = NAMES.get(finding.analyte, finding.analyte.replace("_", " "))
     origin = escape(point.derivation) if point.derivation else ", ".join(escape(m.source) for m in point.evidence[:2])
     cells = [
-        name[0].upper() + name[1:],
+        sentence_start(name),
         with_unit(finding.analyte, point.value, judged_by(finding))
         + (f" **{point.status_label}**" if point.status_label else ""),
         str(finding.grade.grade) if finding.grade else (finding.severity or "–"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cards.catalogue import card_links, card_source, override_reasons
-from cards.markdown import clip, escape, fit, when
+from cards.markdown import clip, escape, fit, sentence_start, when
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Indicator, Suggestion
 from cards.numbers import limit_text, named
 from cards.orders import draft_order, order_label
@@ -46,7 +46,7 @@ def drug_safety_card(hold: DrugHold, patient_id: str, encounter_id: str | None) 
     )
     blocks = [
         f"**{escape(hold.medication.text)}** is active ({escape(hold.medication.source)}); {counts}.",
-        f"**{escape(hold.band.capitalize())}:** {escape(hold.action)}",
+        f"**{escape(sentence_start(hold.band))}:** {escape(hold.action)}",
         f"Monitoring: {escape(hold.monitoring)}" if hold.monitoring else None,
     ]
     offered = [

@@ -18,6 +18,12 @@ def when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def sentence_start(text: str) -> str:
+    """The first letter in upper case and the rest as written: `str.capitalize` would lower an acronym
+    that follows ("ELN 2016" read "Eln 2016")."""
+    return text[:1].upper() + text[1:]
+
+
 def number(value: float) -> str:
     """A plain number for the review app's axis labels: at most two decimals, no trailing zeros."""
     return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:.0f}"

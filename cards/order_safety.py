@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from cards.catalogue import OVERRIDE_REASON_SYSTEM, card_links, card_source
-from cards.markdown import clip, escape, fit, listed, table
+from cards.markdown import clip, escape, fit, listed, sentence_start, table
 from cards.model import DETAIL_BUDGET, SUMMARY_MAX, Action, Card, Coding, Indicator, Suggestion
 from cards.numbers import with_unit
 from cards.orders import draft_order, order_label
@@ -37,7 +37,7 @@ ANALYTES = {
 
 def _evidence_row(status: CountStatus) -> tuple[str, ...]:
     point = status.point
-    label = status.label[0].upper() + status.label[1:]
+    label = sentence_start(status.label)
     if point is None:
         return (label, "–", "–", escape(status.gap() or ""))
     age = f"{status.age_days:.0f} days" + (" (**not current**)" if status.stale else "")

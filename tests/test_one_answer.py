@@ -61,6 +61,8 @@ def test_a_drug_in_a_hold_band_is_its_own_card(client, drug, counts, summary, in
     hold = next(c for c in cards if c["summary"].split(":")[0] in ("Clozapine", "Imatinib"))
     assert hold["summary"].startswith(summary) and hold["indicator"] == indicator
     assert hold["links"][0]["url"].startswith("https://")
+    band = summary.split(", ")[-1].split(" — ")[0]
+    assert f"**{band[0].upper()}{band[1:]}" in hold["detail"], "the band as its row writes it (ELN, not Eln)"
 
 
 def test_clozapine_outside_a_hold_band_gets_no_drug_card(client):
