@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 
 def parse_datetime(text: object) -> datetime | None:
     """Read a FHIR dateTime/instant; a date alone means its first moment, UTC."""
     if not isinstance(text, str) or len(text) < 4:
         return None
+    return _parse(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> datetime | None:
+    """Remembered: a chart's times are read again by each service and each sort (datetimes are immutable)."""
     try:
         if len(text) == 4:
             return datetime(int(text), 1, 1, tzinfo=UTC)

@@ -10,6 +10,7 @@ chart would say.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,8 +109,34 @@ def search(resources: Iterable[Json], query: str, patient_id: str) -> tuple[Json
     return tuple(found[:count] if count is not None else found)
 
 
+class Chart:
+    """One patient's resources, searched as a FHIR server would answer the services' prefetch templates.
+
+    The services share most templates (patient, vitals, conditions, medications, allergies, encounters):
+    each distinct template is answered once per patient, over the resources of its type only; the answer
+    is `search`'s, so every service receives what it would have received alone.
+    """
+
+    def __init__(self, patient_id: str, resources: Iterable[Json]) -> None:
+        self.patient_id = patient_id
+        self.by_type: dict[str, list[Json]] = defaultdict(list)
+        for resource in resources:
+            if isinstance(kind := resource.get("resourceType"), str):  # no other value matches a template
+                self.by_type[kind].append(resource)
+        self._answers: dict[str, tuple[Json, ...]] = {}
+
+    def search(self, query: str) -> tuple[Json, ...]:
+        found = self._answers.get(query)
+        if found is None:
+            found = self._answers[query] = search(self.by_type.get(_template(query)[0], ()), query, self.patient_id)
+        return found
+
+    def hook_data(self, service: CdsService) -> HookData:
+        return HookData({p.key: self.search(p.query) for p in service.prefetch})
+
+
 def hook_data(service: CdsService, resources: list[Json], patient_id: str) -> HookData:
-    return HookData({p.key: search(resources, p.query, patient_id) for p in service.prefetch})
+    return Chart(patient_id, resources).hook_data(service)
 
 
 def renewal_bundle(resources: Iterable[Json]) -> Json:
@@ -146,13 +173,12 @@ def _row(
     )
 
 
-def cytopenia_rows(
-    patient_id: str, resources: list[Json], as_of: datetime, fever_lookback_hours: float | None = None
-) -> list[Row]:
+def cytopenia_rows(chart: Chart, as_of: datetime, fever_lookback_hours: float | None = None) -> list[Row]:
     """The cytopenia-review hook's own answer (one card per problem, each order once), a row per card; a
     data-gap card is not a worklist row."""
     service = cytopenia_review.SERVICE
-    data = hook_data(service, resources, patient_id)
+    patient_id = chart.patient_id
+    data = chart.hook_data(service)
     call = HookCall(
         "patient-view",
         "screen",
@@ -175,12 +201,11 @@ def cytopenia_rows(
     return rows
 
 
-def febrile_neutropenia_rows(
-    patient_id: str, resources: list[Json], as_of: datetime, lookback_hours: float | None = None
-) -> list[Row]:
+def febrile_neutropenia_rows(chart: Chart, as_of: datetime, lookback_hours: float | None = None) -> list[Row]:
     """Every febrile-neutropenia card except 'not assessed: no ANC and no temperature', a data gap."""
     service = febrile_neutropenia.SERVICE
-    data = hook_data(service, resources, patient_id)
+    patient_id = chart.patient_id
+    data = chart.hook_data(service)
     record = read_record(data.first("patient", "Patient"), data.resources(*data.by_key), patient_id, data.issues)
     a = fn.assess(record, as_of, lookback_hours, conditions_available=True)
     if a.state is fn.FnState.NOT_EXCLUDED and not a.neutrophils.current:
@@ -189,11 +214,12 @@ def febrile_neutropenia_rows(
     return [_row(patient_id, service.id, a.state.value, card, a.neutrophils.latest) for card in cards]
 
 
-def order_rows(patient_id: str, resources: list[Json], as_of: datetime) -> list[Row]:
-    drafts = read_draft_orders(renewal_bundle(resources))
+def order_rows(chart: Chart, as_of: datetime) -> list[Row]:
+    drafts = read_draft_orders(renewal_bundle(chart.by_type.get("MedicationRequest", ())))
     if not any(d.medication for d in drafts):
         return []
-    data = hook_data(ORDER_SIGN, resources, patient_id)
+    patient_id = chart.patient_id
+    data = chart.hook_data(ORDER_SIGN)
     record = read_record(data.first("patient", "Patient"), data.resources(*data.by_key), patient_id, data.issues)
     alerts = check_orders(drafts, patient_state(record, as_of, drafts, {}))
     cards = order_cards(alerts, patient_id, None, record.issues)
@@ -203,9 +229,9 @@ def order_rows(patient_id: str, resources: list[Json], as_of: datetime) -> list[
     ]
 
 
-def held_order_rows(patient_id: str, resources: list[Json], as_of: datetime) -> list[Row]:
-    orders = [r for r in resources if r.get("resourceType") == "MedicationRequest"]
-    record = read_record(None, orders, patient_id)
+def held_order_rows(chart: Chart, as_of: datetime) -> list[Row]:
+    patient_id = chart.patient_id
+    record = read_record(None, chart.by_type.get("MedicationRequest", ()), patient_id)
     return [
         Row(patient_id, "screen", "tki_held_not_restarted", None, "info", None, None, h.since, h.why, h.action)
         for h in held_tki_orders(record, as_of)
@@ -216,9 +242,10 @@ def screen_patient(
     patient_id: str, resources: list[Json], as_of: datetime, fever_lookback_hours: float | None = None
 ) -> list[Row]:
     """Every worklist row for one patient; the look-back is the site's `fever_lookback_hours`, as in the hook."""
+    chart = Chart(patient_id, resources)
     return [
-        *cytopenia_rows(patient_id, resources, as_of, fever_lookback_hours),
-        *febrile_neutropenia_rows(patient_id, resources, as_of, fever_lookback_hours),
-        *order_rows(patient_id, resources, as_of),
-        *held_order_rows(patient_id, resources, as_of),
+        *cytopenia_rows(chart, as_of, fever_lookback_hours),
+        *febrile_neutropenia_rows(chart, as_of, fever_lookback_hours),
+        *order_rows(chart, as_of),
+        *held_order_rows(chart, as_of),
     ]
