@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-_SPECIAL = str.maketrans({**{c: "\\" + c for c in "\\`*_{}[]()#+!|~"}, "&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# The backslash first and the ampersand second: no later replacement brings in a character an earlier one
+# replaced or one a later one replaces, so each character is replaced once, as by a translation table.
+# Replacing only the characters present is several times faster than str.translate, which falls back to
+# a lookup per character once one maps to more than one.
+_SPECIAL = (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), *((c, "\\" + c) for c in "`*_{}[]()#+!|~"))
 
 
 def escape(text: str) -> str:
     """Backslash-escape Markdown punctuation in text that came from the EHR; angle brackets become
     entities, so no tag (not even an escaped one) reaches an EHR that renders HTML."""
-    return " ".join(text.split()).translate(_SPECIAL)
+    text = " ".join(text.split())
+    for character, replacement in _SPECIAL:
+        if character in text:
+            text = text.replace(character, replacement)
+    return text
 
 
 def when(moment: datetime) -> str:

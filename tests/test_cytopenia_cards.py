@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cards.markdown import escape
 from cards.numbers import value_text
 from cards.patient_view import patient_view_cards
@@ -182,6 +185,19 @@ def test_markdown_escape_neutralises_ehr_text():
     assert (
         escape("<script>*x*</script> | [a](b) & c") == "&lt;script&gt;\\*x\\*&lt;/script&gt; \\| \\[a\\]\\(b\\) &amp; c"
     )
+
+
+MARKDOWN_SPECIAL = "\\`*_{}[]()#+!|~"
+ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from([*MARKDOWN_SPECIAL, *ENTITIES, "a", "Z", ";", " ", "\n", "\u00e9"]), max_size=40))
+def test_markdown_escape_escapes_each_character_of_ehr_text_once(text):
+    """Every Markdown character is backslash-escaped and every angle bracket and ampersand becomes its
+    entity, each exactly once, whatever mix of them the EHR sent (an escape is never escaped again)."""
+    expected = "".join(ENTITIES.get(c) or ("\\" + c if c in MARKDOWN_SPECIAL else c) for c in " ".join(text.split()))
+    assert escape(text) == expected
 
 
 def test_female_patient_hb_card_names_the_who_population():

@@ -4,16 +4,20 @@ problem-list entry the chart supports. Vignettes run the real pipeline (FHIR JSO
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fhir.resources.R4B.condition import Condition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cards.patient_view import patient_view_cards as cytopenia_cards
 from cds_service.clinical.context import ChartCoverage, chart_context, code_rules
 from cds_service.clinical.cytopenia import assess
 from cds_service.knowledge_tables import read_table
 from fhir_mappings import read_record
+from fhir_mappings.conditions import read_condition
 from tests.conftest import FIXTURES, assert_valid, load_fixture
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -483,3 +487,33 @@ def test_discovery_asks_only_for_active_medication_requests(client):
     assert (
         service["prefetch"]["medications"] == "MedicationRequest?patient={{context.patientId}}&status=active&_count=100"
     )
+
+
+PHRASES = [(row["category"], row["pattern"]) for row in read_table("fhir_mappings", "condition_phrases.csv")]
+
+
+def _named_in(text: str) -> tuple[str, ...]:
+    """The categories whose documented phrases a Condition text names, by a plain case-insensitive search."""
+    found = [category for category, pattern in PHRASES if re.search(pattern, text, re.IGNORECASE)]
+    return tuple(dict.fromkeys(found))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from([pattern for _, pattern in PHRASES]).flatmap(lambda p: st.from_regex(p, fullmatch=True)),
+    st.text(st.characters(max_codepoint=127), max_size=12),
+    st.text(st.characters(max_codepoint=127), max_size=12),
+    st.booleans(),
+)
+def test_condition_text_naming_a_documented_phrase_is_read_in_any_case(phrase, before, after, upper):
+    """Every text that names a phrase of the table (any case, any surrounding text) is read as its
+    category, exactly as a plain search of each phrase reads it: the quick turn-away of texts that name
+    none never turns one away."""
+    text = before + (phrase.upper() if upper else phrase) + after
+    condition = {"resourceType": "Condition", "id": "c1", "code": {"text": text}}
+    assert tuple(dict.fromkeys(f.category for f in read_condition(condition))) == _named_in(text)
+
+
+@pytest.mark.parametrize("text", ["Hyperlipidemia", "Viral sinusitis (disorder)", "Pneumothorax", "Duffy", "port"])
+def test_condition_text_naming_no_documented_phrase_is_not_read(text):
+    assert read_condition({"resourceType": "Condition", "id": "c1", "code": {"text": text}}) == []

@@ -107,7 +107,10 @@ def _tki(medication: MedicationFact, anc: Point | None, platelets: Point | None,
 
 
 def drug_holds(record: ClinicalRecord, as_of: datetime) -> tuple[DrugHold, ...]:
-    """One hold per drug the patient is taking whose count is in a stop band."""
+    """One hold per drug the patient is taking whose count is in a stop band. Without an active
+    medication there is no hold, and the counts are not read."""
+    if not any(medication.active for medication in record.medications):
+        return ()
     record = as_of_view(record, as_of)
     anc = _latest(neutrophil_series(record), as_of)
     platelets = _latest(direct_series(record, Analyte.PLATELETS), as_of)

@@ -72,13 +72,14 @@ def gather(
         t for t in templates if results[t.key].state in (KeyState.ABSENT, KeyState.ERROR) or results[t.key].next_page
     ]
     outcomes = _fetch(needs, results, request, settings, caller, access, started) if needs else {}
+    fetched = {t.key for t in needs}  # keys are unique: a set lookup, not a dataclass comparison per template
     by_key: dict[str, tuple] = {}
     issues: list[DataIssue] = []
     unavailable: list[Prefetch] = []
     reasons: list[str] = []
     for template in templates:
         result, outcome, source = results[template.key], outcomes.get(template.key), prefetch_source(template.key)
-        if template not in needs:
+        if template.key not in fetched:
             by_key[template.key] = result.resources
             issues.extend(result.issues)
         elif isinstance(outcome, Pages):

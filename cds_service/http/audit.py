@@ -17,12 +17,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g
+from flask.globals import request_ctx
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from cards import Card
 from cds_service.alert_fatigue import Policy
+from cds_service.config import Settings
 from cds_service.hooks.service import CdsService
 from cds_service.issued_card import IssuedCard
 from cds_service.observability.metrics import AUDIT_WRITE_FAILURES, SUPPRESSED_REPEATS
@@ -41,8 +43,7 @@ def store() -> Store:
     return current_app.extensions["cytopenia.store"]
 
 
-def fatigue_policy() -> Policy:
-    settings = current_app.config["SETTINGS"]
+def fatigue_policy(settings: Settings) -> Policy:
     return Policy(timedelta(hours=settings.repeat_window_hours), timedelta(hours=settings.override_snooze_hours))
 
 
@@ -96,9 +97,10 @@ class Trail:
     def screen(self, cards: list[Card]) -> list[Card]:
         """Hold back repeats and snoozed cards and write this call's audit row, in one transaction; return
         the cards to show (with "Shown before on ..."). Without the database every card is shown."""
-        now = current_app.config["CLOCK"]()
+        app = request_ctx.app
+        now = app.config["CLOCK"]()
         assert self.service is not None, "screen() runs only on a trail begun for a service"
-        policy, service_id = fatigue_policy(), self.service.id
+        policy, service_id = fatigue_policy(app.config["SETTINGS"]), self.service.id
         records = [issued_card(card) for card in cards]
 
         def screen_and_record(connection: Connection) -> list[Screened]:
@@ -109,7 +111,7 @@ class Trail:
 
         try:
             with stage("store"):
-                self.cards = store().hook_call_transaction(screen_and_record)
+                self.cards = app.extensions["cytopenia.store"].hook_call_transaction(screen_and_record)
             self.recorded = True
         except SQLAlchemyError:
             log.exception("alert-fatigue state and audit row not stored: showing every card")
@@ -122,11 +124,12 @@ class Trail:
         return [s.card for s in self.cards if s.shown]
 
     def row(self, status: int) -> dict[str, Any]:
-        caller = request.environ.get("cytopenia.caller")
+        called = request_ctx.request
+        caller = called.environ.get("cytopenia.caller")
         total = round((time.perf_counter() - self.started) * 1000, 3)
         return {
             "received_at": self.received_at,
-            "service_id": self.service.id if self.service else (request.view_args or {}).get("service_id") or "",
+            "service_id": self.service.id if self.service else (called.view_args or {}).get("service_id") or "",
             "hook": self.body.get("hook"),
             "hook_instance": self.body.get("hookInstance"),
             "client_issuer": getattr(caller, "issuer", None),
@@ -153,8 +156,8 @@ def install(blueprint: Blueprint) -> None:
 
     @blueprint.before_request
     def _start_trail() -> None:
-        if request.endpoint == f"{blueprint.name}.{AUDITED_ENDPOINT}":
-            g.audit_trail = Trail(received_at=current_app.config["CLOCK"]())
+        if request_ctx.request.endpoint == f"{blueprint.name}.{AUDITED_ENDPOINT}":
+            g.audit_trail = Trail(received_at=request_ctx.app.config["CLOCK"]())
 
     @blueprint.after_request
     def _write_trail(response: Response) -> Response:

@@ -58,7 +58,8 @@ def json_body(
     mimetype = request.mimetype
     if mimetype not in ("application/json", "application/fhir+json"):
         raise ApiError(415, "the request body must be JSON (Content-Type: application/json)")
-    limit = current_app.config["SETTINGS"].max_request_bytes
+    settings = current_app.config["SETTINGS"]
+    limit = settings.max_request_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"the request body exceeds the limit of {limit} bytes")
     raw = request.stream.read(limit + 1)
@@ -68,7 +69,7 @@ def json_body(
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise ApiError(400, f"the request body is not valid JSON ({error.msg} at position {error.pos})") from None
-    depth_limit = current_app.config["SETTINGS"].max_json_depth
+    depth_limit = settings.max_json_depth
     if nesting_exceeds(document, depth_limit):
         raise ApiError(400, f"the request body is nested deeper than {depth_limit} levels")
     if cap is not None:

@@ -7,7 +7,8 @@ must never be throttled, and none of them touches patient data.
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask
+from flask.globals import request_ctx
 
 from cds_service.auth import CallRefused, Trust, TrustUnavailable
 from cds_service.auth.introspection import AppTrust
@@ -43,6 +44,7 @@ def install_guard(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def _authenticate_then_limit() -> None:
+        request = request_ctx.request  # the object behind Flask's proxy, looked up once
         if request.method == "OPTIONS":
             return None
         app_call = request.path.startswith(APP_API_PREFIX)

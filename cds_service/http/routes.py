@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app
+from flask.globals import request_ctx
 
 from cds_service import hooks
 from cds_service.clinical.knowledge import SITE_THRESHOLDS
@@ -35,14 +36,14 @@ def discovery() -> Response:
     )
 
 
-def _enabled(service_id: str) -> list[CdsService]:
+def _enabled(app: Flask, service_id: str) -> list[CdsService]:
     """Declarations the called id reaches, a retired id included: it answers but is not listed."""
     ids = hooks.current_ids(service_id)
-    return [s for s in current_app.extensions["cytopenia.answering_services"] if s.id in ids]
+    return [s for s in app.extensions["cytopenia.answering_services"] if s.id in ids]
 
 
-def _service_for(service_id: str, hook: str) -> CdsService:
-    declared = _enabled(service_id)
+def _service_for(app: Flask, service_id: str, hook: str) -> CdsService:
+    declared = _enabled(app, service_id)
     if not declared:
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     for service in declared:
@@ -54,22 +55,23 @@ def _service_for(service_id: str, hook: str) -> CdsService:
 
 @blueprint.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
-    if not _enabled(service_id):
+    app, called = request_ctx.app, request_ctx.request  # the objects behind Flask's proxies, looked up once
+    if not _enabled(app, service_id):
         raise ApiError(404, f"no CDS service with id '{service_id}'")
     mark_hook_call(service_id)
-    body = json_body(request, "request", cap=check_draft_orders)
+    body = json_body(called, "request", cap=check_draft_orders)
     mark_hook_call(service_id, hook_instance=body["hookInstance"])
-    service = _service_for(service_id, body["hook"])
+    service = _service_for(app, service_id, body["hook"])
     mark_hook_call(service_id, service.hook)
     trail = audit.begin(service, body)
-    settings = current_app.config["SETTINGS"]
+    settings = app.config["SETTINGS"]
     with stage("gather"):
         data = gather(
             service.prefetch,
             body,
             settings,
-            request.environ["cytopenia.caller"],
-            current_app.extensions["cytopenia.fhir_access"],
+            called.environ["cytopenia.caller"],
+            app.extensions["cytopenia.fhir_access"],
         )
     trail.note_sources(data)
     call = HookCall(
@@ -77,11 +79,11 @@ def call_service(service_id: str) -> Response:
         hook_instance=body["hookInstance"],
         context=body["context"],
         data=data,
-        as_of=current_app.config["CLOCK"](),
+        as_of=app.config["CLOCK"](),
         settings=settings,
-        app_launch_url=(settings.public_base_url or request.host_url.rstrip("/")) + APP_LAUNCH_PATH,
+        app_launch_url=(settings.public_base_url or called.host_url.rstrip("/")) + APP_LAUNCH_PATH,
     )
-    site = SITE_THRESHOLDS.set(current_app.extensions["cytopenia.thresholds"])
+    site = SITE_THRESHOLDS.set(app.extensions["cytopenia.thresholds"])
     try:
         with stage("evaluate"):
             cards = service.handler(call)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from functools import lru_cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -68,9 +69,16 @@ AUDIT_WRITE_FAILURES = Counter(
 )
 
 
+@lru_cache(maxsize=256)
+def _cards_counted(service_id: str, finding: str, indicator: str) -> Counter:
+    """The labelled child, kept (the labels are bounded vocabularies): `labels()` validates its values and
+    looks the child up under a lock at every call."""
+    return CARDS.labels(service_id, finding, indicator)
+
+
 def count_cards(service_id: str, cards: Iterable[IssuedCard]) -> None:
     for card in cards:
-        CARDS.labels(service_id, card.finding or "other", card.indicator).inc()
+        _cards_counted(service_id, card.finding or "other", card.indicator).inc()
 
 
 def exposition() -> tuple[bytes, str]:

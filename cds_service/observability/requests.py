@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g
+from flask.globals import app_ctx, request_ctx
 from prometheus_client import Counter, Histogram
 
 from cds_service.issued_card import IssuedCard
@@ -58,9 +59,10 @@ def install_request_observability(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         structlog.contextvars.clear_contextvars()
-        g.request_id = request_id_from(request.headers.get("X-Request-ID"))
-        g.started = time.perf_counter()
-        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+        request_id = request_id_from(request_ctx.request.headers.get("X-Request-ID"))
+        this = app_ctx.g
+        this.request_id, this.started = request_id, time.perf_counter()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
 
     @app.teardown_request
     def _forget(_error: BaseException | None) -> None:
@@ -68,23 +70,25 @@ def install_request_observability(app: Flask) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        started = g.get("started")
+        this = app_ctx.g  # the objects behind Flask's proxies, each looked up once
+        started = this.get("started")
         if started is None:
             return response
         seconds = time.perf_counter() - started
-        route = request.url_rule.rule if request.url_rule else "unmatched"
+        served = request_ctx.request
+        route = served.url_rule.rule if served.url_rule else "unmatched"
         status = str(response.status_code)
-        _requests_counted(route, request.method, status).inc()
-        service_id = g.get("service_id")
+        _requests_counted(route, served.method, status).inc()
+        service_id = this.get("service_id")
         if service_id:
-            _hook_latency(service_id, g.get("hook", "unknown"), status).observe(seconds)
-        response.headers["X-Request-ID"] = g.request_id
+            _hook_latency(service_id, this.get("hook", "unknown"), status).observe(seconds)
+        response.headers["X-Request-ID"] = this.request_id
         if route not in QUIET_ROUTES or response.status_code >= 400:
-            stages = {f"{name}_ms": ms for name, ms in g.get("stages", {}).items()}
-            fields = {"service": service_id, "hook": g.get("hook"), "cards": g.get("cards"), **stages}
+            stages = {f"{name}_ms": ms for name, ms in this.get("stages", {}).items()}
+            fields = {"service": service_id, "hook": this.get("hook"), "cards": this.get("cards"), **stages}
             log.info(
                 "request",
-                method=request.method,
+                method=served.method,
                 route=route,
                 status=response.status_code,
                 duration_ms=round(seconds * 1000, 2),
