@@ -7,7 +7,7 @@ import itertools
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
-from fhir_mappings import Analyte
+from fhir_mappings import Analyte, times
 from fhir_mappings.patient import _plainly_valid, read_patient
 from tests.builders import ANC, HB, PLT, WBC, day, draw, observation, record_of
 
@@ -225,3 +225,14 @@ def test_a_coding_with_a_non_string_code_or_system_is_skipped_and_the_next_codin
     ]
     [m] = record_of(odd).measurements
     assert m.analyte is Analyte.WHITE_BLOOD_CELLS and m.value == 2.0
+
+
+def test_times_are_remembered_but_a_long_text_where_a_time_belongs_is_not():
+    """A worker keeps recent time texts; a request cannot make it keep megabytes of them."""
+    kept = times._remembered.cache_info().currsize
+    padded = "2015-02-07T13:28:17" + "7" * 1_000_000
+    assert times.parse_datetime(padded) is None
+    assert times._remembered.cache_info().currsize == kept
+    instant = times.parse_datetime("2015-02-07T13:28:17.239123+02:00")
+    assert instant is not None and instant.isoformat() == "2015-02-07T11:28:17.239123+00:00"
+    assert times.parse_datetime("2015-02-07T13:28:17.239123+02:00") is instant, "the same text is read once"
