@@ -97,6 +97,16 @@ def test_site_threshold_changes_the_card_and_says_so(make_app, example_request):
     assert not any("platelet transfusion" in label for label in labels(after)), "the tuned app leaked its setting"
 
 
+def test_a_tuned_threshold_is_not_printed_under_the_citation_of_the_value_it_replaced():
+    from cds_service.clinical.knowledge import site_thresholds, thresholds
+
+    name = "duffy_null_lln_absolute_neutrophil_count"
+    cited = thresholds()[name]
+    assert site_thresholds({name: cited.value})[name].cited_as == cited.cited_as == "Hibbs 2025"
+    tuned = site_thresholds({name: 1.0})[name]
+    assert tuned.cited_as == f"site setting, cited default {cited.value:g} (Hibbs 2025)"
+
+
 def test_disabled_service_is_neither_discovered_nor_callable(make_app, example_request):
     client = make_app(services_enabled=[]).test_client()
     assert client.get("/cds-services").get_json() == {"services": []}

@@ -96,7 +96,9 @@ def site_threshold(cited: Threshold, value: float) -> Threshold:
     if value == cited.value:
         return cited
     source = f"Site setting {value:g} {cited.unit} (cited default {cited.value:g} {cited.unit}: {cited.source})"
-    return Threshold(value, cited.unit, source, cited_default=cited.value, cited_as=cited.cited_as)
+    # A card that names the rule's citation must not lend it to the site's number.
+    cited_as = f"site setting, cited default {cited.value:g} ({cited.cited_as})" if cited.cited_as else ""
+    return Threshold(value, cited.unit, source, cited_default=cited.value, cited_as=cited_as)
 
 
 def site_thresholds(overrides: Mapping[str, float]) -> dict[str, Threshold]:
