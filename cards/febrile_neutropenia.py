@@ -21,7 +21,7 @@ from cards.numbers import duration, limit_text, named, value_text
 from cards.orders import draft_order
 from cds_service.clinical.febrile_neutropenia import FnAssessment, FnState, RegimenChoice, empirical_list_citation
 from cds_service.clinical.fever import FeverEpisode
-from cds_service.clinical.first_hour import blood_culture_sets
+from cds_service.clinical.first_hour import blood_culture_sets, daily_cbc
 from cds_service.clinical.knowledge import fn_rule, gcsf_criteria, prophylaxis, risk_cutoff, seed_guidance
 from cds_service.clinical.risk_scores import ScoreRange
 from cds_service.clinical.series import Point
@@ -207,10 +207,6 @@ def _vancomycin_line(a: FnAssessment) -> str:
     )
 
 
-def _until() -> str:
-    return f"until ANC ≥{limit_text(fn_rule('idsa_neutropenia_anc').value)} ×10⁹/L and afebrile"
-
-
 def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
     onset = _episode(a).onset
     elapsed = (a.as_of - onset).total_seconds() / 60
@@ -222,7 +218,8 @@ def _fn_detail(a: FnAssessment, gaps: list[str]) -> str:
         f"**Goal: first empirical IV antibiotic dose within {_within()} of triage** ({goal}); fever began "
         f"{elapsed:.0f} min before this evaluation. Draw the blood cultures first if that does not delay the dose.",
         f"Choose **one** order set: an anti-pseudomonal β-lactam ({empirical_list_citation()}) with "
-        f"{blood_culture_sets().count} blood-culture sets and a daily CBC {_until()}. Adjust doses for renal function.",
+        f"{blood_culture_sets().count} blood-culture sets and a daily CBC {daily_cbc().duration}. "
+        "Adjust doses for renal function.",
         *_child_lines(a),
         *_allergy_lines(a),
         _seed("ceftazidime") if any(r.regimen == "ceftazidime" and r.status != "offered" for r in a.regimens) else None,
@@ -261,8 +258,9 @@ def _culture_actions(patient_id: str, encounter_id: str | None, reason: str) -> 
 
 
 def _daily_cbc(patient_id: str, encounter_id: str | None, reason: str) -> Action:
-    order = draft_order("cbc_with_differential", patient_id, encounter_id, reason, f"Daily {_until()}.")
-    order["occurrenceTiming"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
+    cbc = daily_cbc()
+    order = draft_order("cbc_with_differential", patient_id, encounter_id, reason, f"Daily {cbc.duration}.")
+    order["occurrenceTiming"] = {"repeat": {"frequency": 1, "period": cbc.period_days, "periodUnit": "d"}}
     return Action("create", "Draft order: daily CBC with differential", order)
 
 

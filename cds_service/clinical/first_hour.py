@@ -61,6 +61,28 @@ def blood_culture_sets() -> BloodCultureSets:
     return BloodCultureSets(int(count), sites, row["source"])
 
 
+@dataclass(frozen=True, slots=True)
+class DailyCbc:
+    """The CBC the first hour drafts: every `period_days` (the card says "daily"), for `duration`."""
+
+    period_days: float
+    duration: str
+    source: str
+
+
+@knowledge_loader
+def daily_cbc() -> DailyCbc:
+    """The `daily_cbc` row: its duration is printed as written, and its period must be the 1 d the card calls
+    "daily" (checked at start-up, naming the row)."""
+    row = _rows()["daily_cbc"]
+    where = f"{row.table}, line {row.line}"
+    if not row["duration"].strip():
+        raise KnowledgeError(f"{where}: duration is empty: a card prints it from this row")
+    if row["unit"] != "d" or not row["value"] or float(row["value"]) != 1:
+        raise KnowledgeError(f"{where}: every {row['value']!r} {row['unit']} is not daily, as the card says")
+    return DailyCbc(1.0, row["duration"], row["source"])
+
+
 def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "time not recorded"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cds_service.clinical.knowledge import PACKAGE
-from cds_service.knowledge_tables import knowledge_loader, read_table, required
+from cds_service.knowledge_tables import KnowledgeError, knowledge_loader, read_table, required
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,20 @@ def clozapine_intervals() -> tuple[MonitoringInterval, ...]:
         )
         for r in read_table(PACKAGE, "clozapine_monitoring.csv")
     )
+
+
+# The notes every clozapine order card prints, by the row's `note`.
+CLOZAPINE_NOTES = ("rems_ended",)
+
+
+@knowledge_loader
+def clozapine_notes() -> dict[str, str]:
+    """note -> the text the clozapine card prints (`clozapine_notes.csv`): the REMS change is dated by its
+    source, so a row without its text, or a note the card prints without a row, stops the start."""
+    notes = {r["note"]: required(r, "text") for r in read_table(PACKAGE, "clozapine_notes.csv")}
+    if missing := [note for note in CLOZAPINE_NOTES if note not in notes]:
+        raise KnowledgeError(f"{PACKAGE.replace('.', '/')}/data/clozapine_notes.csv: no row for {missing}")
+    return notes
 
 
 @knowledge_loader

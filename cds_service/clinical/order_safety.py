@@ -18,6 +18,7 @@ from cds_service.clinical.order_knowledge import (
     ClozapineBand,
     clozapine_bands,
     clozapine_intervals,
+    clozapine_notes,
     parameter,
     tki_thresholds,
 )
@@ -197,7 +198,7 @@ def clozapine(draft: DraftOrder, s: PatientState) -> OrderAlert | None:
     window, interval = _clozapine_window(prior, s.as_of)
     anc, platelets = s.status("ANC", s.anc, window), s.status("platelets", s.platelets, window)
     normal = clozapine_bands()[population][-1]
-    notes = ["The clozapine REMS ended in 2025; the label's ANC monitoring still applies."]
+    notes = [clozapine_notes()["rems_ended"]]
     if MEDICATIONS in s.unavailable:
         notes.append(f"Active medications not available ({s.unavailable[MEDICATIONS]}): treated as a new start.")
     if population == "duffy_null":
