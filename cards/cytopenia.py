@@ -17,7 +17,7 @@ from cards.orders import draft_order, order_label
 from cds_service.clinical.anaemia import youngest_who_months
 from cds_service.clinical.context import FindingContext
 from cds_service.clinical.findings import Assessment, Finding, FindingKind
-from cds_service.clinical.knowledge import ctcae_cuts, neutropenia_bands, threshold
+from cds_service.clinical.knowledge import ctcae_cuts, neutropenia_bands, threshold, who_citation
 from fhir_mappings import Analyte, DataIssue
 from fhir_mappings.knowledge import unit_key
 
@@ -325,7 +325,8 @@ def data_gap_card(
         summary_text = "Blood counts partly unusable: cytopenia assessment may be incomplete" + ask
     else:
         summary_text = (
-            f"Haemoglobin not graded: no WHO cut-off below {youngest_who_months()} months and no lab reference range"
+            f"Haemoglobin not graded: no {who_citation()} cut-off below {youngest_who_months()} months and no lab "
+            "reference range"
         )
     blocks = [
         "This is **not** a statement that the counts are normal.",

@@ -109,9 +109,17 @@ def test_child_hypotension_alone_is_not_shock_but_coded_shock_is(client):
 @pytest.mark.parametrize(
     ("readings", "value", "missed"),
     [
-        ([temp(38.3, 30)], 0.5, ["IDSA neutropenia: ANC 0.5 ×10⁹/L is exactly at the &lt;0.5 cut-off", "CTCAE fever"]),
-        ([temp(38.0, 30)], 0.9, ["IDSA fever: highest reading 38.0 °C, 0.3 °C under 38.3 °C", "CTCAE fever"]),
-        ([temp(38.0, 90), temp(38.1, 30)], 0.7, ["IDSA neutropenia: ANC 0.7 ×10⁹/L is 0.2 above", "CTCAE fever"]),
+        (
+            [temp(38.3, 30)],
+            0.5,
+            ["IDSA 2010 neutropenia: ANC 0.5 ×10⁹/L is exactly at the &lt;0.5 cut-off", "CTCAE v5.0 fever"],
+        ),
+        ([temp(38.0, 30)], 0.9, ["IDSA 2010 fever: highest reading 38.0 °C, 0.3 °C under 38.3 °C", "CTCAE v5.0 fever"]),
+        (
+            [temp(38.0, 90), temp(38.1, 30)],
+            0.7,
+            ["IDSA 2010 neutropenia: ANC 0.7 ×10⁹/L is 0.2 above", "CTCAE v5.0 fever"],
+        ),
     ],
     ids=["anc-0.5-single-38.3", "single-38.0-anc-0.9", "sustained-60-min-anc-0.7"],
 )
@@ -396,7 +404,7 @@ def test_second_trimester_pregnancy_uses_the_10_5_cut_off(client):
     second = condition(ICD, "Z34.02", "Supervision of normal first pregnancy, second trimester")
     assert "Anaemia" not in _review(client, [_hb(11.5)], [second], birth_date="1996-01-01")
     card = _review(client, [_hb(11.5)], birth_date="1996-01-01")["Anaemia"]
-    assert "Pregnancy status not known: the non-pregnant WHO cut-off is used." in card["detail"]
+    assert "Pregnancy status not known: the non-pregnant WHO 2024 cut-off is used." in card["detail"]
 
 
 @pytest.mark.parametrize(
@@ -408,7 +416,7 @@ def test_pregnancy_with_unknown_trimester_says_which_cut_off_is_used(client, evi
     labs = [_hb(10.8)] + ([evidence] if evidence["resourceType"] == "Observation" else [])
     conditions = [evidence] if evidence["resourceType"] == "Condition" else []
     card = _review(client, labs, conditions, birth_date="1996-01-01")["Anaemia"]
-    assert "trimester not recorded: the WHO first/third-trimester cut-off 11 g/dL is used" in card["detail"]
+    assert "trimester not recorded: the WHO 2024 first/third-trimester cut-off 11 g/dL is used" in card["detail"]
     assert "second trimester 10.5 g/dL" in card["detail"]
 
 
@@ -421,9 +429,9 @@ def test_not_pregnant_statement_and_a_man_get_no_pregnancy_line(client):
 
 def test_infant_under_6_months_is_graded_only_against_the_lab_range(client):
     [gap] = _review(client, [_hb(9.0)], birth_date="2026-09-01").values()
-    assert "haemoglobin not graded: no WHO cut-off below 6 months" in gap["detail"]
+    assert "haemoglobin not graded: no WHO 2024 cut-off below 6 months" in gap["detail"]
     card = _review(client, [_hb(9.0, low=10.0)], birth_date="2026-09-01")["Anaemia"]
-    assert "No WHO cut-off below 6 months: graded only against the lab's range." in card["detail"]
+    assert "No WHO 2024 cut-off below 6 months: graded only against the lab's range." in card["detail"]
 
 
 def test_pneumonia_in_a_condition_is_a_vancomycin_indication_as_in_the_order_check(client):

@@ -153,7 +153,7 @@ def test_a_newborn_haemoglobin_without_a_lab_range_is_said_not_graded(make_app):
     [row] = [r for r in synthea_rows("F_") if r["name"] == NEWBORN]
     [card] = evaluate(make_app, synthea_request(row), cbc_times(row)[-1][0])
     assert card["indicator"] == "info"
-    assert card["summary"] == "Haemoglobin not graded: no WHO cut-off below 6 months and no lab reference range"
+    assert card["summary"] == "Haemoglobin not graded: no WHO 2024 cut-off below 6 months and no lab reference range"
 
 
 @pytest.mark.parametrize("row", synthea_rows("H_"), ids=lambda r: r["name"])

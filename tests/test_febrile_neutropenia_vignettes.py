@@ -63,7 +63,7 @@ VIGNETTES = [
         BOUNDARY,
         "warning",
         CONSIDER,
-        ["IDSA fever: highest reading 38.2 °C, 0.1 °C under 38.3 °C", "cannot be projected"],
+        ["IDSA 2010 fever: highest reading 38.2 °C, 0.1 °C under 38.3 °C", "cannot be projected"],
     ),
     (
         "single-38.3-idsa-not-ctcae",

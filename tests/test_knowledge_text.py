@@ -21,6 +21,7 @@ from cds_service.clinical import knowledge
 from cds_service.knowledge_tables import KnowledgeError, load_all, read_table
 from tests import fn_vignettes as fv
 from tests import test_order_safety_http as orders
+from tests.conftest import AS_OF
 from tests.test_clinical_safety import _cards, _hb, _lab, _review
 
 Edit = Callable[[list[dict[str, str]]], None]
@@ -194,17 +195,27 @@ def test_the_bcr_abl_chart_card_names_the_tki_rows_citation(edited, make_app):
     assert said in summaries
 
 
-def test_the_fn_card_names_each_definition_and_the_time_goal_by_its_row(edited, make_app):
+ROWCITES = ("Rowcite-A 2026", "Rowcite-B 2026", "Rowcite-C 2026", "Rowcite-D 2026")
+
+
+def cite_each(**citations: str) -> Edit:
+    """Give each row named (by `name`) its own citation, named in its source."""
+
     def edit(rows: list[dict[str, str]]) -> None:
-        for name, cited in (
-            ("idsa_neutropenia_anc", "Rowcite-A 2026"),
-            ("ctcae_fn_anc", "Rowcite-B 2026"),
-            ("antibiotics_within_minutes", "Rowcite-C 2026"),
-            ("idsa_fever_single", "Rowcite-D 2026"),
-        ):
+        for name, cited in citations.items():
             row = _row(rows, name=name)
             row["cited_as"], row["source"] = cited, f"{cited}; {row['source']}"
 
+    return edit
+
+
+def test_the_fn_card_names_each_definition_and_the_time_goal_by_its_row(edited, make_app):
+    edit = cite_each(
+        idsa_neutropenia_anc="Rowcite-A 2026",
+        ctcae_fn_anc="Rowcite-B 2026",
+        antibiotics_within_minutes="Rowcite-C 2026",
+        idsa_fever_single="Rowcite-D 2026",
+    )
     edited("cds_service.clinical", "febrile_neutropenia.csv", edit)
     detail = orders.plain(_fn_card(make_app().test_client(), fv.temp(38.9, 30), fv.anc(0.2, 2), fv.SOLID_TUMOUR))
     assert "Rowcite-A 2026 (ANC <0.5): **met**; Rowcite-B 2026 (ANC <1.0): **met**." in detail
@@ -247,7 +258,104 @@ def test_the_infant_haemoglobin_card_reads_the_youngest_who_age_from_the_table(e
 
     edited("cds_service.clinical", "who_anaemia.csv", edit)
     [gap] = _review(make_app().test_client(), [_hb(11.0)], birth_date="2026-09-01").values()
-    assert gap["summary"] == "Haemoglobin not graded: no WHO cut-off below 9 months and no lab reference range"
+    assert gap["summary"] == "Haemoglobin not graded: no WHO 2024 cut-off below 9 months and no lab reference range"
+
+
+def test_the_who_notes_on_pregnancy_and_infants_name_the_rows_citation(edited, make_app):
+    edited("cds_service.clinical", "who_anaemia.csv", cite())
+    client = make_app().test_client()
+    unknown = _review(client, [_hb(11.5)], birth_date="1996-01-01")["Anaemia"]
+    assert f"Pregnancy status not known: the non-pregnant {CITED} cut-off is used." in unknown["detail"]
+    pregnant = fv.condition(fv.ICD, "Z33.1", "Pregnant state, incidental")
+    trimester_unknown = _review(client, [_hb(10.8)], [pregnant], birth_date="1996-01-01")["Anaemia"]
+    assert f"the {CITED} first/third-trimester cut-off 11 g/dL is used" in trimester_unknown["detail"]
+    second = fv.condition(fv.ICD, "Z34.02", "Supervision of normal first pregnancy, second trimester")
+    second_trimester = _review(client, [_hb(10.0)], [second], birth_date="1996-01-01")["Anaemia"]
+    assert f"the {CITED} cut-off for that trimester is used." in second_trimester["detail"]
+    [gap] = _review(client, [_hb(11.0)], birth_date="2026-09-01").values()
+    assert gap["summary"] == f"Haemoglobin not graded: no {CITED} cut-off below 6 months and no lab reference range"
+    assert f"haemoglobin not graded: no {CITED} cut-off below 6 months" in gap["detail"]
+    infant = _review(client, [_hb(9.0, low=10.0)], birth_date="2026-09-01")["Anaemia"]
+    assert f"No {CITED} cut-off below 6 months: graded only against the lab's range." in infant["detail"]
+
+
+def _boundary_detail(client, *resources: dict) -> str:
+    [card] = _cards(client, *resources)
+    assert "missed at the boundary" in card["summary"]
+    return card["detail"]
+
+
+def test_the_boundary_miss_lines_name_each_definition_by_its_row(edited, make_app):
+    rules = ("idsa_fever_single", "idsa_neutropenia_anc", "ctcae_fever_single", "ctcae_fn_anc")
+    edited("cds_service.clinical", "febrile_neutropenia.csv", cite_each(**dict(zip(rules, ROWCITES, strict=True))))
+    client = make_app().test_client()
+    no_fever = _boundary_detail(client, fv.temp(38.0, 30), fv.anc(0.9, 2))
+    assert "Not met: Rowcite-A 2026 fever: highest reading 38.0 °C, 0.3 °C under 38.3 °C" in no_fever
+    assert "Not met: Rowcite-C 2026 fever: highest reading 38.0 °C is not &gt;38.3 °C" in no_fever
+    at_cut_off = _boundary_detail(client, fv.temp(38.3, 30), fv.anc(0.5, 2))
+    assert "Not met: Rowcite-B 2026 neutropenia: ANC 0.5 ×10⁹/L is exactly at the &lt;0.5 cut-off" in at_cut_off
+    falling = _boundary_detail(client, fv.temp(38.5, 30), fv.anc(1.3, 40), fv.anc(1.1, 2))
+    assert "Not met: Rowcite-D 2026 neutropenia: ANC 1.1 ×10⁹/L is not &lt;1" in falling
+
+
+def test_the_vre_line_names_the_vancomycin_rows_citation(edited, make_app):
+    edited("cds_service.clinical", "order_rules.csv", cite(rule="vancomycin", name="indication_categories"))
+    vre = fv.condition(fv.ICD, "Z16.21", "Resistance to vancomycin")
+    detail = orders.plain(_fn_card(make_app().test_client(), fv.temp(38.9, 30), fv.anc(0.2, 2), fv.SOLID_TUMOUR, vre))
+    assert f"{CITED} adds a gram-positive agent for VRE colonisation" in detail
+
+
+def test_the_mascc_burden_item_prints_the_points_of_its_rows(edited):
+    def edit(rows: list[dict[str, str]]) -> None:
+        _row(rows, item="burden_moderate")["points"] = "2"
+
+    edited("cds_service.clinical", "mascc.csv", edit)
+    from cds_service.clinical.risk_scores import MasccInputs, mascc
+
+    inputs = MasccInputs(50, 120, "systolic 120", False, True, False, False, True, "outpatient")
+    assert mascc(inputs).items[0].label == "Burden of illness (none/mild 5, moderate 2, severe 0)"
+
+
+# --- the clozapine REMS note, the daily CBC and the held-TKI worklist row are rows too ----------------------
+
+
+def test_the_clozapine_card_prints_the_rems_note_of_its_row(edited, make_app):
+    draft, counts, meds = orders.clozapine_draft(), [orders.anc(1.2)], [orders.on_clozapine()]
+    shipped = _order_text(make_app().test_client(), draft, counts, meds)
+    assert "The clozapine REMS ended in 2025; the label's ANC monitoring still applies." in shipped
+
+    def edit(rows: list[dict[str, str]]) -> None:
+        _row(rows, note="rems_ended")["text"] = "Site note: the REMS ended (row text)."
+
+    edited("cds_service.clinical", "clozapine_notes.csv", edit)
+    text = _order_text(make_app().test_client(), draft, counts, meds)
+    assert "Site note: the REMS ended (row text)." in text
+    assert "2025" not in text
+
+
+def test_the_daily_cbc_says_and_drafts_the_duration_of_its_row(edited, make_app):
+    def edit(rows: list[dict[str, str]]) -> None:
+        _row(rows, name="daily_cbc")["duration"] = "for 5 days (site protocol)"
+
+    edited("cds_service.clinical", "first_hour.csv", edit)
+    card = _fn_card(make_app().test_client(), fv.temp(38.9, 30), fv.anc(0.2, 2), fv.SOLID_TUMOUR)
+    assert "with 2 blood-culture sets and a daily CBC for 5 days (site protocol). Adjust doses" in card["detail"]
+    for suggestion in card["suggestions"]:
+        [cbc] = [a for a in suggestion["actions"] if a["description"] == "Draft order: daily CBC with differential"]
+        assert cbc["resource"]["note"] == [{"text": "Daily for 5 days (site protocol)."}]
+        assert cbc["resource"]["occurrenceTiming"] == {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
+
+
+def test_the_held_tki_worklist_row_names_the_tki_rows_citation(edited):
+    from cds_service.screening.evaluate import screen_patient
+
+    edited("cds_service.clinical", "tki_cytopenia.csv", cite(ingredient="imatinib"))
+    held = orders.medication("imat-held", "282388", status="on-hold", authored_days_ago=10)
+    [row] = [r for r in screen_patient(orders.PATIENT_ID, [held], AS_OF) if r.finding == "tki_held_not_restarted"]
+    assert row.suggested_action == (
+        f"Review whether to restart imatinib ({CITED}: Stop until ANC ≥1.5 and platelets ≥75 ×10⁹/L, then resume "
+        "the starting dose; on recurrence repeat, then resume at 300 mg.)"
+    )
 
 
 # --- start-up checks of the new field ----------------------------------------------------------------------
@@ -267,26 +375,52 @@ def test_a_citation_its_source_does_not_name_stops_the_start(edited):
 
 
 @pytest.mark.parametrize(
-    ("package", "table", "match", "line"),
+    ("package", "table", "match", "column", "line"),
     [
-        ("cds_service.clinical", "tki_cytopenia.csv", {"ingredient": "dasatinib"}, 4),
-        ("cds_service.clinical", "order_rules.csv", {"rule": "deferiprone", "name": "interrupt_anc_below"}, 4),
-        ("cds_service.clinical", "febrile_neutropenia.csv", {"name": "ctcae_fn_anc"}, 11),
-        ("cds_service.clinical", "gcsf_criteria.csv", {"criterion": "afebrile_not_routine"}, 8),
-        ("cds_service.clinical", "thresholds.csv", {"name": "duffy_null_lln_absolute_neutrophil_count"}, 4),
-        ("cds_service.clinical", "who_anaemia.csv", {"population": "men 15 years and over"}, 7),
-        ("cards", "medication_orders.csv", {"order": "aminoglycoside_unspecified"}, 16),
+        ("cds_service.clinical", "tki_cytopenia.csv", {"ingredient": "dasatinib"}, "cited_as", 4),
+        (
+            "cds_service.clinical",
+            "order_rules.csv",
+            {"rule": "deferiprone", "name": "interrupt_anc_below"},
+            "cited_as",
+            4,
+        ),
+        ("cds_service.clinical", "febrile_neutropenia.csv", {"name": "ctcae_fn_anc"}, "cited_as", 11),
+        ("cds_service.clinical", "gcsf_criteria.csv", {"criterion": "afebrile_not_routine"}, "cited_as", 8),
+        ("cds_service.clinical", "thresholds.csv", {"name": "duffy_null_lln_absolute_neutrophil_count"}, "cited_as", 4),
+        ("cds_service.clinical", "who_anaemia.csv", {"population": "men 15 years and over"}, "cited_as", 7),
+        ("cards", "medication_orders.csv", {"order": "aminoglycoside_unspecified"}, "cited_as", 16),
+        ("cds_service.clinical", "clozapine_notes.csv", {"note": "rems_ended"}, "text", 2),
+        ("cds_service.clinical", "first_hour.csv", {"name": "daily_cbc"}, "duration", 4),
     ],
 )
-def test_a_missing_citation_a_card_prints_stops_the_start_naming_the_row(edited, package, table, match, line):
+def test_a_missing_citation_or_text_a_card_prints_stops_the_start_naming_the_row(
+    edited, package, table, match, column, line
+):
     def edit(rows: list[dict[str, str]]) -> None:
-        _row(rows, **match)["cited_as"] = ""
+        _row(rows, **match)[column] = ""
 
     edited(package, table, edit)
     with pytest.raises(KnowledgeError) as raised:
         load_all()
     assert f"{package.replace('.', '/')}/data/{table}, line {line}" in str(raised.value)
-    assert "cited_as is empty: a card prints it from this row" in str(raised.value)
+    assert f"{column} is empty: a card prints it from this row" in str(raised.value)
+
+
+def test_a_clozapine_note_without_its_row_stops_the_start(edited):
+    edited("cds_service.clinical", "clozapine_notes.csv", lambda rows: rows.append({**rows[0], "note": "other"}))
+    load_all()
+    edited("cds_service.clinical", "clozapine_notes.csv", lambda rows: rows.__setitem__(0, {**rows[0], "note": "x"}))
+    with pytest.raises(KnowledgeError, match=r"clozapine_notes.csv: no row for \['rems_ended'\]"):
+        load_all()
+
+
+def test_a_cbc_row_that_is_not_daily_stops_the_start(edited):
+    edited("cds_service.clinical", "first_hour.csv", lambda rows: _row(rows, name="daily_cbc").update(value="2"))
+    with pytest.raises(
+        KnowledgeError, match="^cds_service/clinical/data/first_hour.csv, line 4: every '2' d is not daily"
+    ):
+        load_all()
 
 
 def test_empirical_regimens_citing_different_lists_stop_the_start(edited):

@@ -49,7 +49,7 @@ def lower_limit(record: ClinicalRecord, analyte: Analyte, point: Point, as_of: d
         basis = (
             f"{cutoff.cited_as} cut-off for {cutoff.population}: {cutoff.anaemia_below:g} g/dL"
             if cutoff
-            else "no lab range and no WHO cut-off"
+            else f"no lab range and no {who_citation()} cut-off"
         )
         return _lab_or(point, cutoff.anaemia_below if cutoff else None, basis)
     if name := DEFAULT_LOWER_LIMITS.get(analyte):
@@ -189,23 +189,26 @@ def haemoglobin_cutoff(record: ClinicalRecord, as_of: datetime) -> tuple[Anaemia
         first, second = (who_cutoff(record.demographics, day, t) for t in (1, 2))
         if first and second:
             notes.append(
-                f"Pregnant ({status.evidence}), trimester not recorded: the WHO first/third-trimester cut-off "
-                f"{first.anaemia_below:g} g/dL is used (second trimester {second.anaemia_below:g} g/dL)."
+                f"Pregnant ({status.evidence}), trimester not recorded: the {first.cited_as} first/third-trimester "
+                f"cut-off {first.anaemia_below:g} g/dL is used (second trimester {second.anaemia_below:g} g/dL)."
             )
     elif status.status == "pregnant":
         notes.append(
-            f"Pregnant, trimester {trimester} ({status.evidence}): the WHO cut-off for that trimester is used."
+            f"Pregnant, trimester {trimester} ({status.evidence}): the {who_citation()} cut-off for that trimester "
+            "is used."
         )
     cutoff = who_cutoff(record.demographics, day, trimester if status.status == "pregnant" else None)
     if status.status == "pregnant" and cutoff is None:
         cutoff = who_cutoff(record.demographics, day)
     months = record.demographics.age_in_months(day)
     if cutoff is None and months is not None and months < youngest_who_months():
-        notes.append(f"No WHO cut-off below {youngest_who_months()} months: graded only against the lab's range.")
+        notes.append(
+            f"No {who_citation()} cut-off below {youngest_who_months()} months: graded only against the lab's range."
+        )
     elif cutoff is None:
         notes.append(f"Age or sex unknown: the {who_citation()} cut-off could not be chosen.")
     elif status.status == "unknown" and pregnancy_possible(record.demographics, day):
-        notes.append("Pregnancy status not known: the non-pregnant WHO cut-off is used.")
+        notes.append(f"Pregnancy status not known: the non-pregnant {who_citation()} cut-off is used.")
     return cutoff, tuple(notes)
 
 
@@ -240,8 +243,8 @@ def _ungraded_infant_hb(record: ClinicalRecord, as_of: datetime) -> list[str]:
     if months is None or months >= youngest_who_months() or not points or points[-1].reference_low is not None:
         return []
     return [
-        f"haemoglobin not graded: no WHO cut-off below {youngest_who_months()} months and no reference range "
-        "from the lab"
+        f"haemoglobin not graded: no {who_citation()} cut-off below {youngest_who_months()} months and no "
+        "reference range from the lab"
     ]
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from cds_service.clinical.fever import FeverAssessment, assess_fever
 from cds_service.clinical.knowledge import PACKAGE, Criterion, fn_rule, gcsf_criteria
+from cds_service.clinical.order_knowledge import parameter
 from cds_service.clinical.risk_scores import CisneInputs, MasccInputs, ScoreRange, cisne, mascc
 from cds_service.clinical.series import Point, neutrophil_series
 from cds_service.knowledge_tables import KnowledgeError, knowledge_loader, read_table, required
@@ -226,9 +227,12 @@ def _documented_indications(record: ClinicalRecord) -> tuple[Indication, ...]:
 
 
 def _gram_positive_notes(record: ClinicalRecord) -> tuple[str, ...]:
+    """VRE colonisation is on the guideline's list of indications for a gram-positive agent, the list the
+    `vancomycin` `indication_categories` row cites."""
+    cited = parameter("vancomycin", "indication_categories").cited_as
     return tuple(
-        f"Resistance to vancomycin coded ({c.code}, {c.source}): IDSA adds a gram-positive agent for VRE colonisation, "
-        "but vancomycin is not active against VRE; the agent is the clinician's choice."
+        f"Resistance to vancomycin coded ({c.code}, {c.source}): {cited} adds a gram-positive agent for VRE "
+        "colonisation, but vancomycin is not active against VRE; the agent is the clinician's choice."
         for c in record.conditions
         if c.status == "active" and c.category == "vre_colonisation"
     )
@@ -371,26 +375,37 @@ def boundary_misses(fever: FeverAssessment, anc: Neutrophils) -> tuple[str, ...]
     latest = anc.latest
     assert latest is not None
     peak = max(fever.readings, key=lambda m: m.value)
-    single, idsa_anc = fn_rule("idsa_fever_single").value, fn_rule("idsa_neutropenia_anc").value
+    idsa_fever, idsa_anc, ctcae_fever = (
+        fn_rule("idsa_fever_single"),
+        fn_rule("idsa_neutropenia_anc"),
+        fn_rule("ctcae_fever_single"),
+    )
+    # Each missed criterion is named by its row's citation, as the fever and FN definition lines are.
     misses = []
     if fever.idsa is None:
         misses.append(
-            f"IDSA fever: highest reading {peak.value:.1f} °C, {single - peak.value:.1f} °C under {single:g} °C "
+            f"{idsa_fever.cited_as} fever: highest reading {peak.value:.1f} °C, "
+            f"{idsa_fever.value - peak.value:.1f} °C under {idsa_fever.value:g} °C "
             f"and not ≥{fn_rule('idsa_fever_sustained').value:g} °C over "
             f"{fn_rule('idsa_fever_sustained_minutes').value:g} min"
         )
     else:
-        gap = latest.value - idsa_anc
+        gap = latest.value - idsa_anc.value
         where = "exactly at" if gap == 0 else f"{_fmt(gap)} above"
-        misses.append(f"IDSA neutropenia: ANC {_fmt(latest.value)} ×10⁹/L is {where} the <{idsa_anc:g} cut-off")
+        misses.append(
+            f"{idsa_anc.cited_as} neutropenia: ANC {_fmt(latest.value)} ×10⁹/L is {where} "
+            f"the <{idsa_anc.value:g} cut-off"
+        )
     if fever.ctcae is None:
         misses.append(
-            f"CTCAE fever: highest reading {peak.value:.1f} °C is not >{fn_rule('ctcae_fever_single').value:g} °C "
+            f"{ctcae_fever.cited_as} fever: highest reading {peak.value:.1f} °C is not >{ctcae_fever.value:g} °C "
             f"and not ≥{fn_rule('ctcae_fever_sustained').value:g} °C for more than "
             f"{fn_rule('ctcae_fever_sustained_minutes').value:g} min"
         )
     else:
-        misses.append(f"CTCAE neutropenia: ANC {_fmt(latest.value)} ×10⁹/L is not <{ctcae_anc:g}")
+        misses.append(
+            f"{fn_rule('ctcae_fn_anc').cited_as} neutropenia: ANC {_fmt(latest.value)} ×10⁹/L is not <{ctcae_anc:g}"
+        )
     return tuple(misses)
 
 

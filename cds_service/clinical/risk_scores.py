@@ -93,7 +93,8 @@ def mascc(inputs: MasccInputs, not_applicable: str | None = None) -> ScoreRange:
         tumour_evidence = "no malignancy coded: unknown"
     items = (
         ScoreItem(
-            "Burden of illness (none/mild 5, moderate 3, severe 0)",
+            f"Burden of illness (none/mild {weights['burden_none_or_mild']}, moderate {weights['burden_moderate']}, "
+            f"severe {weights['burden_severe']})",
             weights["burden_none_or_mild"],
             None,
             "clinician judgement: not in the record",

@@ -42,7 +42,7 @@ def held_tki_orders(record: ClinicalRecord, as_of: datetime) -> tuple[HeldOrder,
                 order.source,
                 since,
                 f"{name.capitalize()} {order.status}{when}, no later active order",
-                f"Review whether to restart {name}" + (f" (ELN 2016: {row.resume_text})" if row else ""),
+                f"Review whether to restart {name}" + (f" ({row.cited_as}: {row.resume_text})" if row else ""),
             )
         )
     return tuple(held)
