@@ -261,6 +261,12 @@ def test_the_infant_haemoglobin_card_reads_the_youngest_who_age_from_the_table(e
     assert gap["summary"] == "Haemoglobin not graded: no WHO 2024 cut-off below 9 months and no lab reference range"
 
 
+def test_a_grade_is_named_by_the_citation_of_its_ctcae_row(edited, make_app):
+    edited("cds_service.clinical", "ctcae_grades.csv", cite())
+    card = _review(make_app().test_client(), [_hb(9.0)])["Anaemia"]
+    assert card["summary"].startswith(f"Anaemia: Hb 9.0 g/dL ({CITED} grade 2, moderate)")
+
+
 def test_the_who_notes_on_pregnancy_and_infants_name_the_rows_citation(edited, make_app):
     edited("cds_service.clinical", "who_anaemia.csv", cite())
     client = make_app().test_client()
@@ -390,6 +396,13 @@ def test_a_citation_its_source_does_not_name_stops_the_start(edited):
         ("cds_service.clinical", "thresholds.csv", {"name": "duffy_null_lln_absolute_neutrophil_count"}, "cited_as", 4),
         ("cds_service.clinical", "who_anaemia.csv", {"population": "men 15 years and over"}, "cited_as", 7),
         ("cards", "medication_orders.csv", {"order": "aminoglycoside_unspecified"}, "cited_as", 16),
+        (
+            "cds_service.clinical",
+            "ctcae_grades.csv",
+            {"analyte": "absolute_neutrophil_count", "grade": "3"},
+            "cited_as",
+            3,
+        ),
         ("cds_service.clinical", "clozapine_notes.csv", {"note": "rems_ended"}, "text", 2),
         ("cds_service.clinical", "first_hour.csv", {"name": "daily_cbc"}, "duration", 4),
     ],

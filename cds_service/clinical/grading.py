@@ -14,10 +14,11 @@ class Grade:
     term: str
     grade: int
     source: str
+    cited_as: str  # of the cut-off's row: the card names the grade by it
 
     @property
     def label(self) -> str:
-        return f"CTCAE v5 grade {self.grade}"
+        return f"{self.cited_as} grade {self.grade}"
 
 
 def ctcae_grade(
@@ -37,9 +38,9 @@ def ctcae_grade(
         graded, cuts = reported[0], in_unit
     for cut in cuts:
         if graded < cut.below:
-            return Grade(cut.term, cut.grade, cut.source)
+            return Grade(cut.term, cut.grade, cut.source, cut.cited_as)
     if lower_limit is not None and value < lower_limit:
-        return Grade(cuts[0].term, 1, cuts[0].source)
+        return Grade(cuts[0].term, 1, cuts[0].source, cuts[0].cited_as)
     return None
 
 

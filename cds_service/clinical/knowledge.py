@@ -21,6 +21,7 @@ class GradeCut:
     grade: int
     below: float
     source: str
+    cited_as: str  # the edition a card names the grade by ("CTCAE v5 grade 3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def ctcae_cuts() -> dict[tuple[Analyte, str], tuple[GradeCut, ...]]:
     cuts: dict[tuple[Analyte, str], list[GradeCut]] = {}
     for row in read_table(PACKAGE, "ctcae_grades.csv"):
         cuts.setdefault((Analyte(row["analyte"]), unit_key(row["unit"])), []).append(
-            GradeCut(row["term"], int(row["grade"]), float(row["below"]), row["source"])
+            GradeCut(row["term"], int(row["grade"]), float(row["below"]), row["source"], required(row, "cited_as"))
         )
     return {key: tuple(sorted(rows, key=lambda c: -c.grade)) for key, rows in cuts.items()}
 
