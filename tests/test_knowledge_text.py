@@ -352,6 +352,27 @@ def test_the_daily_cbc_says_and_drafts_the_duration_of_its_row(edited, make_app)
         assert cbc["resource"]["occurrenceTiming"] == {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
 
 
+def test_the_daily_cbc_waits_for_the_recovery_the_idsa_neutropenia_row_names(edited, make_app):
+    shipped = _fn_card(make_app().test_client(), fv.temp(38.9, 30), fv.anc(0.2, 2), fv.SOLID_TUMOUR)
+    assert "a daily CBC until ANC ≥0.5 ×10⁹/L and afebrile." in shipped["detail"]
+
+    def edit(rows: list[dict[str, str]]) -> None:
+        _row(rows, name="idsa_neutropenia_anc")["value"] = "0.4"
+
+    edited("cds_service.clinical", "febrile_neutropenia.csv", edit)
+    card = _fn_card(make_app().test_client(), fv.temp(38.9, 30), fv.anc(0.2, 2), fv.SOLID_TUMOUR)
+    assert "a daily CBC until ANC ≥0.4 ×10⁹/L and afebrile." in card["detail"]
+
+
+def test_a_daily_cbc_duration_naming_no_threshold_row_stops_the_start(edited):
+    def edit(rows: list[dict[str, str]]) -> None:
+        _row(rows, name="daily_cbc")["duration"] = "until ANC ≥{idsa_recovery_anc} ×10⁹/L"
+
+    edited("cds_service.clinical", "first_hour.csv", edit)
+    with pytest.raises(KnowledgeError, match="first_hour.csv, line 4: duration names 'idsa_recovery_anc', not a"):
+        load_all()
+
+
 def test_the_held_tki_worklist_row_names_the_tki_rows_citation(edited):
     from cds_service.screening.evaluate import screen_patient
 

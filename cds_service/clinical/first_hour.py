@@ -7,6 +7,7 @@ never "not done"; what the app could not read is "not read".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,15 +73,20 @@ class DailyCbc:
 
 @knowledge_loader
 def daily_cbc() -> DailyCbc:
-    """The `daily_cbc` row: its duration is printed as written, and its period must be the 1 d the card calls
-    "daily" (checked at start-up, naming the row)."""
+    """The `daily_cbc` row: its duration is printed as written, a `{name}` in it replaced by that
+    febrile-neutropenia threshold's value (so the recovery it waits for follows the rule's own row), and its
+    period must be the 1 d the card calls "daily" (checked at start-up, naming the row)."""
     row = _rows()["daily_cbc"]
     where = f"{row.table}, line {row.line}"
     if not row["duration"].strip():
         raise KnowledgeError(f"{where}: duration is empty: a card prints it from this row")
     if row["unit"] != "d" or not row["value"] or float(row["value"]) != 1:
         raise KnowledgeError(f"{where}: every {row['value']!r} {row['unit']} is not daily, as the card says")
-    return DailyCbc(1.0, row["duration"], row["source"])
+    try:
+        duration = re.sub(r"\{(\w+)\}", lambda name: f"{fn_rule(name[1]).value:g}", row["duration"])
+    except KeyError as unknown:
+        raise KnowledgeError(f"{where}: duration names {unknown}, not a febrile_neutropenia.csv row") from None
+    return DailyCbc(1.0, duration, row["source"])
 
 
 def _when(moment: datetime | None) -> str:
