@@ -16,7 +16,10 @@ the same run:
 - how many patients the prefilter sends to stage 2, and the time split between stage 2 (which grows
   with the candidates) and the rest (which grows with the export).
 
-BENCH_SCREEN_OBSERVATIONS changes the size; BENCH_SCREEN_SPARK=1 also times `--engine spark`.
+BENCH_SCREEN_OBSERVATIONS changes the size; BENCH_SCREEN_SPARK=1 also times `--engine spark` in local[2] and
+compares its worklist with DuckDB's from the same run. Exit status: 0 when every target is met, 1 when one is
+missed, 3 when Spark's worklist differs from DuckDB's, whatever the targets (the 3× one is missed on every run;
+make itself exits 2 for any failure and names the status in "Error N").
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from cds_service.request import HookCall, HookData
 from cds_service.screening.evaluate import ORDER_SIGN, hook_data, renewal_bundle, screen_patient
 from cds_service.screening.generate import write
 from cds_service.screening.ingest import ndjson_files
+from cds_service.screening.outputs import compare_worklists
 from cds_service.screening.run import Options, group_resources, screen
 
 FIXTURES = Path(os.environ.get("CYTOPENIA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
@@ -47,6 +51,7 @@ AS_OF = datetime(2021, 2, 1, tzinfo=UTC)
 SAMPLE = 300
 TARGETS = {"ingest+screen / DuckDB read": 3.0, "stage 2 / hooks in process": 2.0}
 TARGET_PEAK_MB = 2048
+DIFFERENCES_SHOWN = 5
 
 
 def _data() -> Path:
@@ -103,6 +108,23 @@ def _screen_in_process(by_patient: dict[str, list[dict]]) -> float:
     for patient, resources in by_patient.items():
         screen_patient(patient, resources, AS_OF)
     return (time.perf_counter() - start) / len(by_patient)
+
+
+def _spark_equals_duckdb(spark: Path, duck: Path) -> bool:
+    """Issue 18's "Spark local[2] gives the same worklist as DuckDB", checked on this set, not only the small one."""
+    comparison = compare_worklists(spark, duck)
+    if comparison.equal():
+        print(f"Spark worklist equals DuckDB's: yes ({comparison.rows:,} rows)")
+        return True
+    duck_rows = comparison.rows - len(comparison.only_first) + len(comparison.only_second)
+    print(
+        f"Spark worklist equals DuckDB's: no (Spark {comparison.rows:,} rows, DuckDB {duck_rows:,}; "
+        f"{len(comparison.only_first):,} only in Spark's, {len(comparison.only_second):,} only in DuckDB's)"
+    )
+    for engine, rows in (("Spark", comparison.only_first), ("DuckDB", comparison.only_second)):
+        for row in rows[:DIFFERENCES_SHOWN]:
+            print(f"  only in {engine}'s: {' | '.join(row)}")
+    return False
 
 
 def main() -> int:
@@ -165,6 +187,8 @@ def main() -> int:
         start = time.perf_counter()
         screen_on_spark(folder, out / "spark", Options(as_of=AS_OF, progress=False), "local[2]")
         print(f"Spark local[2] ingest + screen: {time.perf_counter() - start:.1f} s")
+        if not _spark_equals_duckdb(out / "spark", out):
+            return 3
     return 1 if failed else 0
 
 

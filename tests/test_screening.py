@@ -18,6 +18,7 @@ from cds_service.cli import main
 from cds_service.clinical.knowledge import SITE_THRESHOLDS
 from cds_service.screening.evaluate import COLUMNS, screen_patient
 from cds_service.screening.ingest import MAX_LINE, connect, ingest
+from cds_service.screening.outputs import compare_worklists
 from cds_service.screening.run import Options, candidates_by_bucket, screen
 from tests.screening_support import AS_OF, BAD_LINES, PATIENTS, resources_by_patient, small_population, with_bad_input
 
@@ -112,6 +113,23 @@ def test_flags_carry_the_worklist_words_as_code_text_only(screened):
     assert flags
     assert all(f["resourceType"] == "Flag" and set(f["code"]) == {"text"} for f in flags)
     assert all(f["subject"]["reference"].startswith("Patient/") for f in flags)
+
+
+def test_worklists_compare_by_their_rows_not_their_order(screened, tmp_path):
+    """The benchmark's engine check: rows in another order are the same worklist; a changed row shows on both sides."""
+    with (screened / "worklist.csv").open(newline="", encoding="utf-8") as handle:
+        header, *rows = list(csv.reader(handle))
+    changed = [*rows[1:], [*rows[0][:3], "9", *rows[0][4:]]]
+    for name, body in (("reordered", rows[::-1]), ("changed", changed)):
+        (tmp_path / name).mkdir()
+        with (tmp_path / name / "worklist.csv").open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([header, *body])
+    reordered = compare_worklists(tmp_path / "reordered", screened)
+    assert reordered.equal() and reordered.rows == len(rows) > 1
+    difference = compare_worklists(tmp_path / "changed", screened)
+    assert not difference.equal()
+    assert difference.only_first == [(*rows[0][:3], "9", *rows[0][4:])]
+    assert difference.only_second == [tuple(rows[0])]
 
 
 @pytest.mark.parametrize("shift", [timedelta(0), timedelta(days=-20), timedelta(days=3), timedelta(days=400)])

@@ -75,6 +75,31 @@ def write_worklist(rows: list[Row], out: Path) -> None:
     con.close()
 
 
+@dataclass(frozen=True)
+class WorklistComparison:
+    """Two worklists as multisets of their CSV rows: which rows, not in which order, is what engines must agree on."""
+
+    rows: int
+    only_first: list[tuple[str, ...]]
+    only_second: list[tuple[str, ...]]
+
+    def equal(self) -> bool:
+        return not self.only_first and not self.only_second
+
+
+def _worklist_rows(out: Path) -> Counter[tuple[str, ...]]:
+    with (out / "worklist.csv").open(newline="", encoding="utf-8") as handle:
+        return Counter(tuple(row) for row in csv.reader(handle))
+
+
+def compare_worklists(first: Path, second: Path) -> WorklistComparison:
+    """The rows of `first`'s worklist.csv missing from `second`'s and the reverse, each sorted, duplicates counted."""
+    ones, others = _worklist_rows(first), _worklist_rows(second)
+    return WorklistComparison(
+        sum(ones.values()) - 1, sorted((ones - others).elements()), sorted((others - ones).elements())
+    )
+
+
 def _fhir_resource(kind: str, row: Row, as_of: datetime, index: int) -> dict:
     """A Flag or Task with `code.text` only: the worklist's words, no code the project has not verified."""
     subject = {"reference": f"Patient/{row.patient}"}
