@@ -212,7 +212,7 @@ def suggestions(
         return _suggestion(orders, label or order_label(orders[0]), patient_id, encounter_id, reason)
 
     kind = finding.kind
-    offered = [offer(("cbc_with_differential",))]
+    offered = [offer(("cbc_with_differential",), "Repeat CBC with differential")]
     if finding.stale:
         return tuple(offered)
     work_up = not settled
@@ -256,11 +256,13 @@ def finding_card(
     rows: tuple[Finding, ...] = (),
     extra: tuple[str, ...] = (),
     ask: str | None = None,
+    gaps: bool = True,
 ) -> Card:
     """One problem's card; `rows` are related findings shown as rows of its table (leukopenia and
     lymphopenia on a neutropenia card), `extra` lines the caller adds (fever watch on a neutropenia card).
     Lines in order of importance, so what `fit` leaves out is the least needed: what could not be
-    assessed comes before the trend and the chart context."""
+    assessed comes before the trend and the chart context. `gaps` False leaves the assessment's gaps
+    (what could not be assessed, data not used) to another card of the same answer."""
     level = indicator(finding, context)
     own_summary = summary(finding)
     lead = [*(finding.lineages or (finding,)), *rows]
@@ -272,7 +274,7 @@ def finding_card(
         else None,
         *extra,
         *(escape(n) for n in finding.notes),
-        *gap_lines((*assessment.missing, *assessment.ungraded), assessment.issues),
+        *(gap_lines((*assessment.missing, *assessment.ungraded), assessment.issues) if gaps else ()),
         _trend_text(finding),
         *context_blocks(context),
         _limit_text(finding),
