@@ -8,7 +8,9 @@ Problems and the cards that own them:
   cards; otherwise the white cells are one problem (neutropenia, else leukopenia, with leukopenia and
   lymphopenia as rows), anaemia and thrombocytopenia one each;
 - counts older than the look-back are history: no card of their own;
-- the data-gap card only when counts were expected and could not be used.
+- the data-gap card only when counts were expected and could not be used;
+- what the assessment could not assess or use is said once, on the first lineage card in priority
+  order, not repeated word for word on every lineage card.
 
 Then `one_answer` offers every order once, on the card with the highest indicator (a drug-safety card
 before a lineage card).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cards.cytopenia import data_gap_card, finding_card, gap_lines
+from cards.cytopenia import data_gap_card, finding_card, gap_lines, indicator
 from cards.drug_safety import drug_safety_card
 from cards.febrile_neutropenia import boundary_card, considerations_card, fever_watch, fever_without_anc_card, fn_card
 from cards.model import Card
@@ -76,14 +78,11 @@ def _neutropenia_suspected(fn: FnAssessment, expected: CountsExpected) -> bool:
     return expected.neutropenia_risk or (latest is not None and latest.value < fn_rule("ctcae_fn_anc").value)
 
 
-def _white_cell_card(
-    found: dict[F, Finding],
-    assessment: Assessment,
-    contexts: dict[F, FindingContext],
-    fn: FnAssessment | None,
-    patient_id: str,
-    encounter_id: str | None,
-) -> Card | None:
+# A lineage card to build: its finding, the related findings shown as rows, extra lines and the ask.
+Lineage = tuple[Finding, tuple[Finding, ...], tuple[str, ...], str | None]
+
+
+def _white_cells(found: dict[F, Finding], fn: FnAssessment | None) -> Lineage | None:
     main = found.get(F.NEUTROPENIA) or found.get(F.LEUKOPENIA) or found.get(F.LYMPHOPENIA)
     if main is None:
         return None
@@ -91,7 +90,25 @@ def _white_cell_card(
     extra, ask = _fever_watch(found.get(F.NEUTROPENIA), fn)
     if ask and main.persistent:
         ask += ", haematology referral"
-    return finding_card(main, assessment, patient_id, encounter_id, contexts.get(main.kind), rows, extra, ask)
+    return main, rows, extra, ask
+
+
+def _lineage_cards(
+    lineages: list[Lineage],
+    assessment: Assessment,
+    contexts: dict[F, FindingContext],
+    patient_id: str,
+    encounter_id: str | None,
+) -> list[Card]:
+    """The lineage cards, the assessment's gaps on the one `one_answer` puts first (highest indicator,
+    then the order built): said once, where the clinician reads first."""
+    first = min(range(len(lineages)), key=lambda i: RANK[indicator(lineages[i][0], contexts.get(lineages[i][0].kind))])
+    return [
+        finding_card(
+            finding, assessment, patient_id, encounter_id, contexts.get(finding.kind), rows, extra, ask, i == first
+        )
+        for i, (finding, rows, extra, ask) in enumerate(lineages)
+    ]
 
 
 def patient_view_cards(
@@ -117,23 +134,19 @@ def patient_view_cards(
     elif fn is not None and fn.state is FnState.FEVER_ANC_UNKNOWN and _neutropenia_suspected(fn, expected):
         cards.append(fever_without_anc_card(fn, gap_lines((), fn.issues), patient_id, encounter_id))
     cards.extend(drug_safety_card(h, patient_id, encounter_id) for h in holds)
+    lineages: list[Lineage] = []
     if pancytopenia := found.get(F.PANCYTOPENIA):
         rows = tuple(f for kind in (F.LEUKOPENIA, F.LYMPHOPENIA) if (f := found.get(kind)))
         extra, ask = _fever_watch(found.get(F.NEUTROPENIA), None if febrile_neutropenia else fn)
-        ask = f"{ask}, smear, haematology referral" if ask else None
-        cards.append(
-            finding_card(
-                pancytopenia, assessment, patient_id, encounter_id, contexts.get(F.PANCYTOPENIA), rows, extra, ask
-            )
-        )
+        lineages.append((pancytopenia, rows, extra, f"{ask}, smear, haematology referral" if ask else None))
     else:
-        if not febrile_neutropenia and (
-            white := _white_cell_card(found, assessment, contexts, fn, patient_id, encounter_id)
-        ):
-            cards.append(white)
-        for kind in (F.ANAEMIA, F.THROMBOCYTOPENIA):
-            if finding := found.get(kind):
-                cards.append(finding_card(finding, assessment, patient_id, encounter_id, contexts.get(kind)))
+        if not febrile_neutropenia and (white := _white_cells(found, fn)):
+            lineages.append(white)
+        lineages.extend(
+            (finding, (), (), None) for kind in (F.ANAEMIA, F.THROMBOCYTOPENIA) if (finding := found.get(kind))
+        )
+    if lineages:
+        cards.extend(_lineage_cards(lineages, assessment, contexts, patient_id, encounter_id))
     if not cards and (gap := data_gap_card(assessment, patient_id, encounter_id, expected.reasons)):
         cards.append(gap)
     return one_answer(cards)

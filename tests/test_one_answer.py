@@ -97,3 +97,18 @@ def test_a_hold_band_on_a_count_that_is_not_current_asks_for_a_new_count_as_a_wa
     [hold] = [c for c in review(client, CLOZAPINE, count(ANC, 0.3, 24 * 20)) if c["summary"].startswith("Clozapine")]
     assert hold["indicator"] == "warning"
     assert "(not current), severe neutropenia — repeat the count now" in hold["summary"]
+
+
+def test_what_could_not_be_assessed_is_said_once_on_the_first_card(client):
+    # No ANC or differential: a WBC of grade 4 (warning) and an Hb of grade 2 (info) get a card each.
+    cards = review(client, fv.temp(36.9, 30), count(WBC, 0.6), count(HB, 9.5), count(PLT, 210))
+    assert titles(cards) == ["Leukopenia", "Anaemia"]
+    said = [card["detail"].count("neutropenia cannot be assessed") for card in cards]
+    assert said == [1, 0], "the data gap on the card read first, not repeated on every card"
+
+
+def test_the_data_gap_goes_to_the_card_read_first_whichever_lineage_it_is(client):
+    # An Hb of grade 3 (warning) is read before a WBC of grade 2 (info).
+    cards = review(client, fv.temp(36.9, 30), count(WBC, 2.5), count(HB, 7.5), count(PLT, 210))
+    assert titles(cards) == ["Anaemia", "Leukopenia"]
+    assert [card["detail"].count("neutropenia cannot be assessed") for card in cards] == [1, 0]
