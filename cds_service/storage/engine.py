@@ -5,8 +5,10 @@ opens it once in the master process before the workers fork, so workers never ra
 with `migrate_on_start = false`, by `cytopenia-cds migrate` alone: the service then only checks that
 the schema is current and needs no DDL rights.
 
-A hook call checks out one connection and runs one transaction (`in_transaction`). Connections are
-not pinged on checkout (a round trip per request); they are recycled after `RECYCLE_SECONDS`, and a
+A hook call checks out one connection and runs one transaction (`in_transaction`); on PostgreSQL its
+BEGIN and COMMIT travel with its statements, two round trips in all (`_hook_call_on_postgresql`).
+Connections are not pinged on checkout (a round trip per request); they are recycled after
+`RECYCLE_SECONDS`, and a
 transaction that meets a connection the server has dropped is run once more on a fresh one. A
 PostgreSQL connection checked out for longer than `deadlines.database_seconds` is cut (`Watchdog`), and
 connecting gives up after as long: a database that stops answering costs a call seconds, not TCP's
