@@ -190,6 +190,45 @@ def test_concurrent_calls_in_one_process_show_a_repeat_once(database_url):
         store.engine.dispose()
 
 
+def test_a_hook_call_holds_the_patients_turn_and_its_writes_until_it_commits(database_url):
+    """PostgreSQL: the patient's lock is taken inside the call's own transaction (its BEGIN goes with the
+    lock, `sql.sent_with_the_next`): until the call commits, the lock stays held and its alert state
+    stays unseen by any other call."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite takes the database's write lock with BEGIN IMMEDIATE")
+    store = Store(database_url)
+    upgrade(store.engine)
+    warning = replace(febrile_neutropenia(), indicator="warning", finding="neutropenia")
+    inside, release, backend = threading.Event(), threading.Event(), {}
+
+    def screen_then_hold(connection: Connection) -> Screened:
+        cards = [issued_card(warning)]
+        (screened,), showings = screen(connection, "cytopenia-review", "patient-key", cards, AS_OF, POLICY)
+        remember(connection, showings)
+        backend["pid"] = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        inside.set()
+        release.wait(30)
+        return screened
+
+    call = threading.Thread(target=store.hook_call_transaction, args=(screen_then_hold,))
+    call.start()
+    try:
+        assert inside.wait(30)
+        with store.engine.connect() as other:
+            locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %(pid)s AND granted"
+            assert other.exec_driver_sql(locks, backend).scalar_one() == 1
+            assert other.exec_driver_sql("SELECT count(*) FROM alert_state").scalar_one() == 0
+            other.rollback()
+            release.set()
+            call.join(30)
+            assert other.exec_driver_sql(locks, backend).scalar_one() == 0
+            assert other.exec_driver_sql("SELECT count(*) FROM alert_state").scalar_one() == 1
+    finally:
+        release.set()
+        call.join(30)
+        store.engine.dispose()
+
+
 def test_held_back_repeats_are_counted_for_the_dashboard(make_app, example_request):
     from prometheus_client import REGISTRY
 

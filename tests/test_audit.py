@@ -7,10 +7,12 @@ import hashlib
 import hmac
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, func, select, text
 
 from cds_service.app import create_app
 from cds_service.config import ClientConfig, ConfigError, Settings
+from cds_service.storage import Store
+from cds_service.storage.engine import upgrade
 from cds_service.storage.models import CardRecord, FeedbackRecord, HookCallRecord
 from tests.conftest import AS_OF
 from tests.jwt_support import BASE_URL, EHR_ISSUER, SERVICE_PATH, SigningKey, bearer, claims, write_jwks
@@ -152,15 +154,50 @@ def test_an_audit_row_the_database_refuses_is_logged_and_counted_and_the_cards_s
 
 def test_a_hook_call_takes_one_connection_and_commits_once(app, example_request):
     """Alert state and audit row in one short transaction: one pool checkout, one commit per call. On
-    SQLite the calls' shared commits keep their connection, so the second call checks out none."""
+    SQLite the calls' shared commits keep their connection, so the second call checks out none. On
+    PostgreSQL the call sends its own BEGIN and COMMIT (`sql.sent_with_the_next`): every row it wrote
+    carries its one transaction's id."""
     engine = app.extensions["cytopenia.store"].engine
     seen = {"checkout": 0, "commit": 0}
     event.listen(engine, "checkout", lambda *_: seen.__setitem__("checkout", seen["checkout"] + 1))
     event.listen(engine, "commit", lambda *_: seen.__setitem__("commit", seen["commit"] + 1))
     assert cards_for(app.test_client(), example_request)
-    assert seen == {"checkout": 1, "commit": 1}
     assert cards_for(app.test_client(), example_request) == [], "the repeat is held back, in one transaction too"
-    assert seen == {"checkout": 1 if engine.dialect.name == "sqlite" else 2, "commit": 2}
+    if engine.dialect.name == "sqlite":
+        assert seen == {"checkout": 1, "commit": 2}
+        return
+    assert seen["checkout"] == 2
+    with engine.connect() as connection:
+        calls = connection.exec_driver_sql("SELECT xmin::text FROM hook_call ORDER BY id").scalars().all()
+        assert len(set(calls)) == 2, "one transaction per call"
+        apart = "SELECT count(*) FROM card c JOIN hook_call h ON c.call_id = h.id WHERE c.xmin <> h.xmin"
+
+        assert connection.exec_driver_sql(apart).scalar_one() == 0, "cards written in their call's transaction"
+        shown = connection.exec_driver_sql("SELECT DISTINCT xmin::text FROM alert_state").scalars().all()
+        assert shown == [calls[0]], "alert state written in the transaction of the call that showed the card"
+
+
+def test_a_hook_call_that_fails_leaves_nothing_of_what_it_wrote(database_url):
+    """All or nothing, whichever way a statement reaches the database: on PostgreSQL a statement run
+    through SQLAlchemy first in a hook call's transaction still comes after its BEGIN, so it is undone."""
+    store = Store(database_url)
+    upgrade(store.engine)
+
+    def write_then_fail(connection: Connection) -> None:
+        connection.execute(
+            HookCallRecord.__table__.insert().values(
+                received_at=AS_OF, service_id="s", status=200, data_sources={}, latency_ms={}, total_ms=1.0
+            )
+        )
+        raise ValueError("the call failed after writing")
+
+    try:
+        with pytest.raises(ValueError):
+            store.hook_call_transaction(write_then_fail)
+        with store.engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(HookCallRecord)).scalar_one() == 0
+    finally:
+        store.engine.dispose()
 
 
 def drop_pooled_connection(engine, database_url: str) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, String, Table
 
 from cds_service.storage.alert_state import Screened, remember, showing_parameters, upsert_sql
 from cds_service.storage.models import CardRecord, HookCallRecord
-from cds_service.storage.sql import bound, execute, row_parameters, values_rows
+from cds_service.storage.sql import bound, execute, row_parameters, values_rows, write_last
 
 HOOK_CALLS = cast(Table, HookCallRecord.__table__)
 CARDS = cast(Table, CardRecord.__table__)
@@ -100,7 +100,7 @@ def record_call(
     parameters |= row_parameters("card", (bound(connection, CARDS, _card_row(s, row)) for s in cards), CARD_FIELDS)
     if connection.dialect.name == "postgresql":
         parameters |= showing_parameters(connection, showings)
-        connection.exec_driver_sql(_postgresql_statement(len(cards), len(showings)), parameters)
+        write_last(connection, _postgresql_statement(len(cards), len(showings)), parameters)
         return
     remember(connection, showings)
     insert_call, insert_cards = _sqlite_statements(len(cards))

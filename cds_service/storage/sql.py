@@ -11,7 +11,9 @@ dropped connection recognised and invalidated). Values are converted by the colu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Column, Connection, Dialect, Table
@@ -20,6 +22,8 @@ from sqlalchemy.exc import DBAPIError, StatementError
 
 DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
 Convert = Callable[[Any], Any]
+Statement = tuple[str, dict[str, Any] | None]
+_UNSENT: ContextVar[tuple[Any, list[Statement]] | None] = ContextVar("unsent_statements", default=None)
 
 
 def insert_unless_present(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
@@ -93,19 +97,62 @@ def _same(value: Any) -> Any:
     return value
 
 
-def pipelined(connection: Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
-    """PostgreSQL (psycopg pipeline mode): run `statements` one after another in one round trip (with the
-    transaction's BEGIN when they start it); the rows of the last. Each statement still takes its own
-    snapshot. A driver error is raised as SQLAlchemy raises it (`_as_sqlalchemy_raises`)."""
+@contextmanager
+def sent_with_the_next(connection: Connection, begin: str) -> Iterator[None]:
+    """PostgreSQL, the driver in autocommit mode: a transaction whose statements that need no answer (its
+    `begin`, then `write_last`) wait to go to the server with the next that does (`pipelined`, `send_unsent`),
+    in one round trip. psycopg alone sends BEGIN by itself and waits for it, and a write before COMMIT."""
+    token = _UNSENT.set((connection.connection.driver_connection, [(begin, None)]))
+    try:
+        yield
+    finally:
+        _UNSENT.reset(token)
+
+
+def _take_unsent(connection: Connection) -> list[Statement]:
+    held = _UNSENT.get()
+    if held is None or held[0] is not connection.connection.driver_connection or not held[1]:
+        return []
+    unsent = list(held[1])
+    held[1].clear()
+    return unsent
+
+
+def write_last(connection: Connection, statement: str, parameters: dict[str, Any]) -> None:
+    """A write whose answer nobody reads: in a `sent_with_the_next` transaction it goes with the COMMIT,
+    otherwise at once (`exec_driver_sql`)."""
+    held = _UNSENT.get()
+    if held is not None and held[0] is connection.connection.driver_connection:
+        held[1].append((statement, parameters))
+        return
+    connection.exec_driver_sql(statement, parameters)
+
+
+def send_unsent(connection: Connection, last: Statement | None = None) -> None:
+    """Send what a `sent_with_the_next` transaction holds back (and `last` after it), in one round trip.
+    Run also before any statement SQLAlchemy executes (see `storage.engine`), so none runs before BEGIN."""
+    statements = _take_unsent(connection) + ([last] if last else [])
+    if statements:
+        _run_pipelined(connection, statements)
+
+
+def pipelined(connection: Connection, statements: Sequence[Statement]) -> list[tuple[Any, ...]]:
+    """PostgreSQL (psycopg pipeline mode): run `statements` one after another in one round trip (after
+    what a `sent_with_the_next` transaction held back, its BEGIN included); the rows of the last. Each
+    statement still takes its own snapshot. A driver error is raised as SQLAlchemy raises it."""
+    return _run_pipelined(connection, [*_take_unsent(connection), *statements])
+
+
+def _run_pipelined(connection: Connection, statements: Sequence[Statement]) -> list[tuple[Any, ...]]:
     driver = connection.connection.driver_connection
     dbapi_error = connection.dialect.loaded_dbapi.Error
     try:
         with driver.pipeline():  # type: ignore[union-attr]  # psycopg 3: the only PostgreSQL driver we use
             cursors = [driver.execute(statement, parameters) for statement, parameters in statements]  # type: ignore[union-attr]
-        return list(cursors[-1].fetchall())
+        return list(cursors[-1].fetchall()) if cursors[-1].description is not None else []
     except dbapi_error as error:
         statement, parameters = statements[-1]
-        raise _as_sqlalchemy_raises(connection, statement, parameters, error) from error
+        raise _as_sqlalchemy_raises(connection, statement, parameters or {}, error) from error
 
 
 def execute(connection: Connection, statement: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
