@@ -64,6 +64,7 @@ class WholeRequestWorker(ThreadWorker):
 
     read_seconds = 10.0
     max_body_bytes = 8 * 1024 * 1024
+    LEAVE_SECONDS = 0.001  # an idle worker blocked in its poll wakes well within this
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -72,6 +73,12 @@ class WholeRequestWorker(ThreadWorker):
         self.max_body_bytes = settings.max_request_bytes
 
     def accept(self, listener: socket.socket) -> None:
+        """Every worker wakes for a new connection, and the first to call accept takes it: one already
+        awake serving its connections would take connections arriving together (wrk's, or a load balancer's
+        pool) while another worker idles, leaving it half the CPUs. A worker with a connection being read or
+        served leaves a new one `LEAVE_SECONDS` for an idle worker first; if none takes it, it accepts."""
+        if self.nr_conns > len(self.keepalived_conns):
+            time.sleep(self.LEAVE_SECONDS)
         try:
             client, address = listener.accept()
         except OSError as error:
