@@ -78,7 +78,7 @@ class WholeRequestWorker(ThreadWorker):
         pool) while another worker idles, leaving it half the CPUs. A worker with a connection being read or
         served leaves a new one `LEAVE_SECONDS` for an idle worker first; if none takes it, it accepts."""
         if self.nr_conns > len(self.keepalived_conns):
-            time.sleep(self.LEAVE_SECONDS)
+            self.leave_to_an_idle_worker()
         try:
             client, address = listener.accept()
         except OSError as error:
@@ -87,6 +87,10 @@ class WholeRequestWorker(ThreadWorker):
             return
         self.nr_conns += 1
         self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
+
+    def leave_to_an_idle_worker(self) -> None:
+        """Give an idle worker, woken for the same connection, the moment to accept it first."""
+        time.sleep(self.LEAVE_SECONDS)
 
     def enqueue_req(self, conn: TConn) -> None:
         """Every way a connection reaches the thread pool passes here: new, kept alive, or with read-ahead."""
