@@ -349,6 +349,7 @@ def test_the_daily_cbc_says_and_drafts_the_duration_of_its_row(edited, make_app)
     for suggestion in card["suggestions"]:
         [cbc] = [a for a in suggestion["actions"] if a["description"] == "Draft order: daily CBC with differential"]
         assert cbc["resource"]["note"] == [{"text": "Daily for 5 days (site protocol)."}]
+        assert cbc["resource"]["code"]["text"] == "CBC with differential", "the order names the test, not a repeat"
         assert cbc["resource"]["occurrenceTiming"] == {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
 
 
