@@ -24,6 +24,8 @@ from cds_service.app import create_app
 from cds_service.config import Settings
 from cds_service.hooks.service import CdsService
 from cds_service.http.schemas import validator
+from cds_service.storage import Store
+from cds_service.storage.engine import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -171,3 +173,12 @@ def app(database_url, clock):
     application = create_app(Settings(dev=True, database_url=database_url, audit_key="test-key"), clock=clock)
     yield application
     application.extensions["cytopenia.store"].engine.dispose()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> Iterator[Store]:
+    """The store on a fresh SQLite file, at the newest schema."""
+    store = Store(f"sqlite:///{tmp_path / 'cds.sqlite3'}")
+    upgrade(store.engine)
+    yield store
+    store.engine.dispose()

@@ -6,27 +6,17 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import Connection, event, func, select
 
 from cds_service.storage import Store
-from cds_service.storage.engine import upgrade
 from cds_service.storage.models import HookCallRecord
 from tests.conftest import AS_OF
 
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller")
 FOLLOWERS = 5
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'cds.sqlite3'}")
-    upgrade(store.engine)
-    yield store
-    store.engine.dispose()
 
 
 def audit(name: str, fail: bool = False) -> Callable[[Connection], str]:
@@ -45,7 +35,7 @@ def audit(name: str, fail: bool = False) -> Callable[[Connection], str]:
     return work
 
 
-def calls_during_a_commit(store: Store, works: list[Callable[[Connection], str]]) -> dict[str, Any]:
+def calls_during_a_commit(sqlite_store: Store, works: list[Callable[[Connection], str]]) -> dict[str, Any]:
     """The first call leads and holds its transaction open until the others have queued behind it."""
     release, answers = threading.Event(), {}
 
@@ -56,19 +46,19 @@ def calls_during_a_commit(store: Store, works: list[Callable[[Connection], str]]
     def call(name: str, work: Callable[[Connection], str]) -> None:
         CALLER.set(name)
         try:
-            answers[name] = store.hook_call_transaction(work)
+            answers[name] = sqlite_store.hook_call_transaction(work)
         except Exception as error:
             answers[name] = error
 
     threads = [threading.Thread(target=call, args=("leader", leader_work))]
     threads[0].start()
-    while not store._group_commit._leading:  # type: ignore[union-attr]
+    while not sqlite_store._group_commit._leading:  # type: ignore[union-attr]
         time.sleep(0.001)
     threads += [threading.Thread(target=call, args=(f"call-{i}", work)) for i, work in enumerate(works)]
     for thread in threads[1:]:
         thread.start()
     deadline = time.monotonic() + 30
-    while len(store._group_commit._queued) < len(works) and time.monotonic() < deadline:  # type: ignore[union-attr]
+    while len(sqlite_store._group_commit._queued) < len(works) and time.monotonic() < deadline:  # type: ignore[union-attr]
         time.sleep(0.001)
     release.set()
     for thread in threads:
@@ -76,29 +66,29 @@ def calls_during_a_commit(store: Store, works: list[Callable[[Connection], str]]
     return answers
 
 
-def stored_services(store: Store) -> set[str]:
-    with store.engine.connect() as connection:
+def stored_services(sqlite_store: Store) -> set[str]:
+    with sqlite_store.engine.connect() as connection:
         return set(connection.execute(select(HookCallRecord.service_id)).scalars())
 
 
-def test_calls_queued_during_a_commit_share_the_next_one_and_each_runs_in_its_own_context(store):
+def test_calls_queued_during_a_commit_share_the_next_one_and_each_runs_in_its_own_context(sqlite_store):
     commits = []
-    event.listen(store.engine, "commit", lambda _connection: commits.append(1))
-    answers = calls_during_a_commit(store, [audit(f"call-{i}") for i in range(FOLLOWERS)])
+    event.listen(sqlite_store.engine, "commit", lambda _connection: commits.append(1))
+    answers = calls_during_a_commit(sqlite_store, [audit(f"call-{i}") for i in range(FOLLOWERS)])
     assert answers == {"leader": "leader"} | {f"call-{i}": f"call-{i}" for i in range(FOLLOWERS)}
     assert len(commits) == 2, "the leader's commit, then one for every call that queued behind it"
-    assert stored_services(store) == set(answers)
+    assert stored_services(sqlite_store) == set(answers)
 
 
-def test_a_call_that_fails_in_a_shared_transaction_rolls_back_only_its_own_work(store):
+def test_a_call_that_fails_in_a_shared_transaction_rolls_back_only_its_own_work(sqlite_store):
     works = [audit(f"call-{i}", fail=i == 2) for i in range(FOLLOWERS)]
-    answers = calls_during_a_commit(store, works)
+    answers = calls_during_a_commit(sqlite_store, works)
     assert isinstance(answers.pop("call-2"), ValueError)
     assert answers == {"leader": "leader"} | {f"call-{i}": f"call-{i}" for i in range(FOLLOWERS) if i != 2}
-    assert stored_services(store) == set(answers)
+    assert stored_services(sqlite_store) == set(answers)
 
 
-def test_when_the_shared_commit_fails_every_call_of_it_hears_so_and_nothing_of_it_is_stored(store):
+def test_when_the_shared_commit_fails_every_call_of_it_hears_so_and_nothing_of_it_is_stored(sqlite_store):
     failing = {"commits": 0}
 
     def fail_the_second_commit(_connection: Connection) -> None:
@@ -106,9 +96,9 @@ def test_when_the_shared_commit_fails_every_call_of_it_hears_so_and_nothing_of_i
         if failing["commits"] == 2:
             raise OSError("disk full")
 
-    event.listen(store.engine, "commit", fail_the_second_commit)
-    answers = calls_during_a_commit(store, [audit(f"call-{i}") for i in range(FOLLOWERS)])
+    event.listen(sqlite_store.engine, "commit", fail_the_second_commit)
+    answers = calls_during_a_commit(sqlite_store, [audit(f"call-{i}") for i in range(FOLLOWERS)])
     assert answers.pop("leader") == "leader"
     assert all(isinstance(error, OSError) for error in answers.values()) and len(answers) == FOLLOWERS
-    with store.engine.connect() as connection:
+    with sqlite_store.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(HookCallRecord)).scalar_one() == 1
