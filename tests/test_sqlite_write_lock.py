@@ -3,8 +3,10 @@ worker (its compute turn goes to the worker's other calls meanwhile), and gives 
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,3 +86,21 @@ def test_after_waiting_for_the_lock_a_connection_keeps_its_busy_timeout(sqlite_s
     releaser.join()
     timeout = in_transaction(sqlite_store.engine, lambda c: c.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
     assert timeout == storage_engine.SQLITE_BUSY_SECONDS * 1000
+
+
+def test_a_lock_held_for_long_is_tried_for_ever_less_often(sqlite_store, other_writer, monkeypatch):
+    """A backup or a long report holding the lock for seconds must not cost the waiting calls a CPU."""
+    tries = []
+    began = storage_engine._began_immediate
+    monkeypatch.setattr(
+        storage_engine, "_began_immediate", lambda *a, **k: tries.append(time.monotonic()) or began(*a, **k)
+    )
+    releaser = threading.Timer(1.0, other_writer.execute, ("COMMIT",))
+    releaser.start()
+    assert sqlite_store.hook_call_transaction(write_audit_row) == 1
+    releaser.join()
+    shortest, longest = storage_engine.LOCK_POLL_SECONDS, storage_engine.LOCK_POLL_LONGEST_SECONDS
+    waited = tries[-1] - tries[0]
+    fast = storage_engine.LOCK_POLL_FAST_FOR_SECONDS / shortest
+    ramp = math.ceil(math.log2(longest / shortest)) + 2  # the doubling pauses, the first try and the last
+    assert len(tries) <= fast + waited / longest + ramp, f"{len(tries)} tries in {waited:.2f} s"

@@ -48,7 +48,12 @@ MIGRATIONS = "cds_service.storage:migrations"
 RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxies and managed PostgreSQL
 RETRY_DATABASE_AFTER_SECONDS = 5  # after the database is lost, this process's calls skip it this long
 SQLITE_BUSY_SECONDS = 30  # the longest a SQLite statement waits for a lock another process holds
-LOCK_POLL_SECONDS = 0.0002  # between tries for SQLite's write lock (another process's commit: under 1 ms)
+# Between tries for SQLite's write lock: 0.2 ms for the first 10 ms (another worker's commit takes about
+# a millisecond), then each pause twice the last, at most 5 ms (a lock held for seconds, by a backup or a
+# long report, then costs a few hundred tries, not thousands).
+LOCK_POLL_SECONDS = 0.0002
+LOCK_POLL_FAST_FOR_SECONDS = 0.01
+LOCK_POLL_LONGEST_SECONDS = 0.005
 T = TypeVar("T")
 Transaction = Callable[[Connection, Callable[[Connection], T]], T]  # how `work` runs on a checked-out connection
 
@@ -187,19 +192,24 @@ def _transaction(connection: Connection, work: Callable[[Connection], T]) -> T:
 def _sqlite_write_lock(connection: Connection) -> None:
     """BEGIN IMMEDIATE, at once when the write lock is free. When another process holds it (most often
     while its commit waits for the disk, under a millisecond), this call hands its compute turn on and
-    tries again every `LOCK_POLL_SECONDS`, for at most `SQLITE_BUSY_SECONDS`. SQLite's own busy handler
-    would sleep 1, 2, 5, 10 ms ... whatever happened meanwhile, and holding the turn through those sleeps
-    idled the whole worker: at 4 connections the 2 workers used 1.35 of 2 CPUs."""
+    tries again every 0.2 ms, after 10 ms less and less often, at most every 5 ms (`LOCK_POLL_...`), for
+    at most `SQLITE_BUSY_SECONDS`. SQLite's own busy handler would sleep 1, 2, 5, 10 ms ... and holding the turn
+    through those sleeps idled the whole worker: at 4 connections the 2 workers used 1.35 of 2 CPUs."""
     execute(connection, "PRAGMA busy_timeout = 0", {})
     try:
         if _began_immediate(connection):
             return
-        deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+        started = time.monotonic()
+        deadline, slow_down = started + SQLITE_BUSY_SECONDS, started + LOCK_POLL_FAST_FOR_SECONDS
+        pause = LOCK_POLL_SECONDS
         with waiting():
             while True:
-                time.sleep(LOCK_POLL_SECONDS)
-                if _began_immediate(connection, give_up=time.monotonic() >= deadline):
+                time.sleep(pause)
+                now = time.monotonic()
+                if _began_immediate(connection, give_up=now >= deadline):
                     return
+                if now >= slow_down:
+                    pause = min(2 * pause, LOCK_POLL_LONGEST_SECONDS)
     finally:
         execute(connection, f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}", {})
 
