@@ -71,9 +71,12 @@ def test_a_call_waiting_for_another_process_write_lock_hands_its_turn_on_and_the
 
 
 def test_a_write_lock_never_let_go_fails_the_call_after_the_busy_timeout(sqlite_store, other_writer, monkeypatch):
+    """The wait is the configured one: with 0.5 s, the call gives up well before SQLite's own 30 s."""
     monkeypatch.setattr(storage_engine, "SQLITE_BUSY_SECONDS", 0.5)
+    started = time.monotonic()
     with pytest.raises(OperationalError, match="database is locked"):
         sqlite_store.hook_call_transaction(write_audit_row)
+    assert time.monotonic() - started < 10, "the call waited past its busy timeout"
     other_writer.execute("COMMIT")
     assert sqlite_store.hook_call_transaction(write_audit_row) == 1  # works again once the lock is let go
 
