@@ -11,7 +11,15 @@ import orjson
 import pytest
 
 from cds_service.config import ClientConfig
-from cds_service.http.body import ORJSON_DEPTH, _walk_exceeds, nesting_exceeds
+from cds_service.http.body import (
+    NOT_PROVEN,
+    ORJSON_DEPTH,
+    ORJSON_READ_DEPTH,
+    PROVEN_WHILE_PARSING_FROM_BYTES,
+    _walk_exceeds,
+    nesting_exceeds,
+    parse_within,
+)
 from tests.conftest import assert_valid
 from tests.jwt_support import BASE_URL, EHR_ISSUER, SERVICE_PATH, SigningKey, bearer, claims, write_jwks
 
@@ -36,19 +44,42 @@ def nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
+def large(body: str) -> str:
+    """The body made large enough for the depth to be proven while parsing, by a note in its extension."""
+    return body.replace('"note": ""', '"note": "' + "x" * PROVEN_WHILE_PARSING_FROM_BYTES + '"')
+
+
+SIZES = {"small": lambda body: body, "large": large}
+
+
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize(("depth", "said"), [(39, "nested deeper than 40 levels"), (5000, "not valid JSON")])
-def test_deeply_nested_json_is_a_400_operation_outcome(http, key, example_request, depth, said):
-    body = json.dumps({**example_request, "extension": {"deep": "X"}}).replace('"X"', nested(depth))
+def test_deeply_nested_json_is_a_400_operation_outcome(http, key, example_request, size, depth, said):
+    body = json.dumps({**example_request, "extension": {"deep": "X", "note": ""}}).replace('"X"', nested(depth))
+    body = SIZES[size](body)
     response = http.post(SERVICE_PATH, data=body, content_type="application/json", headers=bearer(key.mint(claims())))
     assert response.status_code == 400
     assert response.get_json()["resourceType"] == "OperationOutcome"
     assert said in response.get_json()["issue"][0]["details"]["text"]
 
 
-def test_nesting_within_the_cap_is_accepted(http, key, example_request):
-    body = json.dumps({**example_request, "extension": {"deep": "X"}}).replace('"X"', nested(37))
+@pytest.mark.parametrize("size", SIZES)
+def test_nesting_within_the_cap_is_accepted(http, key, example_request, size):
+    body = json.dumps({**example_request, "extension": {"deep": "X", "note": ""}}).replace('"X"', nested(37))
+    body = SIZES[size](body)
+    assert (len(body) >= PROVEN_WHILE_PARSING_FROM_BYTES) == (size == "large")
     response = http.post(SERVICE_PATH, data=body, content_type="application/json", headers=bearer(key.mint(claims())))
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_broken_body_is_named_at_its_own_position(http, key, example_request, size):
+    """`1],[2` inside the lists that prove a large body's depth would be valid JSON: it must not be."""
+    body = SIZES[size](json.dumps({**example_request, "extension": {"note": ""}})) + "],[2"
+    response = http.post(SERVICE_PATH, data=body, content_type="application/json", headers=bearer(key.mint(claims())))
+    assert response.status_code == 400
+    text = response.get_json()["issue"][0]["details"]["text"]
+    assert text == f"the request body is not valid JSON (unexpected content after document at position {len(body) - 4})"
 
 
 def wrapped(depth: int, container: str) -> object:
@@ -64,6 +95,42 @@ def test_orjson_refuses_exactly_what_the_quick_depth_check_relies_on():
         orjson.dumps(wrapped(ORJSON_DEPTH, container))
         with pytest.raises(orjson.JSONEncodeError):
             orjson.dumps(wrapped(ORJSON_DEPTH + 1, container))
+
+
+def test_orjson_reads_exactly_what_the_proof_while_parsing_relies_on():
+    """A large body is proven shallow while parsing only because orjson refuses to read deeper ones."""
+    for container in ("list", "dict"):
+        raw = nested_bytes(ORJSON_READ_DEPTH, container)
+        orjson.loads(raw)
+        with pytest.raises(orjson.JSONDecodeError, match="depth limit exceeded"):
+            orjson.loads(nested_bytes(ORJSON_READ_DEPTH + 1, container))
+
+
+def nested_bytes(depth: int, container: str) -> bytes:
+    """`depth` containers, each holding the next beside a scalar, written out (orjson writes at most 254)."""
+    opening, closing = (b"[null,", b"]") if container == "list" else (b'{"leaf":null,"k":', b"}")
+    return opening * depth + b"1" + closing * depth
+
+
+@pytest.mark.parametrize("container", ["list", "dict"])
+@pytest.mark.parametrize("limit", [8, 40, 100, 1000])
+def test_the_proof_while_parsing_agrees_with_the_exact_walk(container, limit):
+    for depth in (1, limit - 1, limit, limit + 1, ORJSON_READ_DEPTH, ORJSON_READ_DEPTH + 1):
+        raw = nested_bytes(depth, container)
+        document = parse_within(raw, limit)
+        if depth > limit:
+            assert document is NOT_PROVEN, depth
+            continue
+        assert not _walk_exceeds(document, limit) and _walk_exceeds(document, depth - 1), depth
+        if depth < 200:  # deeper, comparing them would exhaust Python's stack
+            assert document == orjson.loads(raw)
+
+
+@pytest.mark.parametrize("raw", [b"", b" ", b"1],[2", b"]", b"[1]]", b'{"a": 1}, {"b": 2}', b"[1,", b'{"a": [1}'])
+def test_a_body_the_proof_lists_could_close_is_not_proven(raw):
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)
+    assert parse_within(raw, 40) is NOT_PROVEN
 
 
 @pytest.mark.parametrize("container", ["list", "dict"])

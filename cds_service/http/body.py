@@ -12,6 +12,26 @@ from cds_service.errors import ApiError
 from cds_service.http.schemas import first_error
 
 ORJSON_DEPTH = 254  # orjson.dumps refuses a document nested deeper than this (pinned by a test)
+ORJSON_READ_DEPTH = 1024  # orjson.loads refuses a document nested deeper than this (pinned by a test)
+# From this size on, proving the depth while parsing (a fixed ~50 us for the padding lists) is cheaper
+# than serialising the parsed body again (about 0.5 us per KiB): 0.16 ms less on a 456 KiB chart.
+PROVEN_WHILE_PARSING_FROM_BYTES = 128 * 1024
+NOT_PROVEN = object()
+
+
+def parsed(raw: bytes, depth_limit: int) -> Any:
+    """The body as JSON, at most `depth_limit` containers deep, or a 400 that says why not."""
+    if len(raw) >= PROVEN_WHILE_PARSING_FROM_BYTES:
+        document = parse_within(raw, depth_limit)
+        if document is not NOT_PROVEN:
+            return document
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(400, f"the request body is not valid JSON ({error.msg} at position {error.pos})") from None
+    if nesting_exceeds(document, depth_limit):
+        raise ApiError(400, f"the request body is nested deeper than {depth_limit} levels")
+    return document
 
 
 def nesting_exceeds(document: Any, limit: int) -> bool:
@@ -22,6 +42,23 @@ def nesting_exceeds(document: Any, limit: int) -> bool:
     if limit < ORJSON_DEPTH and _serialises_within(document, ORJSON_DEPTH - limit):
         return False
     return _walk_exceeds(document, limit)
+
+
+def parse_within(raw: bytes, limit: int) -> Any:
+    """A large body parsed and proven at most `limit` deep in the same pass, in C, or `NOT_PROVEN`.
+
+    orjson reads nothing deeper than `ORJSON_READ_DEPTH`, so the body is parsed inside
+    `ORJSON_READ_DEPTH - limit` lists of our own. Each must hold exactly the one element: the brackets
+    of a broken body (`1],[2`) could otherwise close ours and make it look valid. A body that is not
+    proven is not necessarily bad: parsing it alone says what it is."""
+    padding = ORJSON_READ_DEPTH - limit
+    try:
+        document = orjson.loads(b"[" * padding + raw + b"]" * padding)
+        for _ in range(padding):
+            [document] = document
+    except (orjson.JSONDecodeError, ValueError):
+        return NOT_PROVEN
+    return document
 
 
 def _serialises_within(document: Any, padding: int) -> bool:
@@ -65,13 +102,7 @@ def json_body(
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
         raise ApiError(413, f"the request body exceeds the limit of {limit} bytes")
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, f"the request body is not valid JSON ({error.msg} at position {error.pos})") from None
-    depth_limit = settings.max_json_depth
-    if nesting_exceeds(document, depth_limit):
-        raise ApiError(400, f"the request body is nested deeper than {depth_limit} levels")
+    document = parsed(raw, settings.max_json_depth)
     if cap is not None:
         cap(document)
     if (problem := first_error(schema, document)) is not None:
