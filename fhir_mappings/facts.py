@@ -46,9 +46,7 @@ class Measurement:
     status: str = "final"
     reference_low: float | None = None
     draw: str | None = None
-    method: str | None = None
     note: str | None = None
-    site: str | None = None
     reported_value: float | None = None
     reported_unit: str | None = None
     reported_at: datetime | None = None

@@ -103,12 +103,11 @@ class ObservationReader:
         own_draw = time.isoformat()
         draw = report.report if report else _specimen(resource) or own_draw
         versions_of = draw if draw != own_draw else source
-        site = _site(resource)
         reported_at = parse_datetime((resource.get("meta") or {}).get("lastUpdated")) or parse_datetime(
             resource.get("issued")
         )
         for code, element in parts:
-            self._read_value(source, code, element, time, status, draw, versions_of, site, reported_at)
+            self._read_value(source, code, element, time, status, draw, versions_of, reported_at)
 
     def _read_value(
         self,
@@ -119,7 +118,6 @@ class ObservationReader:
         status: str,
         draw: str,
         versions_of: str,
-        site: str | None = None,
         reported_at: datetime | None = None,
     ) -> None:
         """`versions_of` is what the versions of this result share: its draw, or the Observation itself."""
@@ -157,9 +155,7 @@ class ObservationReader:
             status=status,
             reference_low=_reference_low(element, unit, spec),
             draw=draw,
-            method=code.method,
             note=note,
-            site=site,
             reported_value=value,
             reported_unit=unit,
             reported_at=reported_at,
@@ -206,12 +202,6 @@ def _reference_low(element: Json, unit: str | None, spec: AnalyteSpec) -> float 
         except UnusableValue:
             return None
     return None
-
-
-def _site(resource: Json) -> str | None:
-    """Where or how it was measured, as coded or written (e.g. a temperature's body site)."""
-    texts = [concept_text(resource.get(element)) for element in ("bodySite", "method")]
-    return "; ".join(t for t in texts if t) or None
 
 
 def _specimen(resource: Json) -> str | None:
