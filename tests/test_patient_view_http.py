@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import assert_valid
 
 
@@ -61,3 +63,30 @@ def test_unread_medications_are_named_on_the_card_without_a_data_gap_card(client
     assert not any(s.startswith("Blood counts partly unusable") for s in summaries), summaries
     [pancytopenia] = document["cards"]
     assert "**Not checked:** active medications \\(MedicationRequests could not be read\\)" in pancytopenia["detail"]
+
+
+@pytest.mark.parametrize(
+    "coding",
+    [
+        [{"system": "http://loinc.org", "code": ["751-8"]}],
+        [{"system": {"url": "http://loinc.org"}, "code": "751-8"}],
+        [{"system": "http://loinc.org", "code": "not-read"}, {"system": "http://loinc.org", "code": {"751-8": 1}}],
+    ],
+)
+def test_a_code_sent_as_a_list_or_an_object_is_not_read_and_the_chart_still_is(make_app, example_request, coding):
+    """Only text can be a code: such a result is not read (it cannot be one the service knows), never a 500."""
+    client = make_app(repeat_window_hours=0).test_client()
+    expected = client.post("/cds-services/cytopenia-review", json=example_request).get_json()["cards"]
+    odd = {
+        "resourceType": "Observation",
+        "id": "odd-code",
+        "status": "final",
+        "subject": {"reference": f"Patient/{example_request['context']['patientId']}"},
+        "effectiveDateTime": "2026-11-19T08:00:00Z",
+        "code": {"coding": coding},
+        "valueQuantity": {"value": 0.1, "unit": "10*9/L", "system": "http://unitsofmeasure.org", "code": "10*9/L"},
+    }
+    example_request["prefetch"]["bloodCounts"]["entry"].append({"resource": odd})
+    response = client.post("/cds-services/cytopenia-review", json=example_request)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [c["summary"] for c in response.get_json()["cards"]] == [c["summary"] for c in expected]
