@@ -56,15 +56,8 @@ def meaning_of(concept: Any) -> CodeMeaning:
     if not isinstance(concept, dict):
         return NOT_READ
     index = code_index()
-    codings = concept.get("coding")
-    if type(codings) is list and len(codings) == 1 and type(coding := codings[0]) is dict:  # most codes sent
-        sent: Any = (coding.get("system"), coding.get("code"))  # whatever was sent: only str pairs are found
-        try:
-            return index.get(sent, NOT_READ)
-        except TypeError:
-            return NOT_READ
     found = []
-    for coding in codings or ():
+    for coding in concept.get("coding") or ():
         if isinstance(coding, dict):
             key: Any = (coding.get("system"), coding.get("code"))  # whatever was sent: only str pairs are found
             try:
