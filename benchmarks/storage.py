@@ -31,7 +31,7 @@ from cds_service.storage.engine import upgrade
 from tests.conftest import postgres_schema
 
 NOW = datetime(2026, 11, 19, tzinfo=UTC)
-POLICY = Policy(repeat_window=timedelta(0), override_snooze=timedelta(hours=72))
+POLICY = Policy(repeat_window=timedelta(0))
 CALL = {
     "received_at": NOW,
     "service_id": "cytopenia-review",

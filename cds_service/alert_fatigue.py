@@ -20,7 +20,6 @@ class Suppressed(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Policy:
     repeat_window: timedelta
-    override_snooze: timedelta
 
 
 @dataclass(frozen=True, slots=True)

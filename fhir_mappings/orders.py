@@ -15,7 +15,6 @@ from cds_service.request import Json, resources_in
 from fhir_mappings.conditions import categories_of
 from fhir_mappings.knowledge import unit_key, unit_rules
 from fhir_mappings.medications import MedicationFact, medication_index, read_medication_request
-from fhir_mappings.resources import concept_text
 from fhir_mappings.times import parse_datetime
 
 ORDER_TYPES = frozenset(
@@ -53,7 +52,6 @@ class DraftOrder:
     has_id: bool
     medication: MedicationFact | None
     reason_categories: frozenset[str]
-    reason_text: str
     planned_start: datetime | None
     dose: Dose | None
 
@@ -104,24 +102,20 @@ def read_dose(resource: Json) -> Dose | None:
     return None
 
 
-def _reasons(resource: Json) -> tuple[frozenset[str], str]:
+def _reason_categories(resource: Json) -> frozenset[str]:
     concepts = _list(resource.get("reasonCode"))
-    categories = {category for concept in concepts for category, _ in categories_of(concept)}
-    text = "; ".join(filter(None, (concept_text(c) for c in concepts)))
-    return frozenset(categories), text
+    return frozenset(category for concept in concepts for category, _ in categories_of(concept))
 
 
 def _draft(resource: Json, medications: dict[str, Json]) -> DraftOrder:
     kind = str(resource.get("resourceType"))
-    categories, text = _reasons(resource)
     medication = read_medication_request(resource, medications) if kind == "MedicationRequest" else None
     return DraftOrder(
         reference=f"{kind}/{resource.get('id', '?')}",
         resource_type=kind,
         has_id=isinstance(resource.get("id"), str) and bool(resource["id"]),
         medication=medication,
-        reason_categories=categories,
-        reason_text=text,
+        reason_categories=_reason_categories(resource),
         planned_start=planned_start(resource) if medication else None,
         dose=read_dose(resource) if medication else None,
     )

@@ -22,7 +22,7 @@ from cds_service.storage.models import CardRecord
 from tests.conftest import AS_OF
 from tests.storage_helpers import cards_for, rows, summaries
 
-POLICY = Policy(repeat_window=timedelta(hours=24), override_snooze=timedelta(hours=72))
+POLICY = Policy(repeat_window=timedelta(hours=24))
 
 
 @pytest.fixture

@@ -54,7 +54,6 @@ class AncPrediction:
 @dataclass(frozen=True, slots=True)
 class Neutrophils:
     latest: Point | None
-    age_hours: float | None
     current: bool
     prediction: AncPrediction | None
 
@@ -182,7 +181,7 @@ def _predict(points: tuple[Point, ...]) -> AncPrediction | None:
 def assess_neutrophils(record: ClinicalRecord, as_of: datetime) -> Neutrophils:
     series = tuple(p for p in neutrophil_series(record) if p.time <= as_of)
     if not series:
-        return Neutrophils(None, None, False, None)
+        return Neutrophils(None, False, None)
     latest = series[-1]
     age = (as_of - latest.time).total_seconds() / HOUR
     window = fn_rule("anc_prediction_window_hours").value
@@ -190,7 +189,7 @@ def assess_neutrophils(record: ClinicalRecord, as_of: datetime) -> Neutrophils:
     prediction = _predict(recent)
     if prediction is not None and prediction.slope_per_day >= 0:
         prediction = None
-    return Neutrophils(latest, age, age <= fn_rule("anc_max_age_hours").value, prediction)
+    return Neutrophils(latest, age <= fn_rule("anc_max_age_hours").value, prediction)
 
 
 def _latest(record: ClinicalRecord, analyte: Analyte, since: datetime, as_of: datetime) -> Measurement | None:

@@ -44,7 +44,7 @@ def store() -> Store:
 
 
 def fatigue_policy(settings: Settings) -> Policy:
-    return Policy(timedelta(hours=settings.repeat_window_hours), timedelta(hours=settings.override_snooze_hours))
+    return Policy(timedelta(hours=settings.repeat_window_hours))
 
 
 def _reference(resource: dict[str, Any]) -> str:
