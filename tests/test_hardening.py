@@ -82,19 +82,12 @@ def test_a_broken_body_is_named_at_its_own_position(http, key, example_request, 
     assert text == f"the request body is not valid JSON (unexpected content after document at position {len(body) - 4})"
 
 
-def wrapped(depth: int, container: str) -> object:
-    document: object = 1
-    for _ in range(depth):
-        document = [document] if container == "list" else {"k": document, "leaf": None}
-    return document
-
-
 def test_orjson_refuses_exactly_what_the_quick_depth_check_relies_on():
     """The quick check proves a document shallow only because orjson refuses to serialise deeper ones."""
     for container in ("list", "dict"):
-        orjson.dumps(wrapped(ORJSON_DEPTH, container))
+        orjson.dumps(orjson.loads(nested_bytes(ORJSON_DEPTH, container)))
         with pytest.raises(orjson.JSONEncodeError):
-            orjson.dumps(wrapped(ORJSON_DEPTH + 1, container))
+            orjson.dumps(orjson.loads(nested_bytes(ORJSON_DEPTH + 1, container)))
 
 
 def test_orjson_reads_exactly_what_the_proof_while_parsing_relies_on():
@@ -137,7 +130,7 @@ def test_a_body_the_proof_lists_could_close_is_not_proven(raw):
 @pytest.mark.parametrize("limit", [8, 40, 100, ORJSON_DEPTH - 1, ORJSON_DEPTH, 1000])
 def test_the_quick_depth_check_agrees_with_the_exact_walk(container, limit):
     for depth in {1, limit - 1, limit, limit + 1, limit + 2, ORJSON_DEPTH, ORJSON_DEPTH + 1}:
-        document = wrapped(depth, container)
+        document = orjson.loads(nested_bytes(depth, container))
         assert nesting_exceeds(document, limit) == _walk_exceeds(document, limit), depth
 
 
