@@ -119,7 +119,7 @@ class Watchdog:
 
 
 def _json_text(value: Any) -> str:
-    """JSON columns are written by orjson: a 500-resource chart's audit row lists every resource it read,
+    """JSON columns are written by orjson: a 500-resource chart's audit row lists every resource it was sent,
     which the standard library took 54 us to write and orjson 3 us."""
     return orjson.dumps(value).decode()
 
