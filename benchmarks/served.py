@@ -7,7 +7,11 @@ writes the audit row (repeat window 0: every call is a first view and builds all
 names a different patient (`context.patientId` bench-N), as an EHR's concurrent calls do: calls for the
 same patient take turns on that patient's alert state (`tests/test_concurrent_calls.py` covers that).
 The floor (`benchmarks.floor`) parses the same body and answers no cards. For each configuration the
-two alternate, ours then floor, at 1, 4 and 16 connections (A B A B), each step `LOAD_STEP_SECONDS`.
+two alternate at 1, 4 and 16 connections, each step `LOAD_STEP_SECONDS`, for `LOAD_ROUNDS` rounds (ours
+first in the first round, the floor first in the next: A B B A ...). Every ratio is taken within a round
+(steps seconds apart, under the same load) and reported as the median of the rounds with their range: one
+step of one server moves by tens of per cent with the machine's load, so a single round's ratio could
+land either side of a target.
 
 Configurations: dev mode + SQLite; dev mode + PostgreSQL + Redis (rate limiter); production mode
 (an ES256-signed token with a fresh jti on every call, Redis replay cache and rate limiter) + SQLite;
@@ -27,6 +31,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("CYTOPENIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 GUNICORN_CONFIG = ROOT / "docker" / "gunicorn.conf.py"
 CONCURRENCY = (1, 4, 16)
-STEP_SECONDS = float(os.environ.get("LOAD_STEP_SECONDS", "5"))
+STEP_SECONDS = float(os.environ.get("LOAD_STEP_SECONDS", "3"))
+ROUNDS = int(os.environ.get("LOAD_ROUNDS", "3"))
 SOAK_REQUESTS, SOAK_FIRST = 100_000, 10_000
 ISSUER = "https://ehr.bench.invalid"
 PUBLIC_BASE_URL = "https://cds.bench.invalid"  # production requires https; wrk calls the same server on loopback
@@ -91,6 +97,7 @@ end
 class Step:
     server: str
     connections: int
+    round: int
     requests: int
     rps: float
     p50_ms: float
@@ -170,6 +177,7 @@ def run_wrk(port: int, connections: int, seconds: float, body: Path, tokens: Pat
     return Step(
         server="",
         connections=connections,
+        round=0,
         requests=int(re.search(r"(\d+) requests in", output).group(1)),
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         p50_ms=ms(latency["50"]),
@@ -311,22 +319,24 @@ def measure(config: Configuration, body: Path, workers: int) -> None:
         try:
             cards = _check_cards(ours_port, body, tokens)
             print(f"  {config.name}: {cards} cards per call", flush=True)
-            for connections in CONCURRENCY:
-                for server, port in (("ours", ours_port), ("floor", floor_port)):
-                    token_file = None
-                    if tokens and server == "ours":
-                        count = math.ceil((STEP_SECONDS + 1) * TOKENS_PER_SECOND)
-                        token_file = tokens.file(AUDIENCE, count)
-                    run_wrk(port, connections, 1, body, token_file, folder)  # warm-up at this concurrency
-                    if token_file:
-                        token_file = tokens.file(AUDIENCE, count)
-                    step = run_wrk(port, connections, STEP_SECONDS, body, token_file, folder)
-                    step.server = server
-                    config.steps.append(step)
+            servers = (("ours", ours_port, tokens), ("floor", floor_port, None))
+            for round_ in range(ROUNDS):
+                for connections in CONCURRENCY:
+                    for server, port, server_tokens in servers if round_ % 2 == 0 else servers[::-1]:
+                        step = _step(port, connections, server_tokens, body, folder)
+                        step.server, step.round = server, round_
+                        config.steps.append(step)
         finally:
             _stop(ours)
             _stop(floor)
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _step(port: int, connections: int, tokens: Tokens | None, body: Path, folder: Path) -> Step:
+    """A 1 s warm-up at this concurrency, then the measured step; each with its own fresh tokens."""
+    count = math.ceil((STEP_SECONDS + 1) * TOKENS_PER_SECOND)
+    run_wrk(port, connections, 1, body, tokens.file(AUDIENCE, count) if tokens else None, folder)
+    return run_wrk(port, connections, STEP_SECONDS, body, tokens.file(AUDIENCE, count) if tokens else None, folder)
 
 
 @contextmanager
@@ -339,26 +349,48 @@ def _nothing() -> Iterator[str]:
     yield ""
 
 
+def _spread(values: list[float], digits: int = 2, scale: float = 1.0) -> tuple[str, str]:
+    """The median and the range (low-high) of one figure over the rounds, as text."""
+    scaled = [scale * v for v in values]
+    return f"{statistics.median(scaled):.{digits}f}", f"{min(scaled):.{digits}f}-{max(scaled):.{digits}f}"
+
+
 def report(config: Configuration) -> None:
-    by = {(s.server, s.connections): s for s in config.steps}
-    print(f"\n{config.name}")
+    """Medians over the rounds; each ratio is taken within a round, then its median and range are printed."""
+    rounds = sorted({s.round for s in config.steps})
+    by = {(s.server, s.connections, s.round): s for s in config.steps}
+
+    def series(server: str, connections: int, figure: str) -> list[float]:
+        return [getattr(by[(server, connections, r)], figure) for r in rounds]
+
+    def ratios(first: list[float], second: list[float]) -> list[float]:
+        return [a / b for a, b in zip(first, second, strict=True)]
+
+    def latency(server: str, connections: int) -> str:
+        p50, p99 = (statistics.median(series(server, connections, f)) for f in ("p50_ms", "p99_ms"))
+        return f"{p50:>8.1f}/{p99:<8.1f}"
+
+    print(f"\n{config.name} ({len(rounds)} rounds: medians; ratios within each round, median and range)")
     print(
-        f"{'conns':>5} {'ours req/s':>10} {'floor req/s':>11} {'% of floor':>10} {'ours p50/p99 ms':>17} "
+        f"{'conns':>5} {'ours req/s':>10} {'floor req/s':>11} {'% of floor (range)':>19} {'ours p50/p99 ms':>17} "
         f"{'floor p50/p99 ms':>17} {'errors':>7}"
     )
     for c in CONCURRENCY:
-        ours, floor = by[("ours", c)], by[("floor", c)]
+        ours, floor = series("ours", c, "rps"), series("floor", c, "rps")
+        share, share_range = _spread(ratios(ours, floor), 0, 100)
+        errors = sum(series("ours", c, "errors")) + sum(series("floor", c, "errors"))
         print(
-            f"{c:>5} {ours.rps:>10.0f} {floor.rps:>11.0f} {100 * ours.rps / floor.rps:>9.0f}% "
-            f"{ours.p50_ms:>8.1f}/{ours.p99_ms:<8.1f} {floor.p50_ms:>8.1f}/{floor.p99_ms:<8.1f} "
-            f"{ours.errors + floor.errors:>7}"
+            f"{c:>5} {statistics.median(ours):>10.0f} {statistics.median(floor):>11.0f} "
+            f"{share + '% (' + share_range + ')':>19} "
+            f"{latency('ours', c)} {latency('floor', c)} {errors:>7}"
         )
-    one, four, sixteen = (by[("ours", c)] for c in CONCURRENCY)
-    floor_one, floor_sixteen = by[("floor", 1)], by[("floor", 16)]
+    at_16 = _spread(ratios(series("ours", 16, "rps"), series("floor", 16, "rps")), 0, 100)
+    four_vs_one = _spread(ratios(series("ours", 4, "rps"), series("ours", 1, "rps")))
+    p50_at_1 = _spread(ratios(series("ours", 1, "p50_ms"), series("floor", 1, "p50_ms")), 1)
     print(
-        f"  at 16 connections {100 * sixteen.rps / floor_sixteen.rps:.0f} % of the floor's req/s (target >= 35 %); "
-        f"4 vs 1 connection {four.rps / one.rps:.2f}x (target >= 1.5x); "
-        f"p50 at 1 connection {one.p50_ms / floor_one.p50_ms:.1f}x the floor's (target <= 3x)"
+        f"  at 16 connections {at_16[0]} % of the floor's req/s (rounds {at_16[1]} %; target >= 35 %); "
+        f"4 vs 1 connection {four_vs_one[0]}x (rounds {four_vs_one[1]}; target >= 1.5x); "
+        f"p50 at 1 connection {p50_at_1[0]}x the floor's (rounds {p50_at_1[1]}; target <= 3x)"
     )
 
 
@@ -416,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"served: typical Synthea patient-view ({Path(SOURCE).name}, {body.stat().st_size // 1024} KiB) -> {URL}, "
         f"{workers} gunicorn workers each ({GUNICORN_CONFIG.relative_to(ROOT)}), wrk, {STEP_SECONDS:g} s per step, "
-        f"ours and floor alternating; {os.cpu_count()} CPUs shared with wrk; load average {os.getloadavg()[0]:.1f}"
+        f"{ROUNDS} rounds of ours and floor alternating (A B, then B A); {os.cpu_count()} CPUs shared with wrk; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     try:
         for config in configurations:
