@@ -12,7 +12,6 @@ from fhir_mappings.facts import Analyte
 class LabCode:
     code: str
     analyte: Analyte
-    method: str
     display: str
 
 
@@ -36,7 +35,7 @@ class UnitRule:
 @knowledge_loader
 def lab_codes() -> dict[str, LabCode]:
     return {
-        row["code"]: LabCode(row["code"], Analyte(row["analyte"]), row["method"], row["display"])
+        row["code"]: LabCode(row["code"], Analyte(row["analyte"]), row["display"])
         for row in read_table("fhir_mappings", "lab_codes.csv")
     }
 
