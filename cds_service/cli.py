@@ -153,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="bring the database schema to this release, then exit")
     migrate.add_argument("--config", default=os.environ.get("CYTOPENIA_CONFIG"), help="TOML configuration file")
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        # The image sets this folder for the server's workers. A one-shot command exposes no metrics: in
+        # multiprocess mode it would fail where the folder does not exist, and inside a running container
+        # it would add its own files to the server's /metrics.
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     runners = {
         "serve": _serve,
         "evaluate": _evaluate,

@@ -101,3 +101,21 @@ def test_serve_under_gunicorn_aggregates_metrics_across_workers(tmp_path):
     output = log.read_text()
     assert server.returncode == 0, output
     assert '"event":"request"' in output and '"route":"/cds-services/<service_id>"' in output
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("folder_exists", [False, True], ids=["image-default", "running-server"])
+def test_one_shot_commands_leave_the_servers_metrics_folder_alone(tmp_path, folder_exists):
+    """The image sets PROMETHEUS_MULTIPROC_DIR for `serve`; `config check` and `evaluate` run in the same
+    image (before a deployment, or inside a running container) must neither fail on it nor write to it."""
+    metrics = tmp_path / "metrics"
+    if folder_exists:
+        metrics.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), "CYTOPENIA_DEV": "1"}
+    env.pop("CYTOPENIA_CONFIG", None)
+    command = str(Path(sys.executable).parent / "cytopenia-cds")
+    for args in (["config", "check"], ["evaluate", str(EXAMPLES / "patient-view-neutropenia.json")]):
+        result = subprocess.run([command, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["cards"][0]["summary"].startswith("Pancytopenia: ANC 0.")
+    assert not metrics.exists() or not any(metrics.iterdir())
