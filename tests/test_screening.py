@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import gzip
 import shutil
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -304,3 +306,22 @@ def test_observations_no_hook_reads_still_give_their_lab_rows(tmp_path):
         ("read", "hemoglobin", 9.0),
         ("systolic", "systolic_blood_pressure", 85.0),
     ]
+
+
+@pytest.mark.parametrize(("engine", "extras"), [("duckdb", "screen"), ("spark", "spark")])
+def test_without_its_extra_the_screen_says_what_to_install_before_any_work(tmp_path, engine, extras):
+    """The service's image installs no screening engine: the command names the extra, not an ImportError."""
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir()
+    not_installed = "import sys; sys.modules['duckdb'] = None; sys.modules['pyspark'] = None"
+    run = f"{not_installed}; from cds_service.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run(
+        [sys.executable, "-c", run, "screen", str(source), "--out", str(out), "--engine", engine],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"pip install 'cytopenia-cds[{extras}]'" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()

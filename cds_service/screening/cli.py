@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+# What each engine imports beyond the service's own dependencies, and the extras that install them.
+NEEDS = {
+    "duckdb": (("duckdb", "tqdm", "matplotlib"), "screen"),
+    "spark": (("duckdb", "tqdm", "matplotlib", "pyspark", "pandas", "pyarrow"), "spark"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +59,22 @@ def site_options(config: str | None) -> dict:
     }
 
 
+def missing_modules(engine: str) -> tuple[list[str], str]:
+    """The modules this engine needs that are not installed, and the extras to install; checked before
+    any work, so that a long $export does not end in an ImportError (the service's image has none)."""
+    modules, extras = NEEDS[engine]
+    return [m for m in modules if importlib.util.find_spec(m) is None], extras
+
+
 def screen_command(args: argparse.Namespace) -> int:
+    missing, extras = missing_modules(args.engine)
+    if missing:
+        print(
+            f"cytopenia-cds screen: --engine {args.engine} needs {', '.join(missing)}: "
+            f"pip install 'cytopenia-cds[{extras}]'",
+            file=sys.stderr,
+        )
+        return 2
     from cds_service.screening.bulk import BulkError, ExportClient, client_from_arguments
     from cds_service.screening.run import Options, screen
 
