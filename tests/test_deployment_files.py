@@ -13,8 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cds_service.config import load_settings
+from cds_service.config import Settings, load_settings
 from cds_service.preflight import review
+from cds_service.serving import gunicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -119,5 +120,19 @@ def test_the_service_has_probes_and_leaves_the_schema_to_the_migration_job(monke
         "CYTOPENIA_REDIS_URL": "redis://redis:6379/0",
         "CYTOPENIA_AUDIT_KEY": "k",
     }
-    assert {e["name"] for e in container["env"]} == {"CYTOPENIA_CONFIG", *environment}
+    assert {e["name"] for e in container["env"]} == {"CYTOPENIA_CONFIG", "CYTOPENIA_WORKERS", *environment}
+    environment["CYTOPENIA_WORKERS"] = next(e["value"] for e in container["env"] if e["name"] == "CYTOPENIA_WORKERS")
     assert _preflight(monkeypatch, tmp_path / "site.toml", environment).errors == ()
+
+
+def test_the_service_runs_as_many_workers_on_a_large_host_as_on_a_small_one():
+    """The default is one worker per CPU the process may use. A pod without a CPU limit sees every CPU of
+    its node, and a compose host may have dozens: on a 64-core machine that outgrows the pod's memory and
+    PostgreSQL's default 100 connections (each worker holds one per thread)."""
+    threads = gunicorn_options(Settings(dev=True))["threads"]
+    deployment = next(d for d in kubernetes_documents().values() if d["kind"] == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    workers = int(next(e["value"] for e in container["env"] if e["name"] == "CYTOPENIA_WORKERS"))
+    assert deployment["spec"]["replicas"] * workers * threads <= 100
+    compose = yaml.safe_load(COMPOSE.read_text())["services"]["cds"]["environment"]
+    assert int(compose["CYTOPENIA_WORKERS"]) * threads <= 100
