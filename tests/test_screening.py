@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from cds_service.cli import main
 from cds_service.clinical.knowledge import SITE_THRESHOLDS
+from cds_service.screening.cli import NEEDS
 from cds_service.screening.evaluate import COLUMNS, screen_patient
 from cds_service.screening.ingest import MAX_LINE, connect, ingest
 from cds_service.screening.outputs import compare_worklists
@@ -325,3 +328,13 @@ def test_without_its_extra_the_screen_says_what_to_install_before_any_work(tmp_p
     assert result.returncode == 2, result.stderr
     assert f"pip install 'cytopenia-cds[{extras}]'" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_the_modules_checked_are_the_extras_pyproject_installs():
+    """`NEEDS` names modules; pyproject.toml names distributions: the same names here, kept from drifting."""
+    extras = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for modules, extra in NEEDS.values():
+        installed = {re.split(r"[<>=\[; ]", requirement, maxsplit=1)[0].lower() for requirement in extras[extra]}
+        assert set(modules) == installed, extra
