@@ -5,7 +5,8 @@ It follows the Bulk Data Access IG as far as a client sees it: SMART Backend Ser
 `Prefer: respond-async` and answers 202 + Content-Location, status polling with 202 + X-Progress +
 Retry-After and a 429 when polled too eagerly, a manifest with `requiresAccessToken`, and
 token-protected NDJSON files. `faults` switches on the failures real servers have: tokens that
-expire at once, 500s while polling, a truncated last line, a file that never finishes.
+expire at once, 500s while polling, a truncated last line, a file that never finishes, files
+that expired.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class BulkServer:
     faults: set[str] = field(default_factory=set)
     polls_before_ready: int = 2
     status_errors: int = 0  # with fault "status_500": how many 500s before the status endpoint recovers
+    status_error_retry_after: str | None = None  # a Retry-After on those 500s (a server restarting says when)
     base: str = ""
     kickoffs: int = 0
     tokens_issued: int = 0
@@ -150,7 +152,10 @@ def _handler(server: BulkServer):
                 return self._send(404, server.outcome("unknown export"))
             if "status_500" in server.faults and server.status_errors > 0:
                 server.status_errors -= 1
-                return self._send(500, server.outcome("export worker crashed"))
+                after = server.status_error_retry_after
+                return self._send(
+                    500, server.outcome("export worker crashed"), headers={"Retry-After": after} if after else None
+                )
             server.polls[job] += 1
             if server.polls[job] == 1:
                 return self._send(429, server.outcome("polled too often"), headers={"Retry-After": "1"})
@@ -159,6 +164,8 @@ def _handler(server: BulkServer):
             return self._send(200, server.manifest(job), "application/json")
 
         def _file(self, name: str):
+            if "files_expired" in server.faults:  # what the SMART reference server answers after an hour
+                return self._send(410, server.outcome("the file expired"))
             body = (server.source / name).read_bytes()
             if "truncate" in server.faults and name.startswith("Observation"):
                 body = body.rstrip(b"\n")[:-40] + b"\n"

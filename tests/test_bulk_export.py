@@ -115,6 +115,22 @@ def test_500_while_polling_stops_with_a_clear_error_and_a_rerun_resumes_without_
     assert server.kickoffs == 1
 
 
+def test_server_errors_for_a_few_polls_are_ridden_out(server, tmp_path):
+    """The SMART reference server (smart-on-fhir/bulk-data-server) answers an export with a simulated
+    transient error 500 "transient ... Please try again" for about 6 s of polls: the default client waits."""
+    server.faults.add("status_500")
+    server.status_errors, server.status_error_retry_after = 5, "0"
+    folder = _client(server).export(tmp_path / "export", progress=False)
+    assert server.status_errors == 0 and server.kickoffs == 1
+    assert sorted(p.name for p in folder.glob("*.ndjson"))
+
+
+def test_expired_files_say_to_start_a_new_export_not_to_run_again(server, tmp_path):
+    server.faults.add("files_expired")
+    with pytest.raises(BulkError, match=f"answered 410.*no longer has this export's files; remove {STATE_FILE}"):
+        _client(server).export(tmp_path / "export", progress=False)
+
+
 def test_a_truncated_ndjson_line_is_counted_and_named_and_the_rest_screened(server, tmp_path):
     server.faults.add("truncate")
     folder = _client(server).export(tmp_path / "export", progress=False)

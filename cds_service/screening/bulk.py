@@ -96,7 +96,7 @@ class ExportClient:
         types: tuple[str, ...] = TYPES,
         read_timeout: float = 120.0,
         max_wait: float = 6 * 3600,
-        max_server_errors: int = 3,
+        max_server_errors: int = 8,  # in a row, backing off 1 s doubling to 60 s: about 3 minutes
     ):
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
@@ -231,6 +231,12 @@ class ExportClient:
                 stream=True,
                 timeout=(10, self.read_timeout),
             ) as response:
+                if response.status_code in (404, 410):  # a rerun would ask for the same file again
+                    raise BulkError(
+                        f"download of {item['url']} answered {response.status_code} ({_outcome_text(response)}): the "
+                        f"server no longer has this export's files; remove {STATE_FILE} beside the downloads to "
+                        "start a new export"
+                    )
                 if response.status_code != 200:
                     raise BulkError(
                         f"download of {item['url']} answered {response.status_code}: {_outcome_text(response)}"
