@@ -131,6 +131,21 @@ def test_expired_files_say_to_start_a_new_export_not_to_run_again(server, tmp_pa
         _client(server).export(tmp_path / "export", progress=False)
 
 
+def test_a_new_export_in_the_same_folder_leaves_no_file_of_the_earlier_one(server, tmp_path):
+    """After an expired export the command says to remove the state file; the next export's manifest may
+    list fewer files, and a leftover `0009-Observation.ndjson` would be screened with it."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "0009-Observation.ndjson").write_text('{"resourceType": "Observation", "id": "old"}\n')
+    (folder / "0001-Patient.ndjson.part").write_text("{")
+    (folder / "notes.txt").write_text("kept")
+    _client(server).export(folder, progress=False)
+    names = sorted(p.name for p in folder.iterdir())
+    assert "0009-Observation.ndjson" not in names and not any(n.endswith(".part") for n in names)
+    exported = [n for n in names if n.endswith(".ndjson")]
+    assert "notes.txt" in names and len(exported) == len(list(server.source.iterdir()))
+
+
 def test_a_truncated_ndjson_line_is_counted_and_named_and_the_rest_screened(server, tmp_path):
     server.faults.add("truncate")
     folder = _client(server).export(tmp_path / "export", progress=False)

@@ -32,6 +32,7 @@ from cds_service.screening.generate import TYPES
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 STATE_FILE = "export-state.json"
+START_AGAIN = f"remove {STATE_FILE} beside the downloads to start a new export"
 
 
 class BulkError(Exception):
@@ -206,10 +207,7 @@ class ExportClient:
                     pause = retry_after(response, delay)
                     delay = min(delay * 2, 60.0)
                 elif response.status_code in (404, 410):
-                    raise BulkError(
-                        f"the server no longer knows this export ({response.status_code}); remove "
-                        f"{STATE_FILE} beside the downloads to start a new one"
-                    )
+                    raise BulkError(f"the server no longer knows this export ({response.status_code}); {START_AGAIN}")
                 else:
                     raise BulkError(f"the export failed ({response.status_code}): {_outcome_text(response)}")
                 waited += pause
@@ -234,8 +232,7 @@ class ExportClient:
                 if response.status_code in (404, 410):  # a rerun would ask for the same file again
                     raise BulkError(
                         f"download of {item['url']} answered {response.status_code} ({_outcome_text(response)}): the "
-                        f"server no longer has this export's files; remove {STATE_FILE} beside the downloads to "
-                        "start a new export"
+                        f"server no longer has this export's files; {START_AGAIN}"
                     )
                 if response.status_code != 200:
                     raise BulkError(
@@ -262,6 +259,9 @@ class ExportClient:
         state = ExportState.load(state_path)
         if state.manifest is None:
             if state.status_url is None:
+                # A new export: files an earlier one left here would be screened with it.
+                for leftover in [*folder.glob("[0-9][0-9][0-9][0-9]-*.ndjson"), *folder.glob("*.ndjson.part")]:
+                    leftover.unlink()
                 state.status_url = self.kick_off()
                 state.save(state_path)
             state.manifest = self.poll(state.status_url, progress)
